@@ -1,0 +1,149 @@
+"""The command line: parse, call the pipeline, render, exit code. Imports are lazy.
+
+Exit codes: 0 success; 1 finished with leftovers under ``--strict``; 2 usage,
+rule, input or output error (one line on stderr; ``--debug`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+from .errors import QConvertError
+
+__all__ = ["main", "cli"]
+
+_GROUP_FLAGS = ("--debug", "--help", "-h", "--version")
+
+
+class _MainJobGroup(click.Group):
+    """A group whose default command is ``convert``: ``qconvert MODEL --rules R`` works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = list(args)
+        i = 0
+        while i < len(rest) and rest[i] in _GROUP_FLAGS:
+            i += 1
+        if i < len(rest) and rest[i] not in self.commands:
+            rest.insert(i, "convert")
+        return super().parse_args(ctx, rest)
+
+
+def _quiet_backends() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _run(ctx: click.Context, job: Callable[[], int]) -> None:
+    """Run ``job``; a QConvertError becomes one line on stderr and exit 2."""
+    try:
+        code = job()
+    except QConvertError as exc:
+        if ctx.find_root().params.get("debug"):
+            raise
+        click.echo(f"qconvert: error: {exc}", err=True)
+        ctx.exit(2)
+    ctx.exit(code)
+
+
+@click.group(cls=_MainJobGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="qconvert", prog_name="qconvert")
+def cli(debug: bool) -> None:
+    """Turn FP32 Keras 3 models into QKeras models, by rule files.
+
+    \b
+    Main job:
+      qconvert MODEL --rules RULES [-o OUT.keras] [--report report.json] [--strict]
+    """
+
+
+@cli.command("convert")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Output .keras (default: MODEL_q.keras beside the input).")
+@click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the report as JSON.")
+@click.option("--strict", is_flag=True, help="Layers the rules leave float without saying so: exit 1, write nothing.")
+@click.pass_context
+def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, report_path: str | None, strict: bool) -> None:
+    """Convert MODEL (.keras or .h5) with RULES into a QKeras model (.keras)."""
+
+    def job() -> int:
+        _quiet_backends()
+        from .pipeline import convert_file
+
+        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict)
+        result.report.render(_console())
+        if result.output is None:
+            names = ", ".join(row.name for row in result.report.leftovers)
+            click.echo(f"qconvert: strict: {len(result.report.leftovers)} layer(s) left float without a rule: {names}; nothing written", err=True)
+            return 1
+        click.echo(f"wrote {result.output}")
+        return 0
+
+    _run(ctx, job)
+
+
+@cli.group("rules")
+def rules_group() -> None:
+    """Validate rule files and preview what they do to a model."""
+
+
+@rules_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.pass_context
+def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Validate rule files (no Keras import). Exit 2 if any is invalid."""
+    from .ruleset import load_rules
+
+    def job() -> int:
+        failed = 0
+        for path in files:
+            try:
+                ruleset = load_rules(path)
+            except QConvertError as exc:
+                click.echo(f"qconvert: error: {exc}", err=True)
+                failed += 1
+                continue
+            click.echo(f"{path}: ok ({len(ruleset.rules)} rules{', input quantizer' if ruleset.input else ''})")
+        return 2 if failed else 0
+
+    _run(ctx, job)
+
+
+@rules_group.command("show")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.pass_context
+def rules_show(ctx: click.Context, model: str, rules: str) -> None:
+    """Print, per layer, the rule that matches and the precisions it gives. Converts nothing."""
+
+    def job() -> int:
+        _quiet_backends()
+        from .report import render_plan
+        from .ruleset import load_rules
+
+        ruleset = load_rules(rules)
+        from .pipeline import plan
+
+        render_plan(plan(model, ruleset), _console())
+        return 0
+
+    _run(ctx, job)
+
+
+def main() -> None:
+    cli(prog_name="qconvert")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The small error hierarchy of qconvert.
+
+Every error a user can cause derives from :class:`QConvertError`; the CLI turns
+each into one line on stderr and exit code 2. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QConvertError",
+    "RuleError",
+    "ModelLoadError",
+    "ConversionError",
+    "OutputError",
+    "DataError",
+]
+
+
+class QConvertError(Exception):
+    """Base class of the errors qconvert reports to the user."""
+
+
+class RuleError(QConvertError):
+    """A rule file is malformed, invalid, or does not fit the model.
+
+    ``source``, ``line`` and ``key`` locate the problem when known; ``str()``
+    renders them as ``file:line: key: message``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.line = line
+        self.key = key
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.source or "<rules>"
+        if self.line is not None:
+            where += f":{self.line}"
+        prefix = f"{where}: "
+        if self.key:
+            prefix += f"{self.key}: "
+        return prefix + self.message
+
+
+class ModelLoadError(QConvertError):
+    """A model file is missing, unreadable, or not a Keras model."""
+
+
+class ConversionError(QConvertError):
+    """The rewriter cannot produce the model the rules ask for."""
+
+
+class OutputError(QConvertError):
+    """An output cannot be written where it was asked for."""
+
+
+class DataError(QConvertError):
+    """Input data is unreadable or does not fit the model."""

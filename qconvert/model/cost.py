@@ -1,0 +1,179 @@
+"""Bit operations (BOPs) of a Keras / QKeras model.
+
+For a layer whose outputs each sum ``n`` products (fan-in ``n``), computing
+``macs`` multiply-accumulates with ``b_w``-bit weights on ``b_a``-bit inputs
+costs, as in the QAT literature (Baskin et al. 2018; Hawks et al. 2021)::
+
+    BOPs = macs * (b_w * b_a + b_w + b_a + log2(n))
+
+the product plus the adder tree. Input bits follow the graph: an input
+quantizer or a QActivation sets them; layers that only move data (Flatten,
+pooling, Add, ...) pass the widest input on; anything else produces float
+(32 bits) in Keras. The same MACs are also costed at FP32 (32 × 32) and at
+hls4ml's default ``ap_fixed<16,6>`` (16 × 16).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from .graph import graph_of, run
+
+__all__ = ["LayerCost", "model_cost", "quantizer_bits", "bops"]
+
+FLOAT_BITS = 32
+AP_FIXED_DEFAULT_BITS = 16
+_DATA_MOVERS = (
+    "Flatten", "Reshape", "Dropout", "MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "Permute", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+    "UpSampling1D", "UpSampling2D", "Concatenate", "SpatialDropout1D", "SpatialDropout2D",
+    "InputLayer", "Identity", "RepeatVector",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    macs: int
+    weight_bits: int
+    input_bits: int
+    bops: float
+    bops_fp32: float
+    bops_ap_fixed: float
+
+
+def quantizer_bits(quantizer: Any) -> int:
+    """Bits of the values a QKeras quantizer produces (32 when there is none)."""
+    if quantizer is None or isinstance(quantizer, str):
+        return FLOAT_BITS
+    name = type(quantizer).__name__
+    if "binary" in name:
+        return 1
+    if "ternary" in name:
+        return 2
+    bits = getattr(quantizer, "bits", None)
+    return int(bits) if bits is not None else FLOAT_BITS
+
+
+def bops(macs: int, fan_in: int, weight_bits: int, input_bits: int) -> float:
+    if macs == 0:
+        return 0.0
+    return float(macs) * (weight_bits * input_bits + weight_bits + input_bits + math.log2(max(fan_in, 1)))
+
+
+def _weight_quantizer(layer: Any, role: str) -> Any:
+    return getattr(layer, f"{role}_quantizer_internal", None)
+
+
+def _macs(layer: Any, in_shape: tuple, out_shape: tuple) -> list[tuple[int, int, str]]:
+    """(macs, fan_in, weight role) for each multiply stage of ``layer``."""
+    kind = type(layer).__name__.removeprefix("Q")
+    out_elems = int(np.prod([d for d in out_shape[1:] if d is not None]))
+    if kind == "Dense":
+        return [(out_elems * int(in_shape[-1]), int(in_shape[-1]), "kernel")]
+    if kind in ("Conv1D", "Conv2D", "Conv3D"):
+        fan_in = int(np.prod(layer.kernel.shape[:-1]))
+        return [(out_elems * fan_in, fan_in, "kernel")]
+    if kind == "DepthwiseConv2D":
+        fan_in = int(np.prod(layer.kernel.shape[:-2]))
+        return [(out_elems * fan_in, fan_in, "depthwise")]
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        dk = layer.depthwise_kernel.shape
+        fan_dw, mid = int(np.prod(dk[:-2])), int(dk[-2] * dk[-1])
+        spatial = out_elems // int(out_shape[-1])
+        return [(spatial * mid * fan_dw, fan_dw, "depthwise"), (out_elems * mid, mid, "pointwise")]
+    if kind == "Conv2DTranspose":
+        k = layer.kernel.shape  # (kh, kw, out, in)
+        in_elems = int(np.prod([d for d in in_shape[1:] if d is not None]))
+        fan_in = int(k[0] * k[1] * k[3])
+        return [(in_elems * int(k[0] * k[1] * k[2]), fan_in, "kernel")]
+    if kind == "BatchNormalization":
+        return [(out_elems, 1, "gamma")]
+    return []
+
+
+class _Val:
+    """A symbolic tensor and the bit width of its values."""
+
+    def __init__(self, spec: Any, bits: int) -> None:
+        self.spec, self.bits = spec, bits
+
+
+def _flat(value: Any) -> list[_Val]:
+    if isinstance(value, _Val):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in _flat(item)]
+    return []
+
+
+def _specs(value: Any) -> Any:
+    if isinstance(value, _Val):
+        return value.spec
+    if isinstance(value, (list, tuple)):
+        return type(value)(_specs(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _specs(v) for k, v in value.items()}
+    return value
+
+
+def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost]) -> Any:
+    graph = graph_of(model)
+
+    def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        layer = model.get_layer(c.layer)
+        ins = _flat(args)
+        in_bits = max((v.bits for v in ins), default=FLOAT_BITS)
+        if hasattr(layer, "layers") and hasattr(layer, "get_layer"):  # nested model
+            return _scope_cost(layer, ins, f"{prefix}{layer.name}/", out)
+        spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
+        kind = type(layer).__name__
+        if kind == "QActivation":
+            result_bits = quantizer_bits(layer.activation)
+        elif kind in _DATA_MOVERS or kind.startswith(("AveragePooling", "GlobalAveragePooling", "Add")):
+            result_bits = in_bits
+        else:
+            result_bits = FLOAT_BITS
+        stages = _macs(layer, tuple(ins[0].spec.shape), tuple(spec.shape)) if ins else []
+        if stages:
+            total = fp32 = ap = 0.0
+            macs = 0
+            weight_bits = FLOAT_BITS
+            for n_macs, fan_in, role in stages:
+                weight_bits = quantizer_bits(_weight_quantizer(layer, role))
+                total += bops(n_macs, fan_in, weight_bits, in_bits)
+                fp32 += bops(n_macs, fan_in, FLOAT_BITS, FLOAT_BITS)
+                ap += bops(n_macs, fan_in, AP_FIXED_DEFAULT_BITS, AP_FIXED_DEFAULT_BITS)
+                macs += n_macs
+            out.append(LayerCost(prefix + layer.name, macs, weight_bits, in_bits, total, fp32, ap))
+        results = spec if isinstance(spec, (list, tuple)) else [spec]
+        wrapped = [_Val(s, result_bits) for s in results]
+        return wrapped if isinstance(spec, (list, tuple)) else wrapped[0]
+
+    return run(graph, inputs, call)
+
+
+def model_cost(model: Any, input_bits: int = FLOAT_BITS) -> dict[str, LayerCost]:
+    """Per-layer cost of ``model`` (nested layers as ``outer/inner``), keyed by name."""
+    graph = graph_of(model)
+    inputs = [
+        _Val(keras.KerasTensor((None, *shape), dtype=dtype), input_bits)
+        for shape, dtype in zip(graph.input_shapes, graph.input_dtypes)
+    ]
+    out: list[LayerCost] = []
+    _scope_cost(model, inputs, "", out)
+    merged: dict[str, LayerCost] = {}
+    for c in out:  # a shared layer costs once per call
+        if c.name in merged:
+            m = merged[c.name]
+            c = LayerCost(c.name, m.macs + c.macs, c.weight_bits, max(m.input_bits, c.input_bits),
+                          m.bops + c.bops, m.bops_fp32 + c.bops_fp32, m.bops_ap_fixed + c.bops_ap_fixed)
+        merged[c.name] = c
+    return merged

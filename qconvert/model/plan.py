@@ -1,0 +1,296 @@
+"""Rules × layers → a :class:`Plan`: what happens to every layer, and why.
+
+Planning reads the model and never changes it. ``qconvert rules show`` prints a
+plan; the rewriter applies one. Nested models are recursed into: their layers
+are planned with the same rules (matched by their own names) and keep their
+place inside the nested model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RuleError
+from ..quantizers import QuantizerSpec
+from ..ruleset import LayerView, Rule, RuleSet, Settings
+from .graph import Graph, graph_of
+from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
+from .rewriters.batchnorm import BN_ROLES
+from .rewriters.weighted import WEIGHTED
+
+__all__ = ["ActivationStep", "LayerPlan", "Plan", "plan_model", "NESTED_CLASSES"]
+
+NESTED_CLASSES = ("Functional", "Sequential", "Model")
+FOLDABLE = tuple(WEIGHTED)
+
+#: Actions. quantize: becomes a Q-layer; keep: a rule keeps it float; float:
+#: stays float, the note says why; fold: a BatchNormalization folded into the
+#: layer before it; uncovered: no rule gives it quantizers; unsupported: has
+#: weights but qconvert has no rewriter; unchanged: nothing to quantize
+#: (Flatten, Add, pooling, ...); nested: a model inside the model.
+LEFTOVER_ACTIONS = frozenset({"uncovered", "unsupported"})
+
+
+@dataclass(frozen=True)
+class ActivationStep:
+    """The activation split out of a layer's ``activation=`` argument."""
+
+    name: str
+    function: str
+    status: str  # quantize | keep | float | unquantizable | uncovered
+    spec: QuantizerSpec | None
+    rule: str | None
+    note: str = ""
+
+    @property
+    def target(self) -> str:
+        return "QActivation" if self.status == "quantize" else "Activation"
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    path: tuple[str, ...]  # enclosing nested models, then the layer's name
+    class_name: str
+    action: str
+    target: str  # class after conversion ("" when folded away)
+    rule: str | None = None
+    quantizers: tuple[tuple[str, QuantizerSpec], ...] = ()
+    split: ActivationStep | None = None
+    fold_into: str | None = None  # BatchNormalization: the layer it folds into
+    folded_bn: str | None = None  # Dense/Conv: the BatchNormalization folded into it
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path[-1]
+
+    @property
+    def qualified_name(self) -> str:
+        return "/".join(self.path)
+
+    @property
+    def specs(self) -> dict[str, QuantizerSpec]:
+        return dict(self.quantizers)
+
+    @property
+    def leftover(self) -> bool:
+        """Left float where the rules did not decide it (``--strict`` refuses)."""
+        return self.action in LEFTOVER_ACTIONS or (self.split is not None and self.split.status == "uncovered")
+
+
+@dataclass(frozen=True)
+class Plan:
+    ruleset: RuleSet
+    model_name: str
+    layers: tuple[LayerPlan, ...]
+    input_quantizer: QuantizerSpec | None = None
+    input_names: tuple[str, ...] = field(default=())
+
+    def get(self, *path: str) -> LayerPlan:
+        for item in self.layers:
+            if item.path == path:
+                return item
+        raise KeyError("/".join(path))
+
+    def leftovers(self) -> list[LayerPlan]:
+        return [p for p in self.layers if p.leftover]
+
+
+class _Planner:
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.rules = ruleset
+        self.used: set[int] = set()
+
+    def decide(self, view: LayerView, extra: tuple[Rule, ...] = ()) -> tuple[Rule | None, Settings, bool]:
+        for rule in self.rules.rules:
+            if rule.match.matches(view):
+                self.used.add(rule.index)
+        self.used.update(r.index for r in extra)
+        rule = self.rules.select(view, extra)
+        if rule is None:
+            return None, self.rules.defaults, False
+        if rule.keep:
+            return rule, Settings(), True
+        return rule, rule.settings.over(self.rules.defaults), False
+
+    def label(self, rule: Rule | None, used_defaults: bool) -> str | None:
+        if rule is not None:
+            return rule.label
+        return "defaults" if used_defaults else None
+
+    # -- one scope (a model, or a model nested in it) --
+    def plan_scope(self, model: Any, prefix: tuple[str, ...]) -> list[LayerPlan]:
+        graph = graph_of(model)
+        folds = self.find_folds(model, graph)
+        fold_of = {producer: bn for bn, producer in folds.items()}
+        layers = {layer.name: layer for layer in model.layers}
+        split_names = self.split_names(model, layers)
+        out: list[LayerPlan] = []
+        for layer in model.layers:
+            path = prefix + (layer.name,)
+            class_name = type(layer).__name__
+            config = layer.get_config()
+            if class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
+                out.append(LayerPlan(path, class_name, "nested", class_name))
+                out += self.plan_scope(layer, path)
+            elif class_name in WEIGHTED:
+                out.append(self.plan_weighted(path, class_name, config, fold_of.get(layer.name), split_names.get(layer.name)))
+            elif class_name in ACTIVATION_LAYERS:
+                out.append(self.plan_activation_layer(path, class_name, config))
+            elif class_name == "BatchNormalization":
+                out.append(self.plan_batchnorm(path, config, folds))
+            else:
+                view = LayerView(layer.name, class_name)
+                rule, _, _ = self.decide(view)
+                if layer.weights:
+                    out.append(LayerPlan(path, class_name, "unsupported", class_name, self.label(rule, False),
+                                         note=f"qconvert has no QKeras rewriter for {class_name}; kept float"))
+                else:
+                    out.append(LayerPlan(path, class_name, "unchanged", class_name))
+        return out
+
+    def split_names(self, model: Any, layers: dict[str, Any]) -> dict[str, str]:
+        """Names for activations split out of ``activation=``: relu1, relu2, ... (``softmax`` when alone)."""
+        fused: list[tuple[str, str]] = []
+        for layer in model.layers:
+            class_name = type(layer).__name__
+            if class_name not in WEIGHTED:
+                continue
+            fn = layer.get_config().get("activation", "linear")
+            if fn != "linear" and not self.kept(layer.name, class_name):
+                fused.append((layer.name, fn if isinstance(fn, str) else "custom"))
+        counts = Counter(fn for _, fn in fused)
+        taken = set(layers)
+        seen: Counter[str] = Counter()
+        names: dict[str, str] = {}
+        for layer_name, fn in fused:
+            seen[fn] += 1
+            k = seen[fn]
+            candidate = fn if counts[fn] == 1 else f"{fn}{k}"
+            while candidate in taken:
+                k += counts[fn]
+                candidate = f"{fn}{k}" if counts[fn] > 1 else f"{fn}_{k}"
+            taken.add(candidate)
+            names[layer_name] = candidate
+        return names
+
+    def kept(self, name: str, class_name: str) -> bool:
+        rule = self.rules.select(LayerView(name, class_name))
+        return bool(rule and rule.keep)
+
+    def find_folds(self, model: Any, graph: Graph) -> dict[str, str]:
+        """BatchNormalization name → the layer it can fold into, when the rules ask for it."""
+        consumers = graph.consumers()
+        folds: dict[str, str] = {}
+        for layer in model.layers:
+            if type(layer).__name__ != "BatchNormalization":
+                continue
+            calls = graph.calls_of(layer.name)
+            inputs = calls[0].inputs() if len(calls) == 1 else []
+            if len(inputs) != 1:
+                continue
+            producer = model.get_layer(inputs[0].layer) if inputs[0].layer in {l.name for l in model.layers} else None
+            if producer is None or type(producer).__name__ not in FOLDABLE:
+                continue
+            if producer.get_config().get("activation", "linear") != "linear":
+                continue
+            if len(graph.calls_of(producer.name)) != 1 or consumers[producer.name] != 1:
+                continue
+            if layer.get_config().get("axis") not in (-1, [-1], len(producer.output.shape) - 1, [len(producer.output.shape) - 1]):
+                continue
+            folds[layer.name] = producer.name
+        return folds
+
+    def plan_weighted(self, path: tuple[str, ...], class_name: str, config: dict[str, Any],
+                      folded_bn: str | None, split_name: str | None) -> LayerPlan:
+        view = LayerView(path[-1], class_name)
+        rule, settings, keep = self.decide(view)
+        q_class, roles = WEIGHTED[class_name]
+        if keep:
+            return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None, folded_bn=folded_bn,
+                             note=rule.note or "" if rule else "")
+        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel}
+        specs: dict[str, QuantizerSpec] = {}
+        for role in roles:
+            if role == "bias" and not config.get("use_bias", True):
+                continue
+            spec = getattr(settings, role) or fallback.get(role)
+            if spec is not None:
+                specs[role] = spec
+        split = None
+        fn = config.get("activation", "linear")
+        if split_name is not None:
+            split = self.plan_split(split_name, fn, view)
+        used_defaults = rule is None and bool(specs)
+        if not specs:
+            return LayerPlan(path, class_name, "uncovered", class_name, None, split=split, folded_bn=folded_bn,
+                             note="no rule gives it quantizers; kept float")
+        missing = [r for r in roles if r not in specs and not (r == "bias" and not config.get("use_bias", True))]
+        note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
+        return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),
+                         tuple(specs.items()), split=split, folded_bn=folded_bn, note=note)
+
+    def plan_split(self, name: str, fn: Any, parent: LayerView) -> ActivationStep:
+        if not isinstance(fn, str):
+            return ActivationStep(name, "custom", "unquantizable", None, None, "custom activation function; kept float")
+        parent_rules = tuple(r for r in self.rules.rules if r.match.matches(parent) and r.settings.activation is not None)
+        rule, settings, keep = self.decide(LayerView(name, "Activation", fn), parent_rules)
+        if keep:
+            return ActivationStep(name, fn, "keep", None, rule.label if rule else None, rule.note or "" if rule else "")
+        choice = choose_quantizer(fn, {}, settings.activation)
+        label = self.label(rule, settings.activation is not None)
+        return ActivationStep(name, fn, choice.status, choice.spec, label, choice.note)
+
+    def plan_activation_layer(self, path: tuple[str, ...], class_name: str, config: dict[str, Any]) -> LayerPlan:
+        described = activation_of(class_name, config)
+        fn = described[0] if described else None
+        rule, settings, keep = self.decide(LayerView(path[-1], class_name, fn))
+        if keep:
+            return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None)
+        if described is None:
+            return LayerPlan(path, class_name, "float", class_name, None,
+                             note=f"{class_name} with these arguments has no QKeras quantizer; kept float")
+        choice = choose_quantizer(described[0], described[1], settings.activation)
+        label = self.label(rule, settings.activation is not None)
+        if choice.status == "quantize":
+            return LayerPlan(path, class_name, "quantize", "QActivation", label, (("activation", choice.spec),))
+        action = "uncovered" if choice.status == "uncovered" else "float"
+        return LayerPlan(path, class_name, action, class_name, label, note=choice.note)
+
+    def plan_batchnorm(self, path: tuple[str, ...], config: dict[str, Any], folds: dict[str, str]) -> LayerPlan:
+        rule, settings, keep = self.decide(LayerView(path[-1], "BatchNormalization"))
+        label = self.label(rule, settings.batchnorm is not None)
+        if keep:
+            return LayerPlan(path, "BatchNormalization", "keep", "BatchNormalization", label)
+        mode = settings.batchnorm
+        if mode == "fold":
+            if path[-1] in folds:
+                return LayerPlan(path, "BatchNormalization", "fold", "", label, fold_into=folds[path[-1]],
+                                 note=f"folded into {folds[path[-1]]}")
+            return LayerPlan(path, "BatchNormalization", "uncovered", "BatchNormalization", label,
+                             note="cannot fold: it must follow a linear Dense/Conv used only by it; kept float")
+        if mode == "quantize":
+            specs = tuple((role, getattr(settings, role)) for role in BN_ROLES if getattr(settings, role) is not None)
+            return LayerPlan(path, "BatchNormalization", "quantize", "QBatchNormalization", label, specs)
+        if mode == "float":
+            return LayerPlan(path, "BatchNormalization", "float", "BatchNormalization", label, note="kept float as the rules ask")
+        return LayerPlan(path, "BatchNormalization", "uncovered", "BatchNormalization", None,
+                         note="no rule sets 'batchnorm'; kept float")
+
+
+def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = True) -> Plan:
+    """Decide, for every layer of ``model``, what ``ruleset`` makes of it.
+
+    Raises :class:`RuleError` for a rule that matches no layer of the model.
+    """
+    planner = _Planner(ruleset)
+    layers = planner.plan_scope(model, ())
+    if require_all_rules_used:
+        for rule in ruleset.rules:
+            if rule.index not in planner.used:
+                raise RuleError(f"matches no layer of model {model.name!r}", source=ruleset.source,
+                                line=rule.line, key=f"rules[{rule.index}].match")
+    graph = graph_of(model)
+    return Plan(ruleset, model.name, tuple(layers), ruleset.input, tuple(ref.layer for ref in graph.inputs))

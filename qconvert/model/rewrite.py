@@ -1,0 +1,138 @@
+"""Apply a :class:`~qconvert.model.plan.Plan`: rebuild the graph with Q-layers, move weights by name.
+
+The original model is never changed: every layer of the new model is a new
+object (unchanged layers are re-created from their config and get a copy of
+their weights). Shared layers stay shared; nested models are rewritten
+recursively and called in place. Sequential models stay Sequential.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from ..errors import ConversionError
+from ..quantizers import QuantizerSpec, build
+from .fold import fold_batchnorm
+from .graph import graph_of, run
+from .plan import LayerPlan, Plan
+from .rewriters import NewLayer, rewriter_for
+from .rewriters.activation import split_activation
+
+__all__ = ["apply_plan"]
+
+
+def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
+    config = {k: (build(v) if isinstance(v, QuantizerSpec) else v) for k, v in new.config.items()}
+    if new.class_name == type(original).__name__:
+        cls = type(original)
+    elif new.class_name == "Activation":
+        cls = keras.layers.Activation
+    else:
+        import qkeras
+
+        cls = getattr(qkeras, new.class_name)
+    try:
+        return cls.from_config(config)
+    except (TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(
+            f"cannot create {new.class_name} for layer {config.get('name')!r} "
+            f"({type(original).__name__}): {first}"
+        ) from exc
+
+
+class _Rewriter:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.items = {item.path: item for item in plan.layers}
+        self.weights: list[tuple[keras.layers.Layer, list[np.ndarray], str]] = []
+
+    def layers_for(self, item: LayerPlan, layer: Any, scope: Any) -> list[Any]:
+        """The new layer objects that replace ``layer`` (empty when folded away)."""
+        if item.action == "nested":
+            return [self.scope(layer, item.path)]
+        if item.action == "fold":
+            return []
+        config = layer.get_config()
+        weights = layer.get_weights()
+        if item.folded_bn is not None:
+            bn = scope.get_layer(item.folded_bn)
+            weights = fold_batchnorm(item.class_name, weights, config.get("use_bias", True), bn.get_weights(), bn.get_config())
+            config = dict(config, use_bias=True)
+        if item.split is not None:
+            config = dict(config, activation="linear")
+        rewriter = rewriter_for(item.class_name) if item.action == "quantize" else None
+        if rewriter is not None:
+            specs = dict(item.quantizers)
+            new_layers = rewriter(item.class_name, config, specs)
+        else:
+            new_layers = [NewLayer(item.class_name, config)]
+        if item.split is not None:
+            new_layers.append(split_activation(item.split.name, item.split.function, item.split.spec))
+        built = []
+        for new in new_layers:
+            obj = _instantiate(new, layer)
+            if new.takes_weights and weights:
+                self.weights.append((obj, weights, item.qualified_name))
+            built.append(obj)
+        return built
+
+    def scope(self, model: Any, prefix: tuple[str, ...]) -> keras.Model:
+        graph = graph_of(model)
+        replaced: dict[str, list[Any]] = {}
+        order: list[Any] = []
+        for layer in model.layers:
+            item = self.items.get(prefix + (layer.name,))
+            if item is None:
+                raise ConversionError(f"the plan has no entry for layer {'/'.join(prefix + (layer.name,))!r}")
+            replaced[layer.name] = self.layers_for(item, layer, model)
+            order += replaced[layer.name]
+
+        inputs = [
+            keras.Input(batch_shape=(None, *shape), dtype=dtype, name=ref.layer)
+            for ref, shape, dtype in zip(graph.inputs, graph.input_shapes, graph.input_dtypes)
+        ]
+        head: list[Any] = []
+        if not prefix and self.plan.input_quantizer is not None:
+            head = [
+                _instantiate(NewLayer("QActivation", {"name": f"{ref.layer}_quant", "activation": self.plan.input_quantizer}), None)
+                for ref in graph.inputs
+            ]
+        if graph.sequential:
+            new_model = keras.Sequential([inputs[0], *head, *order], name=model.name)
+        else:
+            entry = [q(t) for q, t in zip(head, inputs)] if head else inputs
+
+            def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+                chain: list[Callable[..., Any]] = replaced[c.layer]
+                if not chain:  # folded away: pass the input through
+                    return args[0]
+                out = chain[0](*args, **kwargs)
+                for nxt in chain[1:]:
+                    out = nxt(out)
+                return out
+
+            outputs = run(graph, entry, call)
+            new_model = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+        return new_model
+
+    def move_weights(self) -> None:
+        for layer, weights, name in self.weights:
+            expected = [tuple(w.shape) for w in layer.weights]
+            given = [tuple(np.shape(w)) for w in weights]
+            if expected != given:
+                raise ConversionError(
+                    f"weights of layer {name!r} do not fit {type(layer).__name__}: expected shapes {expected}, got {given}"
+                )
+            layer.set_weights(weights)
+
+
+def apply_plan(model: Any, plan: Plan) -> keras.Model:
+    """The converted model. ``model`` is left as it was."""
+    rewriter = _Rewriter(plan)
+    new_model = rewriter.scope(model, ())
+    rewriter.move_weights()
+    return new_model

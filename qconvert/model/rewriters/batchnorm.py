@@ -1,0 +1,26 @@
+"""BatchNormalization → QBatchNormalization (folding is planned and done elsewhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...quantizers import QuantizerSpec
+from . import NewLayer, register
+
+__all__ = ["rewrite_batchnorm", "BN_ROLES"]
+
+BN_ROLES = ("gamma", "beta", "mean", "variance")
+_UNSUPPORTED = ("synchronized",)
+
+
+@register("BatchNormalization")
+def rewrite_batchnorm(class_name: str, config: dict[str, Any], quantizers: dict[str, QuantizerSpec]) -> list[NewLayer]:
+    """A BN with quantizers → ``QBatchNormalization``; roles not set keep QKeras's defaults."""
+    if not quantizers:
+        return [NewLayer(class_name, dict(config))]
+    new = {k: v for k, v in config.items() if k not in _UNSUPPORTED}
+    for role in BN_ROLES:
+        if role in quantizers:
+            spec = quantizers[role]
+            new[f"{role}_quantizer"] = None if spec.is_float else spec
+    return [NewLayer("QBatchNormalization", new)]

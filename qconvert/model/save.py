@@ -1,0 +1,60 @@
+"""Write a converted model atomically, with its provenance inside the archive.
+
+The ``.keras`` archive gets one more member, ``qconvert.json``: the rule file
+and its SHA-256, the input model, and the qconvert / Keras / QKeras versions.
+Keras ignores it when loading; :func:`read_provenance` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+
+__all__ = ["save_model", "read_provenance", "PROVENANCE_MEMBER"]
+
+PROVENANCE_MEMBER = "qconvert.json"
+
+
+def save_model(model: Any, path: str | Path, provenance: dict[str, Any]) -> Path:
+    """Save ``model`` to ``path`` (.keras) through a temporary file and a rename."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise OutputError(f"{path}: the output must be a .keras file")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(PROVENANCE_MEMBER, json.dumps(provenance, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    """The provenance qconvert stored in a .keras file, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if PROVENANCE_MEMBER not in archive.namelist():
+                return None
+            return json.loads(archive.read(PROVENANCE_MEMBER))
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None

@@ -1,0 +1,181 @@
+"""The stages, composed: load → plan → rewrite → report (→ save). Nothing else composes them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConversionError, OutputError
+from .report import ConversionReport, LayerRow, Totals, write_text_atomic
+from .ruleset import RuleSet, as_ruleset
+
+__all__ = ["convert", "plan", "convert_file", "default_output", "FileResult"]
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import qkeras
+
+    return {"qconvert": __version__, "keras": keras.__version__, "qkeras": qkeras.__version__, "backend": keras.backend.backend()}
+
+
+def _as_model(model_or_path: Any, safe_mode: bool = True) -> tuple[Any, str]:
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from .model.load import load_model
+
+        return load_model(model_or_path, safe_mode=safe_mode), str(model_or_path)
+    return model_or_path, getattr(model_or_path, "name", "model")
+
+
+def plan(model_or_path: Any, rules: RuleSet | str | os.PathLike) -> Any:
+    """The :class:`~qconvert.model.plan.Plan` the rules make for the model (nothing converted)."""
+    from .model.plan import plan_model
+
+    model, _ = _as_model(model_or_path)
+    return plan_model(model, as_ruleset(rules))
+
+
+def _find(model: Any, path: tuple[str, ...]) -> Any | None:
+    for name in path:
+        try:
+            model = model.get_layer(name)
+        except ValueError:
+            return None
+    return model
+
+
+def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
+    from .model.cost import model_cost
+
+    costs = model_cost(qmodel)
+    rows: list[LayerRow] = []
+
+    def cost_row(name: str, type_before: str, type_after: str, action: str, rule: str | None,
+                 kernel: str, bias: str, activation: str, note: str, leftover: bool, layer: Any) -> LayerRow:
+        c = costs.get(name)
+        params = layer.count_params() if layer is not None and layer.built else 0
+        return LayerRow(name, type_before, type_after, action, rule, kernel, bias, activation, params,
+                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover)
+
+    if plan.input_quantizer is not None:
+        for name in plan.input_names:
+            q_name = f"{name}_quant"
+            rows.append(cost_row(q_name, "", "QActivation", "quantize", "input", "", "", str(plan.input_quantizer),
+                                 "input quantizer", False, _find(qmodel, (q_name,))))
+    for item in plan.layers:
+        if item.action == "nested":
+            continue
+        specs = item.specs
+        kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
+        bias = str(specs["bias"]) if "bias" in specs else ""
+        activation = str(specs["activation"]) if "activation" in specs else ""
+        layer = None if item.action == "fold" else _find(qmodel, item.path)
+        rows.append(cost_row(item.qualified_name, item.class_name, item.target, item.action, item.rule,
+                             kernel, bias, activation, item.note, item.action in ("uncovered", "unsupported"), layer))
+        split = item.split
+        if split is not None:
+            name = "/".join(item.path[:-1] + (split.name,))
+            act = str(split.spec) if split.spec is not None else f"float {split.function}"
+            rows.append(cost_row(name, "", split.target, split.status, split.rule, "", "", act,
+                                 split.note or f"split from {item.name}(activation='{split.function}')",
+                                 split.status == "uncovered", _find(qmodel, item.path[:-1] + (split.name,))))
+    quantized = sum(1 for r in rows if r.type_after.startswith("Q"))
+    left_float = sum(1 for r in rows if r.action in ("keep", "float", "unquantizable", "uncovered", "unsupported"))
+    totals = Totals(
+        layers=len(rows),
+        quantized=quantized,
+        left_float=left_float,
+        leftovers=sum(1 for r in rows if r.leftover),
+        params=int(qmodel.count_params()),
+        bops=sum(c.bops for c in costs.values()),
+        bops_fp32=sum(c.bops_fp32 for c in costs.values()),
+        bops_ap_fixed_16_6=sum(c.bops_ap_fixed for c in costs.values()),
+    )
+    rules = {"source": plan.ruleset.source, "sha256": plan.ruleset.sha256, "description": plan.ruleset.description}
+    return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=_versions())
+
+
+def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False) -> tuple[Any, ConversionReport]:
+    """Convert a Keras model (or a model file) with the rules: ``(qmodel, report)``.
+
+    The input model is not changed. With ``strict``, layers the rules leave
+    float without saying so (see ``Plan.leftovers``) raise :class:`ConversionError`.
+    """
+    from .model.plan import plan_model
+    from .model.rewrite import apply_plan
+
+    model, source = _as_model(model_or_path)
+    ruleset = as_ruleset(rules)
+    the_plan = plan_model(model, ruleset)
+    leftovers = the_plan.leftovers()
+    if strict and leftovers:
+        names = ", ".join(p.qualified_name for p in leftovers)
+        raise ConversionError(f"strict: {len(leftovers)} layer(s) left float without a rule: {names}")
+    qmodel = apply_plan(model, the_plan)
+    return qmodel, _build_report(the_plan, qmodel, source)
+
+
+def default_output(model_path: str | os.PathLike) -> Path:
+    """``model.h5`` → ``model_q.keras``, next to the input."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}_q.keras")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileResult:
+    report: ConversionReport
+    output: Path | None  # None when nothing was written (strict leftovers)
+
+
+def convert_file(
+    model_path: str | os.PathLike,
+    rules_path: str | os.PathLike,
+    *,
+    output: str | os.PathLike | None = None,
+    report_path: str | os.PathLike | None = None,
+    strict: bool = False,
+    safe_mode: bool = True,
+) -> FileResult:
+    """The main job: convert a model file, write ``.keras`` and the JSON report.
+
+    With ``strict`` and leftovers, the report is returned and nothing is written.
+    """
+    from .model.load import check_model_path
+    from .model.save import save_model
+
+    ruleset = as_ruleset(rules_path)  # rule errors first: cheap, and no Keras import
+    source = check_model_path(model_path)
+    out = Path(output) if output is not None else default_output(source)
+    if out.suffix != ".keras":
+        raise OutputError(f"{out}: the output must be a .keras file")
+    if out.exists() and out.resolve() == source.resolve():
+        raise OutputError(f"{out}: is the input model; qconvert never overwrites its input")
+    model, _ = _as_model(source, safe_mode=safe_mode)
+    qmodel, report = convert(model, ruleset)
+    report.model = str(source)
+    if strict and report.leftovers:
+        return FileResult(report, None)
+    provenance = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"path": str(source), "sha256": _sha256(source)},
+        "rules": report.rules,
+        "versions": report.versions,
+    }
+    save_model(qmodel, out, provenance)
+    report.output = str(out)
+    if report_path is not None:
+        write_text_atomic(report_path, report.to_json() + "\n")
+    return FileResult(report, out)

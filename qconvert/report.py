@@ -1,0 +1,178 @@
+"""Report data classes and their renderings: terminal table, JSON, Markdown.
+
+The JSON report is one document that grows by stage: ``layers`` and
+``totals`` from conversion; later stages add ``accuracy`` and ``hls4ml``
+through :attr:`ConversionReport.sections`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+
+__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count"]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    type_before: str
+    type_after: str
+    action: str
+    rule: str | None
+    kernel: str
+    bias: str
+    activation: str
+    params: int
+    bops: float
+    bops_fp32: float
+    bops_ap_fixed_16_6: float
+    note: str = ""
+    leftover: bool = False
+
+
+@dataclass(frozen=True)
+class Totals:
+    layers: int
+    quantized: int
+    left_float: int
+    leftovers: int
+    params: int
+    bops: float
+    bops_fp32: float
+    bops_ap_fixed_16_6: float
+
+    @property
+    def reduction_vs_fp32(self) -> float:
+        return self.bops_fp32 / self.bops if self.bops else float("inf")
+
+
+@dataclass
+class ConversionReport:
+    model: str
+    rules: dict[str, Any]
+    layers: list[LayerRow]
+    totals: Totals
+    output: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def leftovers(self) -> list[LayerRow]:
+        return [row for row in self.layers if row.leftover]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "model": self.model,
+            "output": self.output,
+            "rules": self.rules,
+            "versions": self.versions,
+            "layers": [asdict(row) for row in self.layers],
+            "totals": asdict(self.totals) | {"bops_reduction_vs_fp32": round(self.totals.reduction_vs_fp32, 2)},
+        }
+        return data | self.sections
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        head = "| layer | type | kernel | bias | activation | params | BOPs | note |\n|---|---|---|---|---|---:|---:|---|\n"
+        body = "".join(
+            f"| {r.name} | {_type(r)} | {r.kernel} | {r.bias} | {r.activation} | {r.params} | {format_count(r.bops)} | {r.note} |\n"
+            for r in self.layers
+        )
+        return head + body + "\n" + self.summary_line() + "\n"
+
+    def summary_line(self) -> str:
+        t = self.totals
+        return (
+            f"{t.quantized} of {t.layers} layers quantized, {t.left_float} left float ({t.leftovers} uncovered); "
+            f"{t.params:,} parameters; BOPs {format_count(t.bops)} "
+            f"(FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}; "
+            f"{t.reduction_vs_fp32:.1f}x fewer than FP32)"
+        )
+
+    def render(self, console: Any) -> None:
+        """Print the per-layer table and the totals on a rich console."""
+        from rich.table import Table
+
+        table = Table(title=f"{self.model} → {self.output or '(not written)'}", title_justify="left")
+        for name, justify in [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"),
+                              ("activation", "left"), ("params", "right"), ("BOPs", "right"), ("note", "left")]:
+            table.add_column(name, justify=justify, overflow="fold")
+        for r in self.layers:
+            style = "yellow" if r.leftover else None
+            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops), r.note, style=style)
+        t = self.totals
+        table.add_section()
+        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops),
+                      f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
+        console.print(table)
+        console.print(self.summary_line())
+
+
+def _type(row: LayerRow) -> str:
+    if row.type_before == row.type_after:
+        return row.type_before
+    return f"{row.type_before or '·'} → {row.type_after or '(folded)'}"
+
+
+def format_count(value: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def render_plan(plan: Any, console: Any) -> None:
+    """``qconvert rules show``: per layer, the winning rule and what it gives."""
+    from rich.table import Table
+
+    table = Table(title=f"{plan.model_name} with {plan.ruleset.source}", title_justify="left")
+    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", "note"):
+        table.add_column(name, overflow="fold")
+    if plan.input_quantizer is not None:
+        for name in plan.input_names:
+            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer), "input quantizer")
+    for item in plan.layers:
+        specs = item.specs
+        kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
+        type_ = item.class_name if item.target == item.class_name else f"{item.class_name} → {item.target or '(folded)'}"
+        style = "yellow" if item.action in ("uncovered", "unsupported") else None
+        table.add_row(item.qualified_name, type_, item.action, item.rule or "-", kernel, str(specs.get("bias", "")),
+                      str(specs.get("activation", "")), item.note, style=style)
+        if item.split is not None:
+            s = item.split
+            table.add_row("/".join(item.path[:-1] + (s.name,)), f"· → {s.target}", s.status, s.rule or "-", "", "",
+                          str(s.spec) if s.spec else f"float {s.function}",
+                          s.note or f"split from activation='{s.function}'",
+                          style="yellow" if s.status == "uncovered" else None)
+    console.print(table)
+    leftovers = plan.leftovers()
+    console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")
