@@ -40,7 +40,10 @@ def _quiet_backends() -> None:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # logs and pipes: wide enough for one line per layer
+        console = Console(stderr=stderr, highlight=False, width=160)
+    return console
 
 
 def _run(ctx: click.Context, job: Callable[[], int]) -> None:

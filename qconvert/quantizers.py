@@ -64,6 +64,13 @@ def _flag(v: Any) -> str | None:
     return f"must be true/false (or 0/1), got {v!r}"
 
 
+def _slope(v: Any) -> str | None:
+    complaint = _number(0, 1)(v)
+    if complaint is None and v and math.log2(v) != int(math.log2(v)):
+        complaint = f"must be 0 or a power of two (QKeras's limit), got {v}"
+    return complaint
+
+
 def _alpha(v: Any) -> str | None:
     if v is None or v in ("auto", "auto_po2"):
         return None
@@ -104,7 +111,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
             "bits": _BITS,
             "integer": _INTEGER,
             "use_sigmoid": _flag,
-            "negative_slope": _number(0, 1),
+            "negative_slope": _slope,
             "use_stochastic_rounding": _flag,
             "relu_upper_bound": _number(0, none_ok=True),
             "qnoise_factor": _number(0, 1),
@@ -127,7 +134,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
         {
             "bits": _BITS,
             "max_value": _number(0, none_ok=True),
-            "negative_slope": _number(0, 1),
+            "negative_slope": _slope,
             "use_stochastic_rounding": _flag,
         },
         frozenset({_A}),

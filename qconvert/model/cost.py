@@ -77,18 +77,18 @@ def _macs(layer: Any, in_shape: tuple, out_shape: tuple) -> list[tuple[int, int,
     if kind == "Dense":
         return [(out_elems * int(in_shape[-1]), int(in_shape[-1]), "kernel")]
     if kind in ("Conv1D", "Conv2D", "Conv3D"):
-        fan_in = int(np.prod(layer.kernel.shape[:-1]))
+        fan_in = int(np.prod(layer.weights[0].shape[:-1]))
         return [(out_elems * fan_in, fan_in, "kernel")]
     if kind == "DepthwiseConv2D":
-        fan_in = int(np.prod(layer.kernel.shape[:-2]))
+        fan_in = int(np.prod(layer.weights[0].shape[:-2]))
         return [(out_elems * fan_in, fan_in, "depthwise")]
     if kind in ("SeparableConv1D", "SeparableConv2D"):
-        dk = layer.depthwise_kernel.shape
+        dk = layer.weights[0].shape
         fan_dw, mid = int(np.prod(dk[:-2])), int(dk[-2] * dk[-1])
         spatial = out_elems // int(out_shape[-1])
         return [(spatial * mid * fan_dw, fan_dw, "depthwise"), (out_elems * mid, mid, "pointwise")]
     if kind == "Conv2DTranspose":
-        k = layer.kernel.shape  # (kh, kw, out, in)
+        k = layer.weights[0].shape  # (kh, kw, out, in)
         in_elems = int(np.prod([d for d in in_shape[1:] if d is not None]))
         fan_in = int(k[0] * k[1] * k[3])
         return [(in_elems * int(k[0] * k[1] * k[2]), fan_in, "kernel")]

@@ -132,7 +132,9 @@ class _Planner:
             path = prefix + (layer.name,)
             class_name = type(layer).__name__
             config = layer.get_config()
-            if class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
+            if type(layer).__module__.startswith("qkeras"):
+                out.append(LayerPlan(path, class_name, "unchanged", class_name, note="already a QKeras layer"))
+            elif class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
                 out.append(LayerPlan(path, class_name, "nested", class_name))
                 out += self.plan_scope(layer, path)
             elif class_name in WEIGHTED:

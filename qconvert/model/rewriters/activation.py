@@ -7,6 +7,7 @@ of a layer's ``activation=`` argument.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,10 @@ def choose_quantizer(function: str, params: dict[str, Any], policy: ActivationPo
         if function == "leaky_relu" and slope is None:
             slope = 0.2  # Keras's default for activation="leaky_relu"
         if slope and spec.get("negative_slope") is None:
+            if math.log2(slope) != int(math.log2(slope)):
+                return ActivationChoice(
+                    "unquantizable", note=f"{spec.name} needs a power-of-two negative_slope, got {slope}; kept float"
+                )
             extra["negative_slope"] = float(slope)
         upper = params.get("max_value", 6.0 if function == "relu6" else None)
         if upper is not None:

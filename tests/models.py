@@ -1,0 +1,115 @@
+"""Small models the tests convert: the seed's jet tagger and graphs with every layer family."""
+
+import keras
+import numpy as np
+
+
+def seed_fp32() -> keras.Model:
+    """The seed's Step 1 baseline, as written there."""
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(16,)))
+    model.add(keras.layers.Dense(64, name="fc1", activation="relu"))
+    model.add(keras.layers.Dense(32, name="fc2", activation="relu"))
+    model.add(keras.layers.Dense(32, name="fc3", activation="relu"))
+    model.add(keras.layers.Dense(5, name="output", activation="softmax"))
+    return model
+
+
+def seed_6bit() -> keras.Model:
+    """The seed's Step 2 hand-written 6-bit QKeras model, as written there."""
+    from qkeras.qlayers import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(16,)))
+    model.add(QDense(64, name="fc1", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1)))
+    model.add(QActivation(activation=quantized_relu(6), name="relu1"))
+    model.add(QDense(32, name="fc2", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1)))
+    model.add(QActivation(activation=quantized_relu(6), name="relu2"))
+    model.add(QDense(32, name="fc3", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1)))
+    model.add(QActivation(activation=quantized_relu(6), name="relu3"))
+    model.add(QDense(5, name="output", kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1)))
+    model.add(keras.layers.Activation(activation="softmax", name="softmax"))
+    return model
+
+
+def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
+    """Give every BatchNormalization non-trivial statistics, as after training."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.get_weights()[-1].shape[0]
+            gamma, var = rng.uniform(0.5, 1.5, size=(2, n)).astype("float32")
+            beta, mean = rng.normal(0, 0.5, size=(2, n)).astype("float32")
+            weights = ([gamma] if layer.scale else []) + ([beta] if layer.center else []) + [mean, var]
+            layer.set_weights(weights)
+
+
+def branching_bn() -> keras.Model:
+    """Dense → BN → ReLU, two branches (relu, tanh), Add, Concatenate skip, softmax head."""
+    inp = keras.Input((8,), name="features")
+    x = keras.layers.Dense(16, name="stem")(inp)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    a = keras.layers.Dense(16, activation="relu", name="branch_a")(x)
+    b = keras.layers.Dense(16, activation="tanh", name="branch_b")(x)
+    b = keras.layers.Dense(16, use_bias=False, name="branch_b2")(b)
+    b = keras.layers.BatchNormalization(name="branch_b2_bn")(b)
+    s = keras.layers.Add(name="add")([a, b])
+    s = keras.layers.LeakyReLU(negative_slope=0.125, name="leaky")(s)
+    c = keras.layers.Concatenate(name="skip")([s, x])
+    out = keras.layers.Dense(4, activation="softmax", name="head")(c)
+    model = keras.Model(inp, out, name="branching")
+    randomize_batchnorm(model)
+    return model
+
+
+def conv2d_families() -> keras.Model:
+    inp = keras.Input((12, 12, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.Activation("relu", name="conv_relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)
+    x = keras.layers.BatchNormalization(name="dw_bn")(x)
+    x = keras.layers.SeparableConv2D(8, 3, activation="relu", name="sep")(x)
+    x = keras.layers.Conv2DTranspose(4, 3, strides=2, name="deconv")(x)
+    x = keras.layers.BatchNormalization(name="deconv_bn")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.AveragePooling2D(2, padding="same", name="avg")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    out = keras.layers.Dense(3, activation="sigmoid", name="head")(x)
+    model = keras.Model(inp, out, name="conv2d_families")
+    randomize_batchnorm(model)
+    return model
+
+
+def conv1d_families() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((20, 4)),
+            keras.layers.Conv1D(6, 3, activation="relu", name="c1"),
+            keras.layers.SeparableConv1D(6, 3, name="s1"),
+            keras.layers.BatchNormalization(name="s1_bn"),
+            keras.layers.Activation("tanh", name="s1_tanh"),
+            keras.layers.GlobalAveragePooling1D(name="gap"),
+            keras.layers.Dense(2, name="out"),
+        ],
+        name="conv1d_families",
+    )
+
+
+def nested_shared() -> keras.Model:
+    """A Sequential nested in a functional model, and a Dense shared by two calls."""
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6, activation="relu", name="inner_fc")], name="inner")
+    inp = keras.Input((6,), name="x")
+    shared = keras.layers.Dense(6, activation="relu", name="shared")
+    y = shared(inp)
+    y = shared(y)
+    y = inner(y)
+    out = keras.layers.Dense(2, name="out")(y)
+    return keras.Model(inp, out, name="nested_shared")
+
+
+def random_inputs(model: keras.Model, n: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 1, size=(n, *model.inputs[0].shape[1:])).astype("float32")
