@@ -42,7 +42,7 @@ def _console(stderr: bool = False) -> Any:
 
     console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:  # logs and pipes: wide enough for one line per layer
-        console = Console(stderr=stderr, highlight=False, width=160)
+        console = Console(stderr=stderr, highlight=False, width=200)
     return console
 
 

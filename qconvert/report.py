@@ -105,7 +105,7 @@ class ConversionReport:
         table = Table(title=f"{self.model} → {self.output or '(not written)'}", title_justify="left")
         for name, justify in [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"),
                               ("activation", "left"), ("params", "right"), ("BOPs", "right"), ("note", "left")]:
-            table.add_column(name, justify=justify, overflow="fold")
+            table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
         for r in self.layers:
             style = "yellow" if r.leftover else None
             table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops), r.note, style=style)
@@ -156,7 +156,7 @@ def render_plan(plan: Any, console: Any) -> None:
 
     table = Table(title=f"{plan.model_name} with {plan.ruleset.source}", title_justify="left")
     for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", "note"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
     if plan.input_quantizer is not None:
         for name in plan.input_names:
             table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer), "input quantizer")

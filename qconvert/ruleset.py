@@ -218,7 +218,7 @@ class Rule:
 
     @property
     def label(self) -> str:
-        return f"rule {self.index + 1} (line {self.line}: {self.match})"
+        return f"rule {self.index + 1} (line {self.line})"
 
 
 @dataclass(frozen=True)
