@@ -163,6 +163,8 @@ def convert_file(
         raise OutputError(f"{out}: the output must be a .keras file")
     if out.exists() and out.resolve() == source.resolve():
         raise OutputError(f"{out}: is the input model; qconvert never overwrites its input")
+    if report_path is not None and not Path(report_path).parent.is_dir():
+        raise OutputError(f"{report_path}: folder {Path(report_path).parent} does not exist")
     model, _ = _as_model(source, safe_mode=safe_mode)
     qmodel, report = convert(model, ruleset)
     report.model = str(source)

@@ -143,3 +143,32 @@ def test_input_quantizer_is_inserted_after_the_input(write_rules):
     assert qmodel.get_layer("stem").input is first.output
     stem = {r.name: r for r in report.layers}["stem"]
     assert stem.bops == pytest.approx(8 * 16 * (6 * 8 + 6 + 8 + 3))  # 8-bit inputs now
+
+
+def test_batchnorm_quantize_mode_gives_qbatchnormalization(write_rules):
+    rules = write_rules(SIX_BIT + """
+rules:
+  - match: {type: BatchNormalization}
+    batchnorm: quantize
+    gamma: quantized_bits(8, 2)
+    beta: quantized_bits(8, 2)
+""")
+    fp32 = branching_bn()
+    qmodel, report = qconvert.convert(fp32, rules)
+    bn = qmodel.get_layer("stem_bn")
+    assert type(bn).__name__ == "QBatchNormalization"
+    assert bn.gamma_quantizer_internal.bits == 8 and bn.beta_quantizer_internal.bits == 8
+    for got, want in zip(bn.get_weights(), fp32.get_layer("stem_bn").get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert {r.name: r for r in report.layers}["stem_bn"].action == "quantize"
+    assert "features" not in {r.name for r in report.layers}  # the InputLayer is not a row
+
+
+def test_bn_that_cannot_fold_stays_float_and_is_a_leftover(write_rules):
+    inp = keras.Input((4,))
+    x = keras.layers.Dense(4, activation="relu", name="d")(inp)  # activation before BN: no exact fold
+    out = keras.layers.BatchNormalization(name="bn")(x)
+    qmodel, report = qconvert.convert(keras.Model(inp, out), write_rules(SIX_BIT))
+    assert type(qmodel.get_layer("bn")).__name__ == "BatchNormalization"
+    row = {r.name: r for r in report.layers}["bn"]
+    assert row.leftover and "cannot fold" in row.note

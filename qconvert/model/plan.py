@@ -131,6 +131,8 @@ class _Planner:
         for layer in model.layers:
             path = prefix + (layer.name,)
             class_name = type(layer).__name__
+            if class_name == "InputLayer":
+                continue
             config = layer.get_config()
             if type(layer).__module__.startswith("qkeras"):
                 out.append(LayerPlan(path, class_name, "unchanged", class_name, note="already a QKeras layer"))

@@ -8,6 +8,7 @@ recursively and called in place. Sequential models stay Sequential.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import keras
@@ -42,6 +43,17 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
             f"cannot create {new.class_name} for layer {config.get('name')!r} "
             f"({type(original).__name__}): {first}"
         ) from exc
+
+
+def _accepted(layer: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Call arguments ``layer.call`` takes; unset ones (None) it does not take are dropped."""
+    params = inspect.signature(layer.call).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    refused = [k for k, v in kwargs.items() if k not in params and v is not None]
+    if refused:
+        raise ConversionError(f"{type(layer).__name__} {layer.name!r} does not take call argument(s) {refused}")
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 class _Rewriter:
@@ -85,6 +97,8 @@ class _Rewriter:
         replaced: dict[str, list[Any]] = {}
         order: list[Any] = []
         for layer in model.layers:
+            if type(layer).__name__ == "InputLayer":
+                continue
             item = self.items.get(prefix + (layer.name,))
             if item is None:
                 raise ConversionError(f"the plan has no entry for layer {'/'.join(prefix + (layer.name,))!r}")
@@ -110,7 +124,7 @@ class _Rewriter:
                 chain: list[Callable[..., Any]] = replaced[c.layer]
                 if not chain:  # folded away: pass the input through
                     return args[0]
-                out = chain[0](*args, **kwargs)
+                out = chain[0](*args, **_accepted(chain[0], kwargs))
                 for nxt in chain[1:]:
                     out = nxt(out)
                 return out
