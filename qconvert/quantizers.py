@@ -49,8 +49,8 @@ def _number(lo: float = -math.inf, hi: float = math.inf, *, none_ok: bool = Fals
     def check(v: Any) -> str | None:
         if v is None and none_ok:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"must be a number, got {v!r}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"must be a finite number, got {v!r}"
         if not lo <= v <= hi:
             return f"must be between {lo} and {hi}, got {v}"
         return None
@@ -59,7 +59,7 @@ def _number(lo: float = -math.inf, hi: float = math.inf, *, none_ok: bool = Fals
 
 
 def _flag(v: Any) -> str | None:
-    if isinstance(v, bool) or v in (0, 1):
+    if isinstance(v, bool) or (type(v) is int and v in (0, 1)):
         return None
     return f"must be true/false (or 0/1), got {v!r}"
 
@@ -90,6 +90,12 @@ class QuantizerInfo:
     params: dict[str, Check]  # in QKeras's positional order
     roles: frozenset[str]  # "weight", "activation"
     fixed_bits: int | None = None  # binary = 1, ternary = 2
+    positional: int | None = None  # how many leading params QKeras's signature takes in this order (None: all)
+
+    @property
+    def positional_names(self) -> list[str]:
+        names = list(self.params)
+        return names if self.positional is None else names[: self.positional]
 
 
 _W, _A = "weight", "activation"
@@ -105,6 +111,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
             "qnoise_factor": _number(0, 1),
         },
         frozenset({_W, _A}),
+        positional=6,  # QKeras's 7th is scale_axis
     ),
     "quantized_relu": QuantizerInfo(
         {
@@ -117,6 +124,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
             "qnoise_factor": _number(0, 1),
         },
         frozenset({_A}),
+        positional=6,  # QKeras's 7th is is_quantized_clip
     ),
     "quantized_tanh": QuantizerInfo(
         {"bits": _BITS, "use_stochastic_rounding": _flag, "symmetric": _flag, "use_real_tanh": _flag},
@@ -147,6 +155,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
         {"use_01": _flag, "alpha": _alpha, "use_stochastic_rounding": _flag},
         frozenset({_W, _A}),
         fixed_bits=1,
+        positional=2,  # QKeras's 3rd is training
     ),
     "ternary": QuantizerInfo(
         {"alpha": _alpha, "threshold": _number(0, 1, none_ok=True), "use_stochastic_rounding": _flag},
@@ -301,7 +310,7 @@ def parse_quantizer(text: str, role: str = _W) -> QuantizerSpec:
     info = QUANTIZERS.get(name)
     if info is None and name != "float":
         return _validate(name, {}, role)  # raises: unknown quantizer
-    names = list(info.params) if info else []
+    names = info.positional_names if info else []
     params: dict[str, Any] = {}
     if len(node.args) > len(names):
         raise QuantizerSyntaxError(f"{name} takes at most {len(names)} positional arguments, got {len(node.args)}")

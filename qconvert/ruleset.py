@@ -93,7 +93,7 @@ def _from_node(node: yaml.Node, source: str) -> Any:
                 raise RuleError("keys must be plain strings", source=source, line=key_node.start_mark.line + 1)
             key = key_node.value
             if key in out:
-                raise RuleError("duplicate key", source=source, line=key_node.start_mark.line + 1, key=key)
+                raise RuleError("duplicate key", source=source, line=key_node.start_mark.line + 1, key=key)  # noqa: E501
             out[key] = _from_node(value_node, source)
             out.lines[key] = key_node.start_mark.line + 1
         return out
@@ -272,6 +272,8 @@ class _Builder:
 
     def activation(self, value: Any, line: int, key: str) -> ActivationPolicy:
         if isinstance(value, _Map) and "quantizer" not in value:
+            if not value:
+                raise self.fail("needs a quantizer, or a mapping of activation functions to quantizers", line, key)
             by_fn = []
             for fn, spec in value.items():
                 if fn not in KNOWN_ACTIVATIONS:
@@ -338,13 +340,15 @@ class _Builder:
         if not keep and settings == Settings():
             raise self.fail("sets nothing: give quantizers, 'batchnorm', or 'keep: true'", line, key)
         note = data.get("note")
-        return Rule(index=index, line=line, match=match, settings=settings, keep=keep, note=None if note is None else str(note))
+        if note is not None and not isinstance(note, str):
+            raise self.fail("expected a string", data.lines["note"], f"{key}.note")
+        return Rule(index=index, line=line, match=match, settings=settings, keep=keep, note=note)
 
     def ruleset(self, data: Any, sha256: str) -> RuleSet:
         if not isinstance(data, _Map):
             raise self.fail("a rule file is a mapping with 'version', 'defaults' and 'rules'", getattr(data, "line", 1))
         data = self.mapping(data, data.line, "", ("version", "description", "input", "defaults", "rules"))
-        if data.get("version") != 1:
+        if type(data.get("version")) is not int or data.get("version") != 1:
             raise self.fail(f"must be 1, got {data.get('version')!r}", data.lines.get("version", data.line), "version")
         description = data.get("description", "")
         if not isinstance(description, str):
@@ -357,7 +361,10 @@ class _Builder:
             raw = self.mapping(data["defaults"], data.lines["defaults"], "defaults", ("activation", "batchnorm", *_WEIGHT_KEYS))
             defaults = self.settings(raw, "defaults.")
         rules: list[Rule] = []
-        raw_rules = data.get("rules") or _Seq()
+        raw_rules = data.get("rules")
+        if raw_rules is None:
+            raw_rules = _Seq()
+            raw_rules.lines = []
         if not isinstance(raw_rules, list):
             raise self.fail("expected a list of rules", data.lines["rules"], "rules")
         for i, item in enumerate(raw_rules):
