@@ -33,8 +33,33 @@ class _MainJobGroup(click.Group):
 
 
 def _quiet_backends() -> None:
+    """Import Keras and QKeras with TensorFlow's C++ start-up chatter kept off the terminal.
+
+    TensorFlow writes INFO lines to file descriptor 2 before its logging is set
+    up, whatever TF_CPP_MIN_LOG_LEVEL says; they are captured and shown only if
+    the import fails.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "keras" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import qkeras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _console(stderr: bool = False) -> Any:
