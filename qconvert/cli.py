@@ -95,21 +95,54 @@ def cli(debug: bool) -> None:
     """
 
 
+def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """QAT options of the main job (DESIGN.md's CLI surface)."""
+    options = [
+        click.option("--data", type=click.Path(path_type=str),
+                     help="data.npz (X_train, y_train[, X_val, y_val, X_test, y_test]), data.csv or X.npy,y.npy: "
+                          "reports FP32 vs PTQ accuracy; with --epochs, fine-tunes (QAT)."),
+        click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True, help="QAT epochs (needs --data)."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True, help="Adam learning rate."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True),
+        click.option("--patience", type=click.IntRange(min=1), help="Early stopping on val_loss (best weights restored)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, shuffling and initial state."),
+        click.option("--loss", help="Loss (default: the model's compiled loss, else from its output activation)."),
+        click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted QAT run from its last finished epoch."),
+        click.option("--plot", "plot_path", type=click.Path(path_type=str), help="Training figure (default: OUT_training.png)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("convert")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
 @click.option("-o", "--output", type=click.Path(path_type=str), help="Output .keras (default: MODEL_q.keras beside the input).")
 @click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the report as JSON.")
 @click.option("--strict", is_flag=True, help="Layers the rules leave float without saying so: exit 1, write nothing.")
+@_training_options
 @click.pass_context
-def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, report_path: str | None, strict: bool) -> None:
+def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, report_path: str | None, strict: bool,
+                **opts: Any) -> None:
     """Convert MODEL (.keras or .h5) with RULES into a QKeras model (.keras)."""
 
     def job() -> int:
+        if opts["epochs"] and not opts["data"]:
+            raise click.UsageError("--epochs needs --data")
         _quiet_backends()
         from .pipeline import convert_file
 
-        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict)
+        train = None
+        if opts["epochs"]:
+            from .train.qat import TrainOptions
+
+            train = TrainOptions(epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"],
+                                 patience=opts["patience"], seed=opts["seed"], loss=opts["loss"],
+                                 lr_schedule=opts["lr_schedule"], resume=opts["resume"])
+        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict,
+                              data=opts["data"], train=train, plot_path=opts["plot_path"])
         result.report.render(_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
@@ -164,6 +197,32 @@ def rules_show(ctx: click.Context, model: str, rules: str) -> None:
         from .pipeline import plan
 
         render_plan(plan(model, ruleset), _console())
+        return 0
+
+    _run(ctx, job)
+
+
+@cli.command("demo")
+@click.option("--model", "model_kind", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True,
+              help="A jet-tagger-shaped MLP or a small Conv2D model.")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="QAT epochs (early stopping on).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> None:
+    """The case study end to end on scikit-learn's digits (ships offline): FP32 vs 6-bit and 4-bit, PTQ and QAT."""
+
+    def job() -> int:
+        _quiet_backends()
+        from .demo import digits_cnn, digits_dataset, digits_mlp, preset, render_study, run_case_study, train_baseline
+
+        console = _console()
+        data = digits_dataset(seed=seed, image=model_kind == "cnn")
+        console.print(f"digits: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test samples")
+        console.print("training the FP32 baseline ...")
+        fp32 = train_baseline(digits_cnn() if model_kind == "cnn" else digits_mlp(), data, seed=seed)
+        console.print(f"converting with rules/6bit.yaml and rules/4bit.yaml, QAT for up to {epochs} epochs each ...")
+        study = run_case_study(fp32, data, [("6-bit", preset("6bit")), ("4-bit", preset("4bit"))], qat_epochs=epochs, seed=seed)
+        render_study(study, console)
         return 0
 
     _run(ctx, job)

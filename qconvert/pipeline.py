@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,6 +135,48 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _checkpoint_dir(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.ckpt")
+
+
+def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
+                    report: ConversionReport) -> tuple[Any, Any]:
+    """FP32 and PTQ accuracy; with ``train``, QAT and its accuracy. Adds the report sections."""
+    from dataclasses import replace
+
+    from .train.qat import evaluate, fine_tune, infer_loss, loss_from_file
+
+    compiled = loss_from_file(source)
+    loss = (train.loss if train is not None else None) or infer_loss(model, dataset, compiled)
+    split, x, y = dataset.eval_split
+    metrics = {"fp32": evaluate(model, dataset, x, y, loss), "ptq": evaluate(qmodel, dataset, x, y, loss)}
+    training = None
+    if train is not None:
+        options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=_checkpoint_dir(out))
+        options = replace(options, loss=loss)
+        qmodel, training = fine_tune(qmodel, dataset, options)
+        metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
+    report.sections["accuracy"] = {
+        "split": split,
+        "samples": int(len(x)),
+        "loss_function": loss,
+        "note": dataset.split_note,
+        **{name: m.accuracy for name, m in metrics.items()},
+        "loss": {name: m.loss for name, m in metrics.items()},
+    }
+    report.sections["per_class"] = {name: m.per_class for name, m in metrics.items()}
+    report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
+    if training is not None:
+        report.sections["training"] = {
+            "epochs_run": training.epochs_run,
+            "best_epoch": training.best_epoch,
+            "resumed_from": training.resumed_from,
+            "stopped_early": training.stopped_early,
+            "history": training.history,
+        }
+    return qmodel, training
+
+
 @dataclass(frozen=True)
 class FileResult:
     report: ConversionReport
@@ -148,10 +191,16 @@ def convert_file(
     report_path: str | os.PathLike | None = None,
     strict: bool = False,
     safe_mode: bool = True,
+    data: str | os.PathLike | None = None,
+    train: Any = None,
+    plot_path: str | os.PathLike | None = None,
 ) -> FileResult:
     """The main job: convert a model file, write ``.keras`` and the JSON report.
 
-    With ``strict`` and leftovers, the report is returned and nothing is written.
+    With ``data``, FP32 and PTQ accuracies are measured on its held-out split;
+    with ``train`` (a :class:`~qconvert.train.TrainOptions`), the converted model
+    is fine-tuned (QAT) first and its accuracy reported beside them. With
+    ``strict`` and leftovers, the report is returned and nothing is written.
     """
     from .model.load import check_model_path
     from .model.save import save_model
@@ -165,11 +214,23 @@ def convert_file(
         raise OutputError(f"{out}: is the input model; qconvert never overwrites its input")
     if report_path is not None and not Path(report_path).parent.is_dir():
         raise OutputError(f"{report_path}: folder {Path(report_path).parent} does not exist")
+    dataset = None
+    if data is not None:
+        from .train.data import load_data
+
+        dataset = load_data(data, seed=train.seed if train is not None else 0)
     model, _ = _as_model(source, safe_mode=safe_mode)
+    if dataset is not None:
+        from .train.data import check_fits_model
+
+        check_fits_model(dataset, tuple(model.inputs[0].shape), int(model.outputs[0].shape[-1]))
     qmodel, report = convert(model, ruleset)
     report.model = str(source)
     if strict and report.leftovers:
         return FileResult(report, None)
+    training = None
+    if dataset is not None:
+        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report)
     provenance = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {"path": str(source), "sha256": _sha256(source)},
@@ -178,6 +239,15 @@ def convert_file(
     }
     save_model(qmodel, out, provenance)
     report.output = str(out)
+    if training is not None:
+        from .train.plot import plot_training
+
+        plot = Path(plot_path) if plot_path is not None else out.with_name(f"{out.stem}_training.png")
+        accuracy = report.sections["accuracy"]
+        plot_training(training.history, {k: accuracy.get(k) for k in ("fp32", "ptq", "qat")}, plot)
+        report.sections["accuracy"]["plot"] = str(plot)
+        if train.checkpoint_dir is None:
+            shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)  # finished: nothing to resume
     if report_path is not None:
         write_text_atomic(report_path, report.to_json() + "\n")
     return FileResult(report, out)

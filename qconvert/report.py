@@ -115,6 +115,8 @@ class ConversionReport:
                       f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
         console.print(table)
         console.print(self.summary_line())
+        if "accuracy" in self.sections:
+            render_accuracy(self.sections, console)
 
 
 def _type(row: LayerRow) -> str:
@@ -176,3 +178,23 @@ def render_plan(plan: Any, console: Any) -> None:
     console.print(table)
     leftovers = plan.leftovers()
     console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")
+
+
+def render_accuracy(sections: dict[str, Any], console: Any) -> None:
+    """FP32 / PTQ / QAT side by side: accuracy, loss, ROC AUC."""
+    from rich.table import Table
+
+    accuracy = sections["accuracy"]
+    table = Table(title=f"accuracy on the {accuracy['split']} split ({accuracy['samples']} samples)", title_justify="left")
+    for name in ("model", "accuracy", "loss", "ROC AUC"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    labels = {"fp32": "FP32 baseline", "ptq": "converted (PTQ)", "qat": "QAT fine-tuned", "hls4ml": "hls4ml emulation"}
+    for key, label in labels.items():
+        if key not in accuracy or accuracy[key] is None and key not in accuracy["loss"]:
+            continue
+        acc = accuracy[key]
+        loss = accuracy["loss"].get(key)
+        auc = sections.get("auc", {}).get(key)
+        table.add_row(label, "-" if acc is None else f"{acc:.4f}", "-" if loss is None else f"{loss:.4f}",
+                      "-" if auc is None else f"{auc:.4f}")
+    console.print(table)

@@ -1,0 +1,154 @@
+"""The case study end to end on data that ships offline: scikit-learn's handwritten digits.
+
+FP32 baseline → convert with a preset → PTQ accuracy → QAT → accuracy, for
+the 6-bit and the 4-bit presets, on a small MLP shaped like the seed's jet
+tagger (64 → 64 → 32 → 32 → 10) or a small Conv2D model. ``qconvert demo``
+and ``examples/digits/run.py`` run it; ``examples/jet_tagging/run.py`` runs
+the same stages on the jets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import QConvertError
+from .train.data import Dataset
+
+__all__ = ["digits_dataset", "digits_mlp", "digits_cnn", "preset", "train_baseline", "CaseStudy", "run_case_study", "render_study"]
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+def preset(name: str) -> Path:
+    """The path of a shipped preset (``rules/<name>.yaml`` of the source tree)."""
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise QConvertError(f"preset {name!r} not found in {PRESETS_DIR} (install qconvert from its source tree)")
+    return path
+
+
+def digits_dataset(seed: int = 0, image: bool = False) -> Dataset:
+    """scikit-learn's 8×8 digits, scaled to [0, 1], split 60/20/20 (stratified), one-hot labels."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype("float32")
+    if image:
+        x = x.reshape(-1, 8, 8, 1)
+    y = np.eye(10, dtype="float32")[digits.target]
+    x_tv, x_test, y_tv, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=digits.target)
+    x_train, x_val, y_train, y_val = train_test_split(x_tv, y_tv, test_size=0.25, random_state=seed, stratify=y_tv.argmax(1))
+    return Dataset("sklearn digits", x_train, y_train, x_val, y_val, x_test, y_test, "onehot", "60/20/20 stratified split")
+
+
+def digits_mlp() -> Any:
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(64, activation="relu", name="fc1"),
+            keras.layers.Dense(32, activation="relu", name="fc2"),
+            keras.layers.Dense(32, activation="relu", name="fc3"),
+            keras.layers.Dense(10, activation="softmax", name="output"),
+        ],
+        name="digits_mlp",
+    )
+
+
+def digits_cnn() -> Any:
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.MaxPooling2D(2, name="pool1"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(2, name="pool2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="output"),
+        ],
+        name="digits_cnn",
+    )
+
+
+def train_baseline(model: Any, data: Dataset, *, epochs: int = 60, lr: float = 3e-3, batch_size: int = 64, seed: int = 0) -> Any:
+    """Fit the FP32 baseline (Adam, categorical cross-entropy, best val_loss weights kept)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+              batch_size=batch_size, callbacks=[stop], verbose=0)
+    return model
+
+
+@dataclass
+class CaseStudy:
+    """Accuracies on the held-out split and BOPs, per model."""
+
+    dataset: str
+    split: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def accuracy(self, name: str) -> float:
+        return next(r["accuracy"] for r in self.rows if r["model"] == name)
+
+
+def run_case_study(
+    fp32: Any,
+    data: Dataset,
+    presets: list[tuple[str, Path]],
+    *,
+    qat_epochs: int = 40,
+    qat_lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    after_qat: Callable[[str, Any, CaseStudy], None] | None = None,
+) -> CaseStudy:
+    """Convert ``fp32`` with each preset, report PTQ, fine-tune (QAT), report QAT.
+
+    ``after_qat(name, qmodel, study)`` lets a caller add rows (e.g. hls4ml emulation).
+    """
+    from .pipeline import convert
+    from .train.qat import TrainOptions, evaluate, fine_tune
+
+    split, x, y = data.eval_split
+    loss = "categorical_crossentropy"
+    study = CaseStudy(data.source, split)
+    base = evaluate(fp32, data, x, y, loss)
+    _, fp32_report = convert(fp32, presets[0][1])
+    study.rows.append({"model": "FP32 baseline", "accuracy": base.accuracy, "auc": base.auc, "bops": fp32_report.totals.bops_fp32})
+    for name, rules in presets:
+        qmodel, report = convert(fp32, rules)
+        ptq = evaluate(qmodel, data, x, y, loss)
+        study.rows.append({"model": f"{name} PTQ", "accuracy": ptq.accuracy, "auc": ptq.auc, "bops": report.totals.bops})
+        options = TrainOptions(epochs=qat_epochs, lr=qat_lr, batch_size=batch_size, patience=10, seed=seed, loss=loss, verbose=0)
+        qmodel, _ = fine_tune(qmodel, data, options)
+        qat = evaluate(qmodel, data, x, y, loss)
+        study.rows.append({"model": f"{name} QAT", "accuracy": qat.accuracy, "auc": qat.auc, "bops": report.totals.bops})
+        if after_qat is not None:
+            after_qat(name, qmodel, study)
+    return study
+
+
+def render_study(study: CaseStudy, console: Any) -> None:
+    from rich.table import Table
+
+    from .report import format_count
+
+    table = Table(title=f"{study.dataset}: accuracy on the {study.split} split", title_justify="left")
+    for name in ("model", "accuracy", "ROC AUC", "BOPs"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for row in study.rows:
+        auc = row.get("auc")
+        table.add_row(row["model"], f"{row['accuracy']:.4f}", "-" if auc is None else f"{auc:.4f}",
+                      format_count(row["bops"]) if row.get("bops") else "-")
+    console.print(table)

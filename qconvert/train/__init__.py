@@ -1,0 +1,6 @@
+"""Training stage: data input and quantization-aware fine-tuning."""
+
+from .data import Dataset, check_fits_model, load_data
+from .qat import Metrics, TrainOptions, TrainResult, evaluate, fine_tune
+
+__all__ = ["Dataset", "check_fits_model", "load_data", "Metrics", "TrainOptions", "TrainResult", "evaluate", "fine_tune"]

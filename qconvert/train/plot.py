@@ -1,0 +1,47 @@
+"""The training figure: loss and accuracy per epoch, and the FP32 / PTQ / QAT accuracies."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import OutputError
+
+__all__ = ["plot_training"]
+
+
+def plot_training(history: dict[str, list[float]], accuracies: dict[str, float | None], path: str | Path) -> Path:
+    """Write a PNG with the training curves and a bar per model's accuracy (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, metric in zip(axes[:2], ("loss", "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"QAT {metric}")
+        ax.legend()
+    names = [k for k, v in accuracies.items() if v is not None]
+    values = [accuracies[k] for k in names]
+    bars = axes[2].bar(names, values, color=["#888888", "#cc8844", "#4477aa", "#44aa77"][: len(names)])
+    axes[2].bar_label(bars, labels=[f"{v:.3f}" for v in values])
+    low = min(values, default=0.0)
+    axes[2].set_ylim(max(0.0, low - 0.1), 1.0)
+    axes[2].set_title("accuracy")
+    fig.tight_layout()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return path
