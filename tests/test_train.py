@@ -1,0 +1,161 @@
+"""QAT: accuracy on real data (digits), the CLI's training report, resume after a kill, JAX."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qconvert
+from qconvert.cli import cli
+from qconvert.demo import digits_dataset, digits_mlp, preset, run_case_study, train_baseline
+from qconvert.train.qat import TrainOptions, fine_tune
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_dataset()
+
+
+@pytest.fixture(scope="module")
+def digits_fp32(digits):
+    return train_baseline(digits_mlp(), digits)
+
+
+@pytest.mark.slow
+def test_digits_6bit_qat_is_within_one_point_of_fp32(digits, digits_fp32):
+    study = run_case_study(digits_fp32, digits, [("6-bit", preset("6bit"))], qat_epochs=40)
+    fp32, ptq, qat = (study.accuracy(m) for m in ("FP32 baseline", "6-bit PTQ", "6-bit QAT"))
+    assert fp32 > 0.9
+    assert qat >= fp32 - 0.01, (fp32, ptq, qat)
+    assert ptq < qat  # fine-tuning recovers what rounding the weights cost
+
+
+def test_same_seed_same_training(digits, digits_fp32):
+    runs = []
+    for _ in range(2):
+        qmodel, _ = qconvert.convert(digits_fp32, preset("6bit"))
+        _, result = fine_tune(qmodel, digits, TrainOptions(epochs=2, lr=1e-3, batch_size=128, seed=7, verbose=0))
+        runs.append(result.history["val_loss"])
+    assert runs[0] == runs[1]
+
+
+def test_early_stopping_restores_the_best_weights(digits, digits_fp32):
+    qmodel, _ = qconvert.convert(digits_fp32, preset("6bit"))
+    options = TrainOptions(epochs=30, lr=0.5, batch_size=64, patience=2, seed=0, verbose=0)  # a rate that diverges
+    qmodel, result = fine_tune(qmodel, digits, options)
+    assert result.stopped_early and result.epochs_run < 30
+    best = min(result.history["val_loss"])
+    assert result.history["val_loss"][result.best_epoch - 1] == best
+    final = qmodel.evaluate(digits.x_val, digits.y_val, verbose=0)[0]
+    assert final == pytest.approx(best, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory, digits, digits_fp32):
+    folder = tmp_path_factory.mktemp("digits")
+    model = folder / "mlp.keras"
+    digits_fp32.save(model)  # compiled: its loss travels with it
+    data = folder / "digits.npz"
+    np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
+             X_test=digits.x_test, y_test=digits.y_test)
+    return model, data
+
+
+def test_cli_qat_reports_fp32_ptq_qat_and_writes_the_plot(digits_files, tmp_path):
+    model, data = digits_files
+    out, report = tmp_path / "q.keras", tmp_path / "r.json"
+    result = CliRunner().invoke(cli, [str(model), "-r", str(preset("6bit")), "-o", str(out), "--report", str(report),
+                                      "--data", str(data), "--epochs", "3", "--lr", "1e-3", "--batch-size", "64"])
+    assert result.exit_code == 0, result.output
+    for label in ("FP32 baseline", "converted (PTQ)", "QAT fine-tuned"):
+        assert label in result.output
+    doc = json.loads(report.read_text())
+    acc = doc["accuracy"]
+    assert acc["split"] == "test" and acc["samples"] == 360 and acc["loss_function"] == "categorical_crossentropy"
+    assert 0 <= acc["ptq"] <= 1 and acc["qat"] > acc["ptq"] and acc["fp32"] > 0.9
+    assert len(doc["per_class"]["qat"]) == 10 and doc["auc"]["qat"] > 0.9
+    assert doc["training"]["epochs_run"] == 3 and len(doc["training"]["history"]["loss"]) == 3
+    plot = Path(acc["plot"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "q.ckpt").exists()  # finished: no checkpoint left behind
+    loaded = qconvert.load_model(out)
+    x = np.load(data)["X_test"]
+    y = np.load(data)["y_test"]
+    assert np.mean(np.argmax(loaded.predict(x, verbose=0), 1) == np.argmax(y, 1)) == pytest.approx(acc["qat"])
+
+
+def test_data_alone_evaluates_without_training(digits_files, tmp_path):
+    model, data = digits_files
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, [str(model), "-r", str(preset("6bit")), "-o", str(tmp_path / "q.keras"),
+                                      "--report", str(report), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    acc = json.loads(report.read_text())["accuracy"]
+    assert set(acc) >= {"fp32", "ptq"} and "qat" not in acc
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_from_its_last_finished_epoch(tmp_path):
+    """Kill a QAT run after its first checkpoint; --resume continues from there."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 60000)
+    x = (rng.normal(size=(5, 16))[labels] + rng.normal(0, 1.5, size=(60000, 16))).astype("float32")
+    data = tmp_path / "jets.npz"
+    np.savez(data, X_train=x, y_train=np.eye(5, dtype="float32")[labels])
+    model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
+    out = tmp_path / "q.keras"
+    args = [sys.executable, "-m", "qconvert", str(model), "-r", str(preset("6bit")), "-o", str(out),
+            "--data", str(data), "--epochs", "8", "--batch-size", "32", "--lr", "1e-3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    state = tmp_path / "q.ckpt" / "state.json"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 8, "the run must have been killed part-way"
+    assert not out.exists()  # nothing written before the run finishes
+    report = tmp_path / "r.json"
+    resumed = subprocess.run(args + ["--resume", "--report", str(report)], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    training = json.loads(report.read_text())["training"]
+    assert training["resumed_from"] == done
+    assert training["epochs_run"] == 8 and len(training["history"]["loss"]) == 8
+    assert out.exists() and not (tmp_path / "q.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_qat_on_jax():
+    pytest.importorskip("jax")
+    code = textwrap.dedent(
+        """
+        import keras, qconvert
+        from qconvert.demo import digits_dataset, digits_mlp, preset, train_baseline
+        from qconvert.train.qat import TrainOptions, evaluate, fine_tune
+        assert keras.backend.backend() == "jax"
+        data = digits_dataset()
+        fp32 = train_baseline(digits_mlp(), data, epochs=20)
+        q, _ = qconvert.convert(fp32, preset("6bit"))
+        ptq = evaluate(q, data, data.x_test, data.y_test, "categorical_crossentropy").accuracy
+        q, result = fine_tune(q, data, TrainOptions(epochs=15, lr=1e-3, batch_size=64, verbose=0))
+        qat = evaluate(q, data, data.x_test, data.y_test, "categorical_crossentropy").accuracy
+        print("ACC", ptq, qat)
+        assert qat > 0.85 and qat > ptq, (ptq, qat)
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
