@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Hashable, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
@@ -20,7 +20,9 @@ from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quant
 from .rewriters.batchnorm import BN_ROLES
 from .rewriters.weighted import WEIGHTED
 
-__all__ = ["ActivationStep", "LayerPlan", "Plan", "plan_model", "NESTED_CLASSES"]
+Key = TypeVar("Key", bound=Hashable)
+
+__all__ = ["ActivationStep", "LayerPlan", "Plan", "plan_model", "split_activation_names", "NESTED_CLASSES"]
 
 NESTED_CLASSES = ("Functional", "Sequential", "Model")
 FOLDABLE = tuple(WEIGHTED)
@@ -32,6 +34,27 @@ FOLDABLE = tuple(WEIGHTED)
 #: (Flatten, Add, pooling, ...); nested: a model inside the model.
 LEFTOVER_ACTIONS = frozenset({"uncovered", "unsupported"})
 
+
+
+def split_activation_names(fused: list[tuple[Key, str]], taken: set[str]) -> dict[Key, str]:
+    """Names for activations split out of layers, in order: ``relu1, relu2, ...``, or ``softmax`` when a
+    function occurs once (the seed's naming). ``fused`` pairs a key with the function name; names in
+    ``taken`` are avoided. Shared by the graph rewriter and the source codemod.
+    """
+    counts = Counter(fn for _, fn in fused)
+    taken = set(taken)
+    seen: Counter[str] = Counter()
+    names: dict[Key, str] = {}
+    for key, fn in fused:
+        seen[fn] += 1
+        k = seen[fn]
+        candidate = fn if counts[fn] == 1 else f"{fn}{k}"
+        while candidate in taken:
+            k += counts[fn]
+            candidate = f"{fn}{k}" if counts[fn] > 1 else f"{fn}_{k}"
+        taken.add(candidate)
+        names[key] = candidate
+    return names
 
 @dataclass(frozen=True)
 class ActivationStep:
@@ -165,20 +188,7 @@ class _Planner:
             fn = layer.get_config().get("activation", "linear")
             if fn != "linear" and not self.kept(layer.name, class_name):
                 fused.append((layer.name, fn if isinstance(fn, str) else "custom"))
-        counts = Counter(fn for _, fn in fused)
-        taken = set(layers)
-        seen: Counter[str] = Counter()
-        names: dict[str, str] = {}
-        for layer_name, fn in fused:
-            seen[fn] += 1
-            k = seen[fn]
-            candidate = fn if counts[fn] == 1 else f"{fn}{k}"
-            while candidate in taken:
-                k += counts[fn]
-                candidate = f"{fn}{k}" if counts[fn] > 1 else f"{fn}_{k}"
-            taken.add(candidate)
-            names[layer_name] = candidate
-        return names
+        return split_activation_names(fused, set(layers))
 
     def kept(self, name: str, class_name: str) -> bool:
         rule = self.rules.select(LayerView(name, class_name))
