@@ -36,6 +36,9 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
 
         cls = getattr(qkeras, new.class_name)
     try:
+        if issubclass(cls, keras.layers.Lambda):
+            # A copy of a layer already in memory (loading enforced safe_mode): no code comes from a file.
+            return cls.from_config(config, safe_mode=False)
         return cls.from_config(config)
     except (TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

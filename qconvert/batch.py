@@ -1,0 +1,475 @@
+"""Many models in one run: find them, convert each in a worker, report.
+
+``qconvert batch DIR|FILES|GLOB --rules R -o OUT`` is :func:`run_batch`:
+
+1. :func:`discover` walks the inputs and judges each file by its content
+   (:func:`qconvert.model.load.sniff`): ``.keras`` archives, full-model HDF5
+   files and Keras 2 JSON architectures are models; a weights-only ``.h5``
+   beside a JSON architecture belongs to it and is not a model of its own (an
+   orphan one is reported as skipped); a file with a model suffix and unreadable
+   content is a failure found before any worker starts. No Keras import.
+2. Each model is converted by :func:`convert_one` (load, plan, rewrite, save
+   ``OUT/<relative path>.keras`` atomically with its provenance), in this
+   process or in ``jobs`` worker processes (spawned, each importing Keras once).
+   Every error a model can cause becomes its result: one bad model never stops
+   the rest.
+3. The results are a :class:`BatchReport`: a table, JSON (``models`` and
+   ``totals``) and a Markdown summary. Exit code 0 when nothing failed, else 1.
+
+``resume`` skips a model whose output exists and records the same rule file
+(SHA-256) and the same input (SHA-256). ``verify`` converts the model a second
+time with every quantizer a pass-through (same plan, ``float`` quantizers) and
+checks that it computes what the FP32 model computes on random inputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+from .errors import ModelLoadError, OutputError, QConvertError
+from .ruleset import ActivationPolicy, RuleSet, Settings, as_ruleset
+
+__all__ = [
+    "ModelJob",
+    "ModelResult",
+    "BatchOptions",
+    "BatchReport",
+    "Discovery",
+    "discover",
+    "convert_one",
+    "run_batch",
+    "pass_through",
+    "VERIFY_TOLERANCE",
+]
+
+Status = Literal["converted", "failed", "skipped"]
+
+#: ``--verify``: the pass-through model may differ from FP32 by this much, relative to the output scale
+#: (BatchNormalization folding reorders float arithmetic; nothing else may change an output).
+VERIFY_TOLERANCE = 1e-4
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
+_GLOB_CHARS = set("*?[")
+
+
+# --- data -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelJob:
+    """One model to convert: where it is, how it is stored, where its output goes."""
+
+    path: str
+    relative: str
+    kind: str  # keras | h5_model | json_model
+    output: str
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    path: str
+    status: Status
+    error: str | None = None
+    layers_converted: int = 0
+    seconds: float = 0.0
+    output: str | None = None
+    kind: str = ""
+    weights: str | None = None
+    max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What every model of a batch shares; picklable, sent to the workers."""
+
+    rules: RuleSet
+    safe_mode: bool = True
+    custom_objects: tuple[str, ...] = ()
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class Discovery:
+    jobs: tuple[ModelJob, ...]
+    early: tuple[ModelResult, ...]  # found failed or skipped without loading anything
+    root: str
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    rules: dict[str, Any]
+    output: str
+    jobs: int
+    models: tuple[ModelResult, ...]
+    seconds: float
+    verify: bool = False
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for m in self.models if m.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count("failed") else 0
+
+    def totals(self) -> dict[str, Any]:
+        converted = [m for m in self.models if m.status == "converted"]
+        busy = sum(m.seconds for m in converted)
+        return {
+            "models": len(self.models),
+            "converted": len(converted),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "layers_converted": sum(m.layers_converted for m in converted),
+            "seconds": round(self.seconds, 3),
+            "seconds_per_model": round(busy / len(converted), 3) if converted else None,
+            "models_per_minute": round(60 * len(converted) / self.seconds, 1) if converted and self.seconds else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        models = []
+        for m in self.models:
+            row = asdict(m) | {"seconds": round(m.seconds, 3)}
+            if not self.verify:
+                row.pop("max_abs_diff")
+            models.append(row)
+        return {"rules": self.rules, "output": self.output, "jobs": self.jobs, "verify": self.verify,
+                "versions": self.versions, "models": models, "totals": self.totals()}
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        t = self.totals()
+        lines = [
+            "# qconvert batch",
+            "",
+            f"Rules: `{self.rules.get('source')}` (sha256 `{str(self.rules.get('sha256'))[:12]}`) → `{self.output}`",
+            "",
+            f"**{t['converted']} converted, {t['failed']} failed, {t['skipped']} skipped** of {t['models']} "
+            f"in {t['seconds']:.1f} s with {self.jobs} worker(s)"
+            + (f", {t['models_per_minute']} models/minute" if t["models_per_minute"] else "") + ".",
+            "",
+            "| model | status | layers converted | seconds |" + (" max diff (pass-through) |" if self.verify else "")
+            + " error |",
+            "|---|---|---:|---:|" + ("---:|" if self.verify else "") + "---|",
+        ]
+        for m in self.models:
+            diff = f" {m.max_abs_diff:.2e} |" if self.verify and m.max_abs_diff is not None else (" |" if self.verify else "")
+            error = (m.error or "").replace("|", "\\|")
+            lines.append(f"| {m.path} | {m.status} | {m.layers_converted} | {m.seconds:.2f} |{diff} {error} |")
+        return "\n".join(lines) + "\n"
+
+    def render(self, console: Any) -> None:
+        """The per-model table and the totals, on a rich console."""
+        from rich.table import Table
+
+        table = Table(title=f"qconvert batch → {self.output}", title_justify="left")
+        table.add_column("model", overflow="fold")
+        table.add_column("status")
+        table.add_column("layers", justify="right")
+        table.add_column("s", justify="right")
+        if self.verify:
+            table.add_column("max diff", justify="right")
+        table.add_column("error", overflow="fold")
+        style = {"converted": "green", "failed": "red", "skipped": "yellow"}
+        for m in self.models:
+            cells = [m.path, f"[{style[m.status]}]{m.status}[/]", str(m.layers_converted), f"{m.seconds:.2f}"]
+            if self.verify:
+                cells.append(f"{m.max_abs_diff:.1e}" if m.max_abs_diff is not None else "")
+            cells.append(m.error or "")
+            table.add_row(*cells, style=None)
+        console.print(table)
+        t = self.totals()
+        rate = f", {t['models_per_minute']} models/minute" if t["models_per_minute"] else ""
+        console.print(f"{t['converted']} converted, {t['failed']} failed, {t['skipped']} skipped of {t['models']} "
+                      f"in {t['seconds']:.1f} s ({self.jobs} worker(s){rate})")
+
+
+# --- finding the models ---------------------------------------------------------------
+def _expand(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """Every (file, base folder) the inputs name: folders walked, globs expanded, files as given."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                found += [(Path(dirpath) / f, path) for f in sorted(filenames) if not f.startswith(".")]
+        elif path.is_file():
+            found.append((path, path.parent))
+        elif _GLOB_CHARS & set(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise ModelLoadError(f"{text}: no file matches")
+            parts = Path(text).parts  # the base: the folders before the first wildcard
+            fixed = parts[: next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))]
+            base = Path(*fixed) if fixed else Path(".")
+            found += [(Path(m), base) for m in matches if Path(m).is_file()]
+        else:
+            raise ModelLoadError(f"{text}: no such file or folder")
+    return found
+
+
+def _common_root(bases: Iterable[Path]) -> Path:
+    resolved = [b.resolve() for b in bases]
+    return Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
+
+
+def _output_paths(models: list[tuple[Path, str]], out: Path) -> dict[Path, Path]:
+    """``OUT/<relative path>.keras``; models that would share one output keep their suffix: ``a.h5.keras``."""
+    plain = {path: Path(relative).with_suffix(".keras") for path, relative in models}
+    taken: dict[Path, int] = {}
+    for target in plain.values():
+        taken[target] = taken.get(target, 0) + 1
+    return {path: out / (Path(relative + ".keras") if taken[plain[path]] > 1 else plain[path])
+            for path, relative in models}
+
+
+def discover(inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Discovery:
+    """The models among ``inputs`` (folders, files, globs), judged by content. No Keras import.
+
+    Raises :class:`ModelLoadError` when an input names nothing, or no model is found.
+    """
+    from .model.load import find_weights, sniff
+
+    out_dir = Path(out).resolve()
+    listed = [(f, b) for f, b in _expand(inputs) if not f.resolve().is_relative_to(out_dir)]
+    root = _common_root(b for _, b in listed)
+    seen: set[Path] = set()
+    sniffed: dict[Path, Any] = {}
+    for path, _ in listed:
+        key = path.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        if path.suffix.lower() in _MODEL_SUFFIXES:
+            sniffed[path] = sniff(path)
+    claimed: dict[Path, Path] = {}  # weights file → its JSON architecture
+    for path, what in sniffed.items():
+        if what.kind == "json_model":
+            weights = find_weights(path)
+            if weights is not None and sniffed.get(weights, None) is not None and sniffed[weights].kind == "h5_weights":
+                claimed[weights] = path
+    models: list[tuple[Path, str]] = []
+    early: list[ModelResult] = []
+    for path, what in sniffed.items():
+        relative = path.resolve().relative_to(root).as_posix()
+        if what.kind in ("keras", "h5_model", "json_model"):
+            models.append((path, relative))
+        elif what.kind == "corrupt":
+            early.append(ModelResult(str(path), "failed", error=f"{path}: {what.reason}", kind="corrupt"))
+        elif what.kind == "h5_weights" and path not in claimed:
+            early.append(ModelResult(str(path), "skipped", kind="h5_weights",
+                                     error="weights only, no architecture (no .json beside it claims it)"))
+    if not models and not early:
+        names = ", ".join(os.fspath(i) for i in inputs)
+        raise ModelLoadError(f"{names}: no model files found (.keras, .h5 with a model, Keras 2 .json)")
+    outputs = _output_paths(models, Path(out))
+    jobs = []
+    for path, relative in models:
+        kind = sniffed[path].kind
+        weights = find_weights(path) if kind == "json_model" else None
+        jobs.append(ModelJob(str(path), relative, kind, str(outputs[path]), str(weights) if weights else None))
+    return Discovery(tuple(jobs), tuple(early), str(root))
+
+
+# --- one model ------------------------------------------------------------------------
+def pass_through(ruleset: RuleSet) -> RuleSet:
+    """The same rules with every quantizer a pass-through (``float``): the same plan, no quantization."""
+    from .quantizers import FLOAT
+
+    def settings(s: Settings) -> Settings:
+        changes: dict[str, Any] = {}
+        for name in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "mean", "variance"):
+            if getattr(s, name) is not None:
+                changes[name] = FLOAT
+        if s.activation is not None:
+            changes["activation"] = ActivationPolicy(
+                default=FLOAT if s.activation.default is not None else None,
+                by_function=tuple((fn, FLOAT) for fn, _ in s.activation.by_function),
+            )
+        return replace(s, **changes)
+
+    return replace(ruleset, input=None, defaults=settings(ruleset.defaults),
+                   rules=tuple(replace(r, settings=settings(r.settings)) for r in ruleset.rules))
+
+
+def _random_inputs(model: Any, n: int = 32, seed: int = 0) -> list[Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = [n] + [d if d is not None else 8 for d in tuple(tensor.shape)[1:]]
+        arrays.append(rng.normal(0, 1, size=shape).astype("float32"))
+    return arrays
+
+
+def _max_abs_diff(a: Any, b: Any) -> tuple[float, float]:
+    """Largest |a - b| over all outputs, and the largest |b| (the scale)."""
+    import numpy as np
+
+    outs_a = a if isinstance(a, (list, tuple)) else [a]
+    outs_b = b if isinstance(b, (list, tuple)) else [b]
+    diff = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(outs_a, outs_b))
+    scale = max(float(np.max(np.abs(np.asarray(y)))) for y in outs_b)
+    return diff, scale
+
+
+def _verify(job: ModelJob, options: BatchOptions, custom: dict[str, Any]) -> float:
+    """Max |pass-through conversion − FP32| on random inputs; the written model must load back."""
+    from .model.load import load_model
+    from .pipeline import convert
+
+    model = load_model(job.path, safe_mode=options.safe_mode, custom_objects=custom, weights=job.weights)
+    qmodel, _ = convert(model, pass_through(options.rules))
+    x = _random_inputs(model)
+    inputs = x if len(x) > 1 else x[0]
+    diff, scale = _max_abs_diff(qmodel(inputs), model(inputs))
+    load_model(job.output, safe_mode=options.safe_mode, custom_objects=custom)  # the output is a loadable model
+    if diff > VERIFY_TOLERANCE * max(1.0, scale):
+        raise QConvertError(f"verify: with pass-through quantizers the converted model differs from the FP32 model "
+                            f"by {diff:.3g} (max |output| {scale:.3g})")
+    return diff
+
+
+def _error_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, QConvertError):
+        return text
+    return f"unexpected {type(exc).__name__}: {text[:400]}"  # a qconvert bug or an exotic file; reported, not raised
+
+
+def convert_one(job: ModelJob, options: BatchOptions) -> ModelResult:
+    """Convert one model; every error becomes a ``failed`` result (nothing is raised)."""
+    start = time.perf_counter()
+    base = ModelResult(job.path, "failed", kind=job.kind, weights=job.weights)
+    try:
+        from .model.load import resolve_custom_objects
+        from .pipeline import convert_file
+
+        custom = resolve_custom_objects(options.custom_objects)
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras's advice on Keras 2 configs, once per model: noise in a batch
+            result = convert_file(job.path, options.rules, output=job.output, weights=job.weights,
+                                  custom_objects=custom, safe_mode=options.safe_mode)
+            diff = _verify(job, options, custom) if options.verify else None
+    except Exception as exc:  # one bad model never stops the rest
+        return replace(base, error=_error_text(exc), seconds=time.perf_counter() - start)
+    except SystemExit as exc:  # a user's custom-objects module may call sys.exit
+        return replace(base, error=f"exited while loading: {exc}", seconds=time.perf_counter() - start)
+    return replace(base, status="converted", layers_converted=result.report.totals.quantized,
+                   seconds=time.perf_counter() - start, output=job.output, max_abs_diff=diff)
+
+
+def _up_to_date(job: ModelJob, sha256: str) -> bool:
+    """``resume``: the output exists, from the same rule file and the same input."""
+    from .model.save import read_provenance
+    from .pipeline import file_sha256
+
+    provenance = read_provenance(job.output) if Path(job.output).is_file() else None
+    if not provenance:
+        return False
+    rules = provenance.get("rules") or {}
+    source = provenance.get("input") or {}
+    return rules.get("sha256") == sha256 and source.get("sha256") == file_sha256(Path(job.path))
+
+
+def import_backends() -> None:
+    """Worker initializer: import Keras and QKeras once per worker process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras  # noqa: F401
+    import qkeras  # noqa: F401
+
+
+# --- the batch ------------------------------------------------------------------------
+def _versions() -> dict[str, str]:
+    from .pipeline import versions
+
+    return versions()
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    rules: RuleSet | str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    resume: bool = False,
+    verify: bool = False,
+    safe_mode: bool = True,
+    custom_objects: Sequence[str] = (),
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[ModelResult], None] | None = None,
+    worker_init: Callable[[], None] = import_backends,
+) -> BatchReport:
+    """Convert every model ``inputs`` hold into ``out``; the results in input order.
+
+    ``on_start(n)`` is told how many models there are, ``on_result`` each result as
+    it arrives (a progress bar). ``worker_init`` runs once in each worker process
+    (``jobs > 1``); it must be a module-level function (workers are spawned).
+    """
+    if jobs < 1:
+        raise QConvertError(f"jobs must be at least 1. Received: jobs={jobs}")
+    ruleset = as_ruleset(rules)
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a folder")
+    found = discover(inputs, out_dir)
+    start = time.perf_counter()
+    if on_start is not None:
+        on_start(len(found.jobs) + len(found.early))
+    results: dict[str, ModelResult] = {}
+
+    def done(result: ModelResult) -> None:
+        results[result.path] = result
+        if on_result is not None:
+            on_result(result)
+
+    for result in found.early:
+        done(result)
+    todo = []
+    for job in found.jobs:
+        if resume and _up_to_date(job, ruleset.sha256):
+            done(ModelResult(job.path, "skipped", error="already converted with these rules (--resume)",
+                             output=job.output, kind=job.kind, weights=job.weights))
+        else:
+            todo.append(job)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = BatchOptions(ruleset, safe_mode, tuple(custom_objects), verify)
+    if jobs == 1 or len(todo) <= 1:
+        for job in todo:
+            done(convert_one(job, options))
+    else:
+        _run_pool(todo, options, min(jobs, len(todo)), worker_init, done)
+    order = [r.path for r in found.early] + [j.path for j in found.jobs]
+    models = tuple(sorted((results[p] for p in order), key=lambda r: r.path))
+    rules_info = {"source": ruleset.source, "sha256": ruleset.sha256, "description": ruleset.description}
+    return BatchReport(rules_info, str(out_dir), jobs, models, time.perf_counter() - start, verify,
+                       _versions() if found.jobs else {})
+
+
+def _run_pool(todo: list[ModelJob], options: BatchOptions, workers: int, worker_init: Callable[[], None],
+              done: Callable[[ModelResult], None]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_init) as pool:
+        futures = {pool.submit(convert_one, job, options): job for job in todo}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                done(future.result())
+            except Exception as exc:  # the worker died (out of memory, a crash in native code)
+                done(ModelResult(job.path, "failed", error=f"worker process failed: {_error_text(exc)}",
+                                 kind=job.kind, weights=job.weights))
