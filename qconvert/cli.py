@@ -116,6 +116,33 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _loading_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How model files are loaded: classes Keras does not know, Lambda layers."""
+    fn = click.option("--unsafe", is_flag=True,
+                      help="Allow Lambda layers (their Python code runs on loading): trusted files only.")(fn)
+    return click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE:ATTR",
+                        help="Import a class (or a dict of them) Keras does not know, e.g. mylayers:BinaryDense "
+                             "or layers.py:BinaryDense. Repeatable.")(fn)
+
+
+def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """hls4ml handoff options of the main job (DESIGN.md's CLI surface)."""
+    options = [
+        click.option("--hls4ml", "hls4ml_dir", type=click.Path(path_type=str),
+                     help="Write an hls4ml project to DIR, compile its emulation (g++) and verify it against Keras."),
+        click.option("--backend", default="Vitis", show_default=True, help="hls4ml backend: Vitis or Vivado."),
+        click.option("--part", default="xcu200-fsgd2104-2-e", show_default=True, help="FPGA part."),
+        click.option("--io-type", default="io_parallel", show_default=True, help="io_parallel or io_stream."),
+        click.option("--reuse-factor", type=int, default=1, show_default=True, help="hls4ml ReuseFactor (1: fully parallel)."),
+        click.option("--hls4ml-config", type=click.Path(path_type=str),
+                     help="hls4ml config YAML (Model / LayerName / LayerType) merged over the derived one."),
+        click.option("--build", is_flag=True, help="Run synthesis (needs vitis-run / vivado_hls on PATH) and report it."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("convert")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
@@ -123,10 +150,13 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the report as JSON.")
 @click.option("--strict", is_flag=True, help="Layers the rules leave float without saying so: exit 1, write nothing.")
 @_training_options
+@_hls4ml_options
+@click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
+@_loading_options
 @click.pass_context
 def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, report_path: str | None, strict: bool,
                 **opts: Any) -> None:
-    """Convert MODEL (.keras or .h5) with RULES into a QKeras model (.keras)."""
+    """Convert MODEL (.keras, .h5, or a Keras 2 .json architecture) with RULES into a QKeras model (.keras)."""
 
     def job() -> int:
         if opts["epochs"] and not opts["data"]:
@@ -141,8 +171,24 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
             train = TrainOptions(epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"],
                                  patience=opts["patience"], seed=opts["seed"], loss=opts["loss"],
                                  lr_schedule=opts["lr_schedule"], resume=opts["resume"])
-        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict,
-                              data=opts["data"], train=train, plot_path=opts["plot_path"])
+        hls4ml = None
+        if opts["hls4ml_dir"]:
+            from pathlib import Path
+
+            from .export import Hls4mlOptions
+
+            hls4ml = Hls4mlOptions(Path(opts["hls4ml_dir"]), backend=opts["backend"], part=opts["part"],
+                                   io_type=opts["io_type"], reuse_factor=opts["reuse_factor"],
+                                   user_config=Path(opts["hls4ml_config"]) if opts["hls4ml_config"] else None,
+                                   build=opts["build"])
+        elif opts["build"] or opts["hls4ml_config"]:
+            raise click.UsageError("--build and --hls4ml-config need --hls4ml DIR")
+        from .model.load import resolve_custom_objects
+
+        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
+                              data=opts["data"], train=train, plot_path=opts["plot_path"],
+                              weights=opts["weights"], custom_objects=resolve_custom_objects(opts["custom_objects"]),
+                              safe_mode=not opts["unsafe"])
         result.report.render(_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
@@ -184,8 +230,11 @@ def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
 @rules_group.command("show")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
+@_loading_options
 @click.pass_context
-def rules_show(ctx: click.Context, model: str, rules: str) -> None:
+def rules_show(ctx: click.Context, model: str, rules: str, weights: str | None, custom_objects: tuple[str, ...],
+               unsafe: bool) -> None:
     """Print, per layer, the rule that matches and the precisions it gives. Converts nothing."""
 
     def job() -> int:
@@ -194,9 +243,12 @@ def rules_show(ctx: click.Context, model: str, rules: str) -> None:
         from .ruleset import load_rules
 
         ruleset = load_rules(rules)
+        from .model.load import resolve_custom_objects
         from .pipeline import plan
 
-        render_plan(plan(model, ruleset), _console())
+        the_plan = plan(model, ruleset, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
+                        safe_mode=not unsafe)
+        render_plan(the_plan, _console())
         return 0
 
     _run(ctx, job)
@@ -213,7 +265,11 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> Non
 
     def job() -> int:
         _quiet_backends()
-        from .demo import digits_cnn, digits_dataset, digits_mlp, preset, render_study, run_case_study, train_baseline
+        import tempfile
+        from pathlib import Path
+
+        from .demo import (digits_cnn, digits_dataset, digits_mlp, hls4ml_column, preset, render_study, run_case_study,
+                           train_baseline)
 
         console = _console()
         data = digits_dataset(seed=seed, image=model_kind == "cnn")
@@ -221,7 +277,9 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> Non
         console.print("training the FP32 baseline ...")
         fp32 = train_baseline(digits_cnn() if model_kind == "cnn" else digits_mlp(), data, seed=seed)
         console.print(f"converting with rules/6bit.yaml and rules/4bit.yaml, QAT for up to {epochs} epochs each ...")
-        study = run_case_study(fp32, data, [("6-bit", preset("6bit")), ("4-bit", preset("4bit"))], qat_epochs=epochs, seed=seed)
+        with tempfile.TemporaryDirectory(prefix="qconvert-demo-hls4ml-") as projects:  # hls4ml column: needs g++
+            study = run_case_study(fp32, data, [("6-bit", preset("6bit")), ("4-bit", preset("4bit"))], qat_epochs=epochs,
+                                   seed=seed, after_qat=hls4ml_column(data, Path(projects)))
         render_study(study, console)
         return 0
 
@@ -255,6 +313,60 @@ def migrate_cmd(ctx: click.Context, paths: tuple[str, ...], rules: str, write: b
 
     if sum((write, out_dir is not None, check)) > 1:
         raise click.UsageError("--write, --out and --check exclude each other")
+    _run(ctx, job)
+
+
+@cli.command("batch")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=str),
+              help="Output folder: OUT/<relative path>.keras for each model.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (each imports Keras once).")
+@click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the batch report as JSON.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=str), help="Write a Markdown summary.")
+@click.option("--resume", is_flag=True, help="Skip models already converted with the same rule file (and input).")
+@click.option("--verify", is_flag=True,
+              help="Check each model converted with pass-through quantizers against the FP32 model (random inputs).")
+@_loading_options
+@click.pass_context
+def batch_cmd(ctx: click.Context, inputs: tuple[str, ...], rules: str, out_dir: str, jobs: int,
+              report_path: str | None, markdown_path: str | None, resume: bool, verify: bool,
+              custom_objects: tuple[str, ...], unsafe: bool) -> None:
+    """Convert every model in folders, files or globs (INPUTS) into OUT. Exit 1 if any model failed."""
+
+    def job() -> int:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from .batch import run_batch
+        from .report import write_text_atomic
+        from .ruleset import load_rules
+
+        ruleset = load_rules(rules)  # rule errors first: no Keras import
+        for path in (report_path, markdown_path):
+            if path is not None and not os.path.isdir(os.path.dirname(path) or "."):
+                raise click.UsageError(f"{path}: folder {os.path.dirname(path)} does not exist")
+        _quiet_backends()
+        from .model.load import resolve_custom_objects
+
+        resolve_custom_objects(custom_objects)  # a bad --custom-objects: one error (exit 2), not one per model
+        progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=_console(stderr=True), transient=True)
+        with progress:
+            task = progress.add_task("", total=None)
+            report = run_batch(
+                inputs, ruleset, out_dir, jobs=jobs, resume=resume, verify=verify, safe_mode=not unsafe,
+                custom_objects=custom_objects, worker_init=_quiet_backends,
+                on_start=lambda n: progress.update(task, total=n),
+                on_result=lambda r: progress.update(task, advance=1, description=os.path.basename(r.path)),
+            )
+        report.render(_console())
+        if report_path is not None:
+            write_text_atomic(report_path, report.to_json() + "\n")
+        if markdown_path is not None:
+            write_text_atomic(markdown_path, report.to_markdown())
+        return report.exit_code
+
     _run(ctx, job)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import QConvertError
 from .train.data import Dataset
 
-__all__ = ["digits_dataset", "digits_mlp", "digits_cnn", "preset", "train_baseline", "CaseStudy", "run_case_study", "render_study"]
+__all__ = ["digits_dataset", "digits_mlp", "digits_cnn", "preset", "train_baseline", "CaseStudy", "run_case_study", "render_study", "hls4ml_column"]
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -139,16 +139,39 @@ def run_case_study(
     return study
 
 
+def hls4ml_column(data: Dataset, out_dir: Path) -> Callable[[str, Any, CaseStudy], None]:
+    """An ``after_qat`` hook: export each QAT model to hls4ml (``out_dir/<name>``), compile it with g++ and
+    put the emulation's accuracy beside the Keras one (the seed's third column). Without g++, nothing."""
+    import shutil
+
+    def add(name: str, qmodel: Any, study: CaseStudy) -> None:
+        if shutil.which("g++") is None:
+            return
+        from .export import Hls4mlOptions, export
+
+        _, x, y = data.eval_split
+        slug = "".join(c if c.isalnum() else "_" for c in name)
+        result = export(qmodel, Hls4mlOptions(Path(out_dir) / slug), x=x, y=y)
+        study.rows[-1]["hls4ml"] = result.accuracy_hls4ml
+        study.rows[-1]["hls4ml_agreement"] = result.argmax_agreement
+
+    return add
+
+
 def render_study(study: CaseStudy, console: Any) -> None:
     from rich.table import Table
 
     from .report import format_count
 
     table = Table(title=f"{study.dataset}: accuracy on the {study.split} split", title_justify="left")
-    for name in ("model", "accuracy", "ROC AUC", "BOPs"):
+    with_hls4ml = any("hls4ml" in row for row in study.rows)
+    for name in ("model", "accuracy", "ROC AUC", "BOPs") + (("hls4ml accuracy",) if with_hls4ml else ()):
         table.add_column(name, justify="left" if name == "model" else "right")
     for row in study.rows:
         auc = row.get("auc")
-        table.add_row(row["model"], f"{row['accuracy']:.4f}", "-" if auc is None else f"{auc:.4f}",
-                      format_count(row["bops"]) if row.get("bops") else "-")
+        cells = [row["model"], f"{row['accuracy']:.4f}", "-" if auc is None else f"{auc:.4f}",
+                 format_count(row["bops"]) if row.get("bops") else "-"]
+        if with_hls4ml:
+            cells.append(f"{row['hls4ml']:.4f}" if row.get("hls4ml") is not None else "")
+        table.add_row(*cells)
     console.print(table)

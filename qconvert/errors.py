@@ -13,6 +13,7 @@ __all__ = [
     "ConversionError",
     "OutputError",
     "DataError",
+    "ExportError",
 ]
 
 
@@ -65,3 +66,8 @@ class OutputError(QConvertError):
 
 class DataError(QConvertError):
     """Input data is unreadable or does not fit the model."""
+
+
+class ExportError(QConvertError):
+    """hls4ml export cannot proceed: bad backend, part or output folder, a layer the bridge cannot
+    convert, or a synthesis tool that is not installed."""

@@ -15,29 +15,33 @@ from .errors import ConversionError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
-__all__ = ["convert", "plan", "convert_file", "default_output", "FileResult"]
+__all__ = ["convert", "plan", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The versions a report and a model's provenance record: qconvert, Keras, QKeras, backend."""
     import keras
     import qkeras
 
     return {"qconvert": __version__, "keras": keras.__version__, "qkeras": qkeras.__version__, "backend": keras.backend.backend()}
 
 
-def _as_model(model_or_path: Any, safe_mode: bool = True) -> tuple[Any, str]:
+def _as_model(model_or_path: Any, safe_mode: bool = True, *, weights: str | os.PathLike | None = None,
+              custom_objects: dict[str, Any] | None = None) -> tuple[Any, str]:
     if isinstance(model_or_path, (str, os.PathLike)):
         from .model.load import load_model
 
-        return load_model(model_or_path, safe_mode=safe_mode), str(model_or_path)
+        model = load_model(model_or_path, safe_mode=safe_mode, weights=weights, custom_objects=custom_objects)
+        return model, str(model_or_path)
     return model_or_path, getattr(model_or_path, "name", "model")
 
 
-def plan(model_or_path: Any, rules: RuleSet | str | os.PathLike) -> Any:
+def plan(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, safe_mode: bool = True,
+         weights: str | os.PathLike | None = None, custom_objects: dict[str, Any] | None = None) -> Any:
     """The :class:`~qconvert.model.plan.Plan` the rules make for the model (nothing converted)."""
     from .model.plan import plan_model
 
-    model, _ = _as_model(model_or_path)
+    model, _ = _as_model(model_or_path, safe_mode, weights=weights, custom_objects=custom_objects)
     return plan_model(model, as_ruleset(rules))
 
 
@@ -98,7 +102,7 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
         bops_ap_fixed_16_6=sum(c.bops_ap_fixed for c in costs.values()),
     )
     rules = {"source": plan.ruleset.source, "sha256": plan.ruleset.sha256, "description": plan.ruleset.description}
-    return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=_versions())
+    return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=versions())
 
 
 def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False) -> tuple[Any, ConversionReport]:
@@ -127,7 +131,7 @@ def default_output(model_path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}_q.keras")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -191,9 +195,12 @@ def convert_file(
     report_path: str | os.PathLike | None = None,
     strict: bool = False,
     safe_mode: bool = True,
+    weights: str | os.PathLike | None = None,
+    custom_objects: dict[str, Any] | None = None,
     data: str | os.PathLike | None = None,
     train: Any = None,
     plot_path: str | os.PathLike | None = None,
+    hls4ml: Any = None,
 ) -> FileResult:
     """The main job: convert a model file, write ``.keras`` and the JSON report.
 
@@ -206,6 +213,10 @@ def convert_file(
     from .model.save import save_model
 
     ruleset = as_ruleset(rules_path)  # rule errors first: cheap, and no Keras import
+    if hls4ml is not None:  # a :class:`~qconvert.export.Hls4mlOptions`: bad backend/part/folder before any work
+        from .export import check_options
+
+        hls4ml = check_options(hls4ml)
     source = check_model_path(model_path)
     out = Path(output) if output is not None else default_output(source)
     if out.suffix != ".keras":
@@ -219,7 +230,7 @@ def convert_file(
         from .train.data import load_data
 
         dataset = load_data(data, seed=train.seed if train is not None else 0)
-    model, _ = _as_model(source, safe_mode=safe_mode)
+    model, _ = _as_model(source, safe_mode=safe_mode, weights=weights, custom_objects=custom_objects)
     if dataset is not None:
         from .train.data import check_fits_model
 
@@ -233,12 +244,13 @@ def convert_file(
         qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report)
     provenance = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {"path": str(source), "sha256": _sha256(source)},
+        "input": {"path": str(source), "sha256": file_sha256(source)},
         "rules": report.rules,
         "versions": report.versions,
     }
     save_model(qmodel, out, provenance)
     report.output = str(out)
+    exported = _hls4ml_stage(qmodel, dataset, hls4ml, report) if hls4ml is not None else None
     if training is not None:
         from .train.plot import plot_training
 
@@ -250,4 +262,23 @@ def convert_file(
             shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)  # finished: nothing to resume
     if report_path is not None:
         write_text_atomic(report_path, report.to_json() + "\n")
+    if exported is not None:
+        exported.raise_for_build()  # --build without the synthesis tool: exit 2, project written and compiled
     return FileResult(report, out)
+
+
+def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionReport) -> Any:
+    """Write, compile and verify the hls4ml project (on the held-out split of ``dataset`` when given)."""
+    from .export import bops_at_precisions, export
+
+    x = y = None
+    if dataset is not None:
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export(qmodel, options, x=x, y=y)
+    section = result.to_dict()
+    section.update(bops_at_precisions(qmodel, result.precisions))
+    report.sections["hls4ml"] = section
+    if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
+        report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
+    return result

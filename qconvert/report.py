@@ -117,6 +117,8 @@ class ConversionReport:
         console.print(self.summary_line())
         if "accuracy" in self.sections:
             render_accuracy(self.sections, console)
+        if "hls4ml" in self.sections:
+            render_hls4ml(self.sections["hls4ml"], console)
 
 
 def _type(row: LayerRow) -> str:
@@ -198,3 +200,28 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
         table.add_row(label, "-" if acc is None else f"{acc:.4f}", "-" if loss is None else f"{loss:.4f}",
                       "-" if auc is None else f"{auc:.4f}")
     console.print(table)
+
+
+def render_hls4ml(h: dict[str, Any], console: Any) -> None:
+    """The hls4ml section in a few lines: project, agreement with Keras, what limits it, build figures."""
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    console.print(f"hls4ml: {h['backend']} {h['part']} {h['io_type']}, project {h['project_dir']} "
+                  f"(compiled in {h['compile_seconds']:.1f} s; input {h['input_precision']})")
+    line = (f"  {h['n_samples']} {h['inputs']} samples: argmax agreement {pct(h['argmax_agreement'])}, "
+            f"outputs bit-identical {pct(h['exact_fraction'])}")
+    if h.get("logits_exact_fraction") is not None:
+        line += f", logits bit-identical {pct(h['logits_exact_fraction'])}"
+    console.print(line + f", max |diff| {h['max_abs_diff']:.3g}")
+    if h.get("accuracy_keras") is not None:
+        console.print(f"  accuracy: Keras {h['accuracy_keras']:.4f}, hls4ml {h['accuracy_hls4ml']:.4f}")
+    if h.get("first_divergent_layer"):
+        console.print(f"  first divergent layer: {h['first_divergent_layer']}; limits: {h['limits']}")
+    if h.get("bops"):
+        console.print(f"  BOPs at hls4ml's precisions (accumulators included): {format_count(h['bops'])}")
+    build = h.get("build")
+    if build:
+        console.print(f"  synthesis: latency {build['latency_min']}-{build['latency_max']} cycles, II {build['ii_min']}, "
+                      f"LUT {build['lut']}, FF {build['ff']}, DSP {build['dsp']}, BRAM18 {build['bram_18k']}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -97,6 +98,8 @@ def main() -> int:
     parser.add_argument("--baseline-epochs", type=int, default=20)
     parser.add_argument("--qat-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hls4ml", type=Path, default=Path(tempfile.gettempdir()) / "qconvert_jet_hls4ml_prj",
+                        help="where the hls4ml project goes")
     args = parser.parse_args()
 
     try:
@@ -114,7 +117,7 @@ def main() -> int:
     import keras
     from rich.console import Console
 
-    from qconvert.demo import preset, render_study, run_case_study
+    from qconvert.demo import hls4ml_column, preset, render_study, run_case_study
 
     data = prepare(x, labels, args.seed)
     data = type(data)(title, *[getattr(data, f) for f in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")],
@@ -125,8 +128,13 @@ def main() -> int:
     fp32.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), batch_size=1024,
              epochs=args.baseline_epochs, shuffle=True, verbose=0)
     study = run_case_study(fp32, data, [("6-bit", preset("6bit"))], qat_epochs=args.qat_epochs, qat_lr=1e-4,
-                           batch_size=1024, seed=args.seed)
+                           batch_size=1024, seed=args.seed, after_qat=hls4ml_column(data, args.hls4ml))
     render_study(study, Console())
+    qat = next((r for r in study.rows if "hls4ml" in r), None)
+    print(f"Accuracy baseline: {study.accuracy('FP32 baseline'):.4f}")
+    print(f"Accuracy quantized: {study.accuracy('6-bit QAT'):.4f}")
+    print(f"Accuracy hls4ml: {qat['hls4ml']:.4f} (argmax agreement {qat['hls4ml_agreement']:.2%}, project in {args.hls4ml})"
+          if qat else "Accuracy hls4ml: - (g++ not found: no emulation)")
     return 0
 
 
