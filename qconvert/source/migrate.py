@@ -4,9 +4,9 @@ Pure: ``migrate_code(text, ruleset)`` returns the new text and the findings;
 nothing is read, written or printed here. Three passes over a LibCST tree, one
 module each: :mod:`.collect` finds the Keras layer constructions by qualified
 name, :mod:`.plan` decides what the rules make of them, :mod:`.transform`
-rewrites them. Then the imports: what the new code uses is added (LibCST's
-``AddImportsVisitor``), what became unused is removed with its comments kept
-(:mod:`.imports`). The result is parsed again before it is handed out; a layer
+rewrites them. Then the imports (:mod:`.imports`): what the new code uses is
+added to the import block at the top, what became unused is removed with its
+comments kept. The result is parsed again before it is handed out; a layer
 the codemod cannot rewrite faithfully is left exactly as it was and reported.
 """
 
@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper
 
 from ..ruleset import RuleSet
 from .collect import SKIP_MARKER, Collector
 from .findings import Finding, Status
-from .imports import RemoveUnusedImports, used_names
+from .imports import AddImports, RemoveUnusedImports, used_names
 from .plan import Planner
 from .transform import Transformer
 
@@ -96,10 +94,9 @@ def migrate_units(codes: Sequence[str], rules: RuleSet) -> list[Migration]:
         if not mine:
             out.append(Migration(code, tuple(findings), Status.UNCHANGED))
             continue
-        context = CodemodContext()
-        transformer = Transformer(mine, context)
+        transformer = Transformer(mine)
         module = wrapper.visit(transformer)
-        module = AddImportsVisitor(context).transform_module(module)
+        module = module.visit(AddImports(transformer.needed))
         if transformer.removals:
             module = module.visit(RemoveUnusedImports(transformer.removals, used_names(module)))
         new = module.code

@@ -7,7 +7,7 @@ spelling, with PEP 8 spaces). A split activation follows the layer: the next
 or a call around the layer's call, ``QActivation(...)(QDense(...)(x))``.
 New arguments and elements copy the separators around them (one line, or one
 a line), and no comment is duplicated or lost with an argument that goes.
-Imports go through LibCST's ``AddImportsVisitor``.
+The imports the new code needs are collected in :attr:`Transformer.needed`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from ..quantizers import QuantizerSpec
 from . import names as N
@@ -124,14 +122,14 @@ def _assemble(original: Sequence[cst.Arg], entries: list[_Entry], opening: cst.B
 class Transformer(cst.CSTTransformer):
     """Rewrites the sites of ``decisions`` (keyed by id of the original Call node)."""
 
-    def __init__(self, decisions: dict[int, Decision], context: CodemodContext) -> None:
+    def __init__(self, decisions: dict[int, Decision]) -> None:
         super().__init__()
         self.decisions = decisions
-        self.context = context
+        self.needed: set[tuple[str, str]] = set()  # (module, name): ``from module import name``
         self.removals: set[ImportRef] = set()
 
     def need(self, module: str, obj: str) -> None:
-        AddImportsVisitor.add_needed_import(self.context, module, obj)
+        self.needed.add((module, obj))
 
     def quantizer(self, spec: QuantizerSpec) -> cst.Call:
         self.need("qkeras", spec.name)
