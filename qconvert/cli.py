@@ -60,6 +60,11 @@ def _quiet_backends() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    import logging
+
+    # TensorFlow's Python-side warnings (tf.function retracing when several models are evaluated in
+    # one run) say nothing a qconvert user can act on; errors still show.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _console(stderr: bool = False) -> Any:
