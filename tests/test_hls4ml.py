@@ -190,3 +190,55 @@ def test_cli_layer_the_bridge_cannot_convert(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
     line = res.output.strip().splitlines()[-1]
     assert "deconv" in line and "QConv2DTranspose" in line
+
+
+# --- every preset, and the layer families beyond Dense --------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["4bit", "8bit", "ternary", "binary", "mixed_jet_tagger"])
+def test_every_preset_gives_bit_identical_logits(preset, tmp_path):
+    qmodel, _ = qconvert.convert(JET_H5, ROOT / "rules" / f"{preset}.yaml")
+    result = export(qmodel, Hls4mlOptions(tmp_path / "prj"))  # inputs sampled in the input type's range
+    assert result.inputs == "sampled" and result.n_samples >= 1000
+    assert result.logits_exact_fraction >= 0.999, result.limits
+    assert result.argmax_agreement >= 0.99
+    assert all(f == 1.0 for name, f in result.layers_exact.items() if name != "softmax")
+
+
+@pytest.mark.slow
+def test_conv_bn_tanh_sigmoid_pooling_model(tmp_path):
+    """QConv2D, unfolded QBatchNormalization, quantized_tanh/sigmoid/relu, average pooling, QDense."""
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, name="c1")(inp)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.Activation("tanh", name="t1")(x)
+    x = layers.AveragePooling2D(2, name="pool")(x)
+    x = layers.Conv2D(4, 2, activation="sigmoid", name="c2")(x)
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(8, name="d1")(x)
+    x = layers.ReLU(name="r1")(x)
+    out = layers.Dense(3, activation="softmax", name="out")(x)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    bn = model.get_layer("bn1")  # non-trivial statistics, as after training
+    bn.set_weights([rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.2, 4), rng.normal(0, 0.2, 4), rng.uniform(0.5, 2, 4)])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\n"
+        "defaults:\n"
+        "  kernel: quantized_bits(6, 0, alpha=1)\n"
+        "  bias: quantized_bits(6, 0, alpha=1)\n"
+        "  activation: {relu: quantized_relu(6), tanh: quantized_tanh(6), sigmoid: quantized_sigmoid(6)}\n"
+        "  batchnorm: quantize\n"
+    )
+    qmodel, _ = qconvert.convert(model, rules)
+    kinds = {layer.name: type(layer).__name__ for layer in qmodel.layers}
+    assert kinds["bn1"] == "QBatchNormalization" and kinds["pool"] == "AveragePooling2D"
+    x_in = rng.uniform(0, 1, (500, 8, 8, 1))
+    result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=x_in)
+    assert result.logits_exact_fraction >= 0.999, result.limits
+    assert result.argmax_agreement >= 0.99
+    assert "bn1" in result.limits  # a float BN is not bit-exact by construction, and the report says so

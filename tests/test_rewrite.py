@@ -172,3 +172,21 @@ def test_bn_that_cannot_fold_stays_float_and_is_a_leftover(write_rules):
     assert type(qmodel.get_layer("bn")).__name__ == "BatchNormalization"
     row = {r.name: r for r in report.layers}["bn"]
     assert row.leftover and "cannot fold" in row.note
+
+
+def test_batchnorm_quantize_without_role_quantizers_keeps_qkeras_defaults(write_rules):
+    """What ``rules show`` announces is what the model gets: QBatchNormalization, QKeras's own quantizers."""
+    rules = write_rules(SIX_BIT + """
+rules:
+  - match: {type: BatchNormalization}
+    batchnorm: quantize
+""")
+    qmodel, report = qconvert.convert(branching_bn(), rules)
+    bn = qmodel.get_layer("stem_bn")
+    assert type(bn).__name__ == "QBatchNormalization"
+    import qkeras
+
+    default = qkeras.QBatchNormalization()
+    assert bn.get_config()["gamma_quantizer"] == default.get_config()["gamma_quantizer"]
+    row = {r.name: r for r in report.layers}["stem_bn"]
+    assert row.action == "quantize" and row.type_after == "QBatchNormalization"

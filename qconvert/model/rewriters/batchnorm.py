@@ -15,9 +15,7 @@ _UNSUPPORTED = ("synchronized",)
 
 @register("BatchNormalization")
 def rewrite_batchnorm(class_name: str, config: dict[str, Any], quantizers: dict[str, QuantizerSpec]) -> list[NewLayer]:
-    """A BN with quantizers → ``QBatchNormalization``; roles not set keep QKeras's defaults."""
-    if not quantizers:
-        return [NewLayer(class_name, dict(config))]
+    """A BN the rules quantize → ``QBatchNormalization``; roles not set keep QKeras's defaults (po2)."""
     new = {k: v for k, v in config.items() if k not in _UNSUPPORTED}
     for role in BN_ROLES:
         if role in quantizers:
