@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -277,8 +277,13 @@ def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionRep
         y = None if dataset.label_kind == "values" else y
     result = export(qmodel, options, x=x, y=y)
     section = result.to_dict()
-    section.update(bops_at_precisions(qmodel, result.precisions))
+    costs = bops_at_precisions(qmodel, result.precisions)
+    section.update(costs)
     report.sections["hls4ml"] = section
+    per_layer = costs["bops_per_layer"]
+    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None))
+                     for row in report.layers]
+    report.totals = replace(report.totals, bops_hls4ml=costs["bops"])
     if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
         report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
     return result

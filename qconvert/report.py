@@ -35,6 +35,7 @@ class LayerRow:
     bops_ap_fixed_16_6: float
     note: str = ""
     leftover: bool = False
+    bops_hls4ml: float | None = None  # at the precisions hls4ml implements, once a project is derived
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Totals:
     bops: float
     bops_fp32: float
     bops_ap_fixed_16_6: float
+    bops_hls4ml: float | None = None  # at the precisions hls4ml implements (accumulators included)
 
     @property
     def reduction_vs_fp32(self) -> float:
@@ -95,7 +97,9 @@ class ConversionReport:
             f"{t.quantized} of {t.layers} layers quantized, {t.left_float} left float ({t.leftovers} uncovered); "
             f"{t.params:,} parameters; BOPs {format_count(t.bops)} "
             f"(FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}; "
-            f"{t.reduction_vs_fp32:.1f}x fewer than FP32)"
+            f"{t.reduction_vs_fp32:.1f}x fewer than FP32"
+            + (f"; {format_count(t.bops_hls4ml)} at hls4ml's precisions" if t.bops_hls4ml is not None else "")
+            + ")"
         )
 
     def render(self, console: Any) -> None:

@@ -155,6 +155,10 @@ def test_cli_build_without_synthesis_tool_exits_2_with_project_written(tmp_path,
         assert key in h
     assert h["logits_exact_fraction"] >= 0.999
     assert report["accuracy"]["hls4ml"] == h["accuracy_hls4ml"]
+    # the cost model at the precisions hls4ml implements: 16-bit inputs to fc1 instead of float32
+    assert report["totals"]["bops_hls4ml"] == h["bops"] < report["totals"]["bops"]
+    fc1 = next(row for row in report["layers"] if row["name"] == "fc1")
+    assert fc1["bops_hls4ml"] == h["bops_per_layer"]["fc1"] < fc1["bops"]
 
 
 @pytest.mark.parametrize(
