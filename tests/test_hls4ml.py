@@ -246,3 +246,45 @@ def test_conv_bn_tanh_sigmoid_pooling_model(tmp_path):
     assert result.logits_exact_fraction >= 0.999, result.limits
     assert result.argmax_agreement >= 0.99
     assert "bn1" in result.limits  # a float BN is not bit-exact by construction, and the report says so
+
+
+_CSYNTH = """<profile>
+  <UserAssignments><TargetClockPeriod>5.00</TargetClockPeriod></UserAssignments>
+  <PerformanceEstimates>
+    <SummaryOfTimingAnalysis><EstimatedClockPeriod>4.37</EstimatedClockPeriod></SummaryOfTimingAnalysis>
+    <SummaryOfOverallLatency><Best-caseLatency>9</Best-caseLatency><Worst-caseLatency>11</Worst-caseLatency>
+      <Interval-min>1</Interval-min><Interval-max>1</Interval-max></SummaryOfOverallLatency>
+  </PerformanceEstimates>
+  <AreaEstimates>
+    <Resources><BRAM_18K>4</BRAM_18K><DSP>27</DSP><FF>5312</FF><LUT>21456</LUT></Resources>
+    <AvailableResources><BRAM_18K>4320</BRAM_18K><DSP>6840</DSP><FF>2364480</FF><LUT>1182240</LUT></AvailableResources>
+  </AreaEstimates>
+</profile>
+"""
+
+
+@pytest.mark.slow
+def test_build_runs_the_tool_and_reads_its_synthesis_report(tmp_path, monkeypatch):
+    """Vitis is not installed here: a stand-in ``vitis-run`` on PATH writes the files Vitis HLS writes
+    (solution list and csynth report), so the command hls4ml runs and the report it parses are real."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "csynth.xml").write_text(_CSYNTH)
+    tool = bin_dir / "vitis-run"
+    tool.write_text(
+        "#!/bin/sh\n"
+        '[ "$1 $2 $3 $4" = "--tcl build_prj.tcl --mode hls" ] || exit 3\n'
+        "mkdir -p myproject_prj/solution1/syn/report\n"
+        "echo '<project><solutions><solution name=\"solution1\"/></solutions></project>' > myproject_prj/hls.app\n"
+        f"cp {tmp_path / 'csynth.xml'} myproject_prj/solution1/syn/report/myproject_csynth.xml\n"
+    )
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    prj = tmp_path / "prj"
+    res = run(JET_H5, "--rules", RULES_6BIT, "-o", tmp_path / "q.keras", "--report", tmp_path / "r.json",
+              "--hls4ml", prj, "--build")
+    assert res.exit_code == 0, res.output
+    build = json.loads((tmp_path / "r.json").read_text())["hls4ml"]["build"]
+    assert build == {"latency_min": 9, "latency_max": 11, "ii_min": 1, "ii_max": 1, "lut": 21456, "ff": 5312,
+                     "dsp": 27, "bram_18k": 4, "clock_ns": 4.37}
+    assert "latency 9-11 cycles" in res.output and "DSP 27" in res.output
