@@ -20,14 +20,13 @@ from .train.data import Dataset
 
 __all__ = ["digits_dataset", "digits_mlp", "digits_cnn", "preset", "train_baseline", "CaseStudy", "run_case_study", "render_study", "hls4ml_column"]
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "rules"
-
-
 def preset(name: str) -> Path:
-    """The path of a shipped preset (``rules/<name>.yaml`` of the source tree)."""
-    path = PRESETS_DIR / f"{name}.yaml"
+    """The path of a shipped preset (``rules/<name>.yaml``)."""
+    from .ruleset import presets_dir
+
+    path = presets_dir() / f"{name}.yaml"
     if not path.exists():
-        raise QConvertError(f"preset {name!r} not found in {PRESETS_DIR} (install qconvert from its source tree)")
+        raise QConvertError(f"preset {name!r} not found in {presets_dir()}")
     return path
 
 

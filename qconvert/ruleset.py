@@ -51,6 +51,9 @@ __all__ = [
     "Settings",
     "load_rules",
     "loads_rules",
+    "presets_dir",
+    "preset_names",
+    "resolve_rules_path",
     "KNOWN_ACTIVATIONS",
 ]
 
@@ -386,15 +389,35 @@ def loads_rules(text: str, source: str = "<rules>") -> RuleSet:
     return _Builder(source).ruleset(_parse_yaml(text, source), sha)
 
 
+def presets_dir() -> Path:
+    """The shipped presets: ``rules/`` of a source checkout, else the installed ``qconvert/presets``."""
+    checkout = Path(__file__).resolve().parent.parent / "rules"
+    return checkout if (checkout / "6bit.yaml").is_file() else Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def resolve_rules_path(path: str | Path) -> Path:
+    """``path`` itself when it exists; a bare preset name (``6bit``) when no such file does."""
+    given = Path(path)
+    if not given.exists() and given.suffix == "" and given.name == str(path):
+        preset = presets_dir() / f"{given.name}.yaml"
+        if preset.is_file():
+            return preset
+    return given
+
+
 def load_rules(path: str | Path) -> RuleSet:
-    """Read and validate a rule file. Raises :class:`RuleError`."""
-    path = Path(path)
+    """Read and validate a rule file (or a shipped preset by name: ``6bit``). Raises :class:`RuleError`."""
+    path = resolve_rules_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except IsADirectoryError:
         raise RuleError("is a directory, not a rule file", source=str(path)) from None
     except FileNotFoundError:
-        raise RuleError("no such rule file", source=str(path)) from None
+        raise RuleError(f"no such rule file (shipped presets: {', '.join(preset_names())})", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read: {exc}", source=str(path)) from None
     return loads_rules(text, str(path))

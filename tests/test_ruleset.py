@@ -893,3 +893,38 @@ def test_extra_rules_compete_by_the_same_precedence():
     parent = ruleset.rules[0]
     assert ruleset.select(LayerView("act", "Activation", "relu"), extra=[parent]).note == "parent"
     assert ruleset.select(LayerView("relu1", "Activation", "relu"), extra=[parent]).note == "parent"  # name 4 > regex 3
+
+
+# --- presets by name ---------------------------------------------------------------
+
+
+def test_a_preset_loads_by_name_wherever_the_command_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no rules/ folder here
+    by_name = load_rules("6bit")
+    by_path = load_rules(Path(__file__).resolve().parent.parent / "rules" / "6bit.yaml")
+    assert by_name.sha256 == by_path.sha256 and by_name.defaults == by_path.defaults
+
+
+def test_a_file_of_that_name_wins_over_the_preset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "6bit").write_text("version: 1\ndefaults:\n  kernel: quantized_bits(3, 0)\n")
+    assert str(load_rules("6bit").defaults.kernel) == "quantized_bits(3,0)"
+
+
+def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, 8bit, binary"):
+        load_rules("7bit")
+
+
+def test_the_presets_are_packaged_with_the_wheel():
+    """rules/ installs as qconvert/presets (pyproject's package-dir), so a wheel install finds them too."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"]["qconvert.presets"] == "rules" and "qconvert.presets" in config["packages"]
+    assert "*.yaml" in config["package-data"]["qconvert.presets"]
+    root = Path(__file__).resolve().parent.parent
+    found = {p.parent.relative_to(root).as_posix() for p in (root / "qconvert").rglob("__init__.py")}
+    listed = {name.replace(".", "/") for name in config["packages"] if name != "qconvert.presets"}
+    assert listed == found  # a new subpackage must be listed, or wheels leave it out
