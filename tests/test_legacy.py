@@ -253,3 +253,27 @@ def test_fixture_generator_runs_and_matches_the_committed_architectures(tmp_path
             h5py.File(FIXTURES / "keras2/json/branches_weights.h5") as b:
         np.testing.assert_array_equal(a["stem/stem/kernel:0"][()], b["stem/stem/kernel:0"][()])
     assert sum((FIXTURES / rel).stat().st_size for rel in committed) < 1_000_000  # fixtures stay small
+
+
+def _jet_6bit_with_clip(tmp_path, **extra):
+    """The QKeras 0.9 jet fixture with ``extra`` keys in fc1's kernel Clip constraint."""
+    config = json.loads((FIXTURES / "qkeras2" / "jet_6bit.json").read_text())
+    layer = next(entry for entry in config["config"]["layers"] if entry["config"]["name"] == "fc1")
+    layer["config"]["kernel_constraint"]["config"].update(extra)
+    path = tmp_path / "jet_6bit.json"
+    path.write_text(json.dumps(config))
+    (tmp_path / "jet_6bit_weights.h5").write_bytes((FIXTURES / "qkeras2" / "jet_6bit_weights.h5").read_bytes())
+    return path
+
+
+def test_clip_keeps_its_inner_quantizer(tmp_path):
+    quantizer = {"class_name": "quantized_bits", "config": {"bits": 4, "integer": 0, "symmetric": 0, "keep_negative": True,
+                                                            "alpha": 1}}
+    model = qconvert.load_model(_jet_6bit_with_clip(tmp_path, quantizer=quantizer))
+    clip = model.get_layer("fc1").kernel_constraint
+    assert type(clip).__name__ == "Clip" and clip.quantizer is not None and clip.quantizer.bits == 4
+
+
+def test_clip_with_keys_qkeras_does_not_know_is_refused_not_dropped(tmp_path):
+    path = _jet_6bit_with_clip(tmp_path, step=0.5)
+    assert_clean_error(run(path, "--rules", SIX_BIT, "-o", tmp_path / "o.keras"), "Clip", "step", "fc1")

@@ -282,8 +282,15 @@ class _Translator:
             if inner.get("quantizer") is not None:
                 inner["quantizer"] = self.quantizer(inner["quantizer"], f"layer {layer!r}: {key}.quantizer", "weight")
             return _qkeras_object("QInitializer", inner)
-        if class_name == "Clip":
-            inner = {k: v for k, v in config.items() if k in ("min_value", "max_value")}
+        if class_name == "Clip":  # QKeras's constraint: bounds, plus an optional inner constraint and quantizer
+            unknown = sorted(set(config) - {"min_value", "max_value", "constraint", "quantizer"})
+            if unknown:
+                raise LegacyConfigError(f"layer {layer!r}: {key}: Clip with unknown key(s) {', '.join(unknown)}")
+            inner = {k: config[k] for k in ("min_value", "max_value") if k in config}
+            if config.get("constraint") is not None:
+                inner["constraint"] = self.value("constraint", config["constraint"], layer)
+            if config.get("quantizer") is not None:
+                inner["quantizer"] = self.quantizer(config["quantizer"], f"layer {layer!r}: {key}.quantizer", "weight")
             return _qkeras_object("Clip", inner)
         config = {k: v for k, v in config.items() if k != "dtype"}  # Keras 2 initializers kept a dtype
         if class_name == "VarianceScaling" and config.get("distribution") in _VARIANCE_SCALING_DISTRIBUTIONS:
