@@ -367,7 +367,8 @@ def convert_one(job: ModelJob, options: BatchOptions) -> ModelResult:
         return replace(base, error=_error_text(exc), seconds=time.perf_counter() - start)
     except SystemExit as exc:  # a user's custom-objects module may call sys.exit
         return replace(base, error=f"exited while loading: {exc}", seconds=time.perf_counter() - start)
-    return replace(base, status="converted", layers_converted=result.report.totals.quantized,
+    converted = sum(1 for row in result.report.layers if row.action == "quantize")  # not Q-layers already there
+    return replace(base, status="converted", layers_converted=converted,
                    seconds=time.perf_counter() - start, output=job.output, max_abs_diff=diff)
 
 

@@ -83,7 +83,9 @@ def test_mixed_folder_converts_the_good_reports_the_bad(mixed, tmp_path):
         m = models[name]
         rel = Path(m["path"]).relative_to(mixed).with_suffix(".keras")
         assert Path(m["output"]) == out / rel and (out / rel).is_file()
-        assert m["layers_converted"] > 0 and m["error"] is None
+        assert m["error"] is None
+        # a QKeras 0.9 model is quantized already: nothing is converted twice
+        assert (m["layers_converted"] == 0) if name == "jet_6bit.json" else (m["layers_converted"] > 0)
         assert qconvert.read_provenance(out / rel)["rules"]["sha256"] == report["rules"]["sha256"]
     assert type(qconvert.load_model(out / "json" / "jet_bn.keras").get_layer("fc1")).__name__ == "QDense"
     assert not list(out.rglob("*.tmp*"))  # written atomically
