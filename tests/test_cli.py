@@ -174,7 +174,7 @@ def _imports_after(args: list[str]) -> set[str]:
     code = (
         "import sys\nfrom qconvert.cli import cli\n"
         f"try:\n    cli({args!r}, prog_name='qconvert')\nexcept SystemExit:\n    pass\n"
-        "print('MODULES:' + ','.join(m for m in ('tensorflow', 'keras', 'qkeras', 'jax') if m in sys.modules))"
+        "print('MODULES:' + ','.join(m for m in ('tensorflow', 'keras', 'qkeras', 'jax', 'hls4ml') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = [x for x in out.stdout.splitlines() if x.startswith("MODULES:")][-1]
