@@ -280,7 +280,7 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> Non
         data = digits_dataset(seed=seed, image=model_kind == "cnn")
         console.print(f"digits: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test samples")
         console.print("training the FP32 baseline ...")
-        fp32 = train_baseline(digits_cnn() if model_kind == "cnn" else digits_mlp(), data, seed=seed)
+        fp32 = train_baseline((digits_cnn if model_kind == "cnn" else digits_mlp)(seed), data, seed=seed)
         console.print(f"converting with rules/6bit.yaml and rules/4bit.yaml, QAT for up to {epochs} epochs each ...")
         with tempfile.TemporaryDirectory(prefix="qconvert-demo-hls4ml-") as projects:  # hls4ml column: needs g++
             study = run_case_study(fp32, data, [("6-bit", preset("6bit")), ("4-bit", preset("4bit"))], qat_epochs=epochs,

@@ -45,9 +45,10 @@ def digits_dataset(seed: int = 0, image: bool = False) -> Dataset:
     return Dataset("sklearn digits", x_train, y_train, x_val, y_val, x_test, y_test, "onehot", "60/20/20 stratified split")
 
 
-def digits_mlp() -> Any:
+def digits_mlp(seed: int = 0) -> Any:
     import keras
 
+    keras.utils.set_random_seed(seed)  # the initial weights: same seed, same model, in any process
     return keras.Sequential(
         [
             keras.Input((64,)),
@@ -60,9 +61,10 @@ def digits_mlp() -> Any:
     )
 
 
-def digits_cnn() -> Any:
+def digits_cnn(seed: int = 0) -> Any:
     import keras
 
+    keras.utils.set_random_seed(seed)  # the initial weights: same seed, same model, in any process
     return keras.Sequential(
         [
             keras.Input((8, 8, 1)),
