@@ -19,15 +19,29 @@ __all__ = [
     "loads_rules",
     "load_model",
     "read_provenance",
+    "export_hls4ml",
+    "Hls4mlOptions",
+    "migrate_code",
+    "run_batch",
+    "BatchOptions",
     "QConvertError",
     "RuleError",
     "ModelLoadError",
     "ConversionError",
     "OutputError",
     "DataError",
+    "ExportError",
 ]
 
-from .errors import ConversionError, DataError, ModelLoadError, OutputError, QConvertError, RuleError  # noqa: E402
+from .errors import (  # noqa: E402
+    ConversionError,
+    DataError,
+    ExportError,
+    ModelLoadError,
+    OutputError,
+    QConvertError,
+    RuleError,
+)
 from .ruleset import load_rules, loads_rules  # noqa: E402
 
 _LAZY = {
@@ -36,6 +50,11 @@ _LAZY = {
     "plan": ("pipeline", "plan"),
     "load_model": ("model.load", "load_model"),
     "read_provenance": ("model.save", "read_provenance"),
+    "export_hls4ml": ("export", "export"),  # imports hls4ml when called
+    "Hls4mlOptions": ("export", "Hls4mlOptions"),
+    "migrate_code": ("source.migrate", "migrate_code"),  # LibCST only
+    "run_batch": ("batch", "run_batch"),
+    "BatchOptions": ("batch", "BatchOptions"),
 }
 
 
