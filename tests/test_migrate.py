@@ -153,7 +153,9 @@ def test_keras_signatures_match_keras() -> None:
 
 
 def test_migrate_does_not_import_tensorflow_or_keras() -> None:
-    code = ("import sys, qconvert.source.command, qconvert.source; "
+    code = ("import sys, qconvert, qconvert.source.command, qconvert.source; "
+            "assert 'QDense' in qconvert.migrate_code('from keras.layers import Dense\\nDense(3)\\n', "
+            "qconvert.load_rules('6bit')).code; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'qkeras', 'hls4ml', 'tf_keras')); "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
