@@ -256,7 +256,7 @@ def convert_file(
 
         plot = Path(plot_path) if plot_path is not None else out.with_name(f"{out.stem}_training.png")
         accuracy = report.sections["accuracy"]
-        plot_training(training.history, {k: accuracy.get(k) for k in ("fp32", "ptq", "qat")}, plot)
+        plot_training(training.history, {k: accuracy.get(k) for k in ("fp32", "ptq", "qat", "hls4ml")}, plot)
         report.sections["accuracy"]["plot"] = str(plot)
         if train.checkpoint_dir is None:
             shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)  # finished: nothing to resume
