@@ -393,12 +393,6 @@ def import_backends() -> None:
 
 
 # --- the batch ------------------------------------------------------------------------
-def _versions() -> dict[str, str]:
-    from .pipeline import versions
-
-    return versions()
-
-
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     rules: RuleSet | str | os.PathLike,
@@ -455,8 +449,10 @@ def run_batch(
     order = [r.path for r in found.early] + [j.path for j in found.jobs]
     models = tuple(sorted((results[p] for p in order), key=lambda r: r.path))
     rules_info = {"source": ruleset.source, "sha256": ruleset.sha256, "description": ruleset.description}
+    from .pipeline import versions
+
     return BatchReport(rules_info, str(out_dir), jobs, models, time.perf_counter() - start, verify,
-                       _versions() if found.jobs else {})
+                       versions() if found.jobs else {})
 
 
 def _run_pool(todo: list[ModelJob], options: BatchOptions, workers: int, worker_init: Callable[[], None],

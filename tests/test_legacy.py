@@ -186,6 +186,11 @@ def test_lambda_is_refused_unless_unsafe(tmp_path, name):
     assert np.max(np.abs(np.asarray(model(x)) - reference(x).numpy())) <= 1e-5
     result = run(path, "--rules", SIX_BIT, "-o", tmp_path / "o.keras", "--unsafe")
     assert result.exit_code == 0, result.output
+    # the converted model keeps its Lambda: refused in safe mode, computed when the user trusts it
+    assert_clean_error(run(tmp_path / "o.keras", "--rules", SIX_BIT, "-o", tmp_path / "again.keras"), "--unsafe")
+    converted = qconvert.load_model(tmp_path / "o.keras", safe_mode=False)
+    assert any(type(layer).__name__ == "Lambda" for layer in converted.layers)
+    assert np.all(np.isfinite(np.asarray(converted(x))))
 
 
 def _copy_json(tmp_path, name="jet_bn"):

@@ -36,9 +36,6 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
 
         cls = getattr(qkeras, new.class_name)
     try:
-        if issubclass(cls, keras.layers.Lambda):
-            # A copy of a layer already in memory (loading enforced safe_mode): no code comes from a file.
-            return cls.from_config(config, safe_mode=False)
         return cls.from_config(config)
     except (TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -71,6 +68,10 @@ class _Rewriter:
             return [self.scope(layer, item.path)]
         if item.action == "fold":
             return []
+        if isinstance(layer, keras.layers.Lambda) and item.action == "unchanged":
+            # Stateless, and its Python function is already in memory: the same object serves the new
+            # graph, so its code is never serialized and deserialized again (safe mode stays on).
+            return [layer]
         config = layer.get_config()
         weights = layer.get_weights()
         if item.folded_bn is not None:

@@ -138,6 +138,13 @@ KERAS_POSITIONAL: dict[str, tuple[str, ...]] = {
     "LeakyReLU": ("negative_slope",),
 }  # fmt: skip
 
+#: QSeparableConv1D and QSeparableConv2D take the same arguments.
+_SEPARABLE_ARGS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "depth_multiplier",
+                   "activation", "use_bias", "depthwise_initializer", "pointwise_initializer", "bias_initializer",
+                   "depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "activity_regularizer",
+                   "depthwise_constraint", "pointwise_constraint", "bias_constraint", "depthwise_quantizer",
+                   "pointwise_quantizer", "bias_quantizer")
+
 #: qkeras-v3 positional order (``self`` and ``**kwargs`` left out) of the Q-layers.
 _Q_POSITIONAL: dict[str, tuple[str, ...]] = {
     "QDense": ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
@@ -159,18 +166,8 @@ _Q_POSITIONAL: dict[str, tuple[str, ...]] = {
                          "use_bias", "depthwise_initializer", "bias_initializer", "depthwise_regularizer",
                          "bias_regularizer", "activity_regularizer", "depthwise_constraint", "bias_constraint",
                          "dilation_rate", "depthwise_quantizer", "bias_quantizer", "depthwise_range", "bias_range"),
-    "QSeparableConv1D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-                         "depth_multiplier", "activation", "use_bias", "depthwise_initializer",
-                         "pointwise_initializer", "bias_initializer", "depthwise_regularizer",
-                         "pointwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint",
-                         "pointwise_constraint", "bias_constraint", "depthwise_quantizer", "pointwise_quantizer",
-                         "bias_quantizer"),
-    "QSeparableConv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-                         "depth_multiplier", "activation", "use_bias", "depthwise_initializer",
-                         "pointwise_initializer", "bias_initializer", "depthwise_regularizer",
-                         "pointwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint",
-                         "pointwise_constraint", "bias_constraint", "depthwise_quantizer", "pointwise_quantizer",
-                         "bias_quantizer"),
+    "QSeparableConv1D": _SEPARABLE_ARGS,
+    "QSeparableConv2D": _SEPARABLE_ARGS,
     "QBatchNormalization": ("axis", "momentum", "epsilon", "center", "scale", "activation", "beta_initializer",
                             "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
                             "beta_regularizer", "gamma_regularizer", "beta_quantizer", "gamma_quantizer",

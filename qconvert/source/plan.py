@@ -225,25 +225,27 @@ class Planner:
         """relu1, relu2, ... (``softmax`` when alone), as :mod:`qconvert.model.plan` names them."""
         return split_activation_names([(id(site.node), fn) for site, fn in fused], set(self.taken))
 
-    def plan_other(self, site: Site, args: Args) -> None:
+    def _open(self, site: Site, args: Args) -> tuple[str | None, bool]:
+        """The layer's literal name, and False when it is settled already (name unreadable, or kept float)."""
         name, ok = self.layer_name(site, args)
         if not ok:
-            return None
+            return name, False
         rule, _, keep = self.decide(LayerView(name or "", site.class_name), name is not None)
         if keep and rule is not None:
             self.note(site, "QC200", f"{site.class_name}{_named(name)}: kept float by {rule.label}")
-        else:
+            return name, False
+        return name, True
+
+    def plan_other(self, site: Site, args: Args) -> None:
+        name, open_ = self._open(site, args)
+        if open_:
             self.note(site, "QC202", f"{site.class_name}{_named(name)}: qconvert has no QKeras rewriter for it; left float")
         return None
 
     def prepare_weighted(self, site: Site, args: Args) -> tuple[Site, Args, str | None, str] | None:
         """The checks that do not depend on split naming; None when the layer is left as it is."""
-        name, ok = self.layer_name(site, args)
-        if not ok:
-            return None
-        rule, _, keep = self.decide(LayerView(name or "", site.class_name), name is not None)
-        if keep and rule is not None:
-            self.note(site, "QC200", f"{site.class_name}{_named(name)}: kept float by {rule.label}")
+        name, open_ = self._open(site, args)
+        if not open_:
             return None
         fn = "linear"
         if "activation" in args.by_name:
