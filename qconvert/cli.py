@@ -100,6 +100,11 @@ def cli(debug: bool) -> None:
     """
 
 
+_calibration_rows_option = click.option(
+    "--calibration-rows", type=click.IntRange(min=1),
+    help="Training rows that calibrate 'integer: auto' and measure saturation (default 2048).")
+
+
 def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """QAT options of the main job (DESIGN.md's CLI surface)."""
     options = [
@@ -107,14 +112,22 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="data.npz (X_train, y_train[, X_val, y_val, X_test, y_test]), data.csv or X.npy,y.npy: "
                           "reports FP32 vs PTQ accuracy; with --epochs, fine-tunes (QAT)."),
         click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True, help="QAT epochs (needs --data)."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True, help="Adam learning rate."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+                     help="Adam learning rate. Default: the seed's 1e-4 at batch 1024, scaled by sqrt(1024 / batch size)."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="Default: the largest power of two giving 32 steps per epoch, within 16..1024 "
+                          "(1024, the seed's, for large sets)."),
+        click.option("--distill", is_flag=True, help="Train against the FP32 model's soft outputs as well as the labels."),
+        click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True),
+        click.option("--distill-alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Weight of the soft-target term (1 - alpha: the labels)."),
         click.option("--patience", type=click.IntRange(min=1), help="Early stopping on val_loss (best weights restored)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, shuffling and initial state."),
         click.option("--loss", help="Loss (default: the model's compiled loss, else from its output activation)."),
         click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs."),
         click.option("--resume", is_flag=True, help="Continue an interrupted QAT run from its last finished epoch."),
         click.option("--plot", "plot_path", type=click.Path(path_type=str), help="Training figure (default: OUT_training.png)."),
+        _calibration_rows_option,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -171,11 +184,14 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
 
         train = None
         if opts["epochs"]:
-            from .train.qat import TrainOptions
+            from .train.qat import Distill, TrainOptions
 
+            distill = Distill(opts["distill_temperature"], opts["distill_alpha"]) if opts["distill"] else None
             train = TrainOptions(epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"],
                                  patience=opts["patience"], seed=opts["seed"], loss=opts["loss"],
-                                 lr_schedule=opts["lr_schedule"], resume=opts["resume"])
+                                 lr_schedule=opts["lr_schedule"], resume=opts["resume"], distill=distill)
+        elif opts["distill"]:
+            raise click.UsageError("--distill needs --epochs")
         hls4ml = None
         if opts["hls4ml_dir"]:
             from pathlib import Path
@@ -193,7 +209,7 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
         result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
                               data=opts["data"], train=train, plot_path=opts["plot_path"],
                               weights=opts["weights"], custom_objects=resolve_custom_objects(opts["custom_objects"]),
-                              safe_mode=not opts["unsafe"])
+                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"])
         result.report.render(_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
@@ -235,25 +251,41 @@ def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
 @rules_group.command("show")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.option("--data", type=click.Path(path_type=str),
+              help="Calibrate 'integer: auto' on training rows of this data and show what each quantizer clips.")
+@_calibration_rows_option
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @_loading_options
 @click.pass_context
-def rules_show(ctx: click.Context, model: str, rules: str, weights: str | None, custom_objects: tuple[str, ...],
-               unsafe: bool) -> None:
-    """Print, per layer, the rule that matches and the precisions it gives. Converts nothing."""
+def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, calibration_rows: int | None,
+               weights: str | None, custom_objects: tuple[str, ...], unsafe: bool) -> None:
+    """Print, per layer, the rule that matches and the precisions it gives (integer: auto resolved). Converts nothing."""
 
     def job() -> int:
         _quiet_backends()
-        from .report import render_plan
+        from .report import render_calibration, render_plan
         from .ruleset import load_rules
 
         ruleset = load_rules(rules)
-        from .model.load import resolve_custom_objects
-        from .pipeline import plan
+        from .model.load import load_model, resolve_custom_objects
+        from .pipeline import calibrated_plan
 
-        the_plan = plan(model, ruleset, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
-                        safe_mode=not unsafe)
-        render_plan(the_plan, _console())
+        the_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
+                               safe_mode=not unsafe)
+        x = None
+        if data is not None:
+            from .model.calibrate import DEFAULT_ROWS
+            from .train.data import check_fits_model, load_data
+
+            dataset = load_data(data)
+            check_fits_model(dataset, tuple(the_model.inputs[0].shape), None)
+            x = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS)
+        elif calibration_rows is not None:
+            raise click.UsageError("--calibration-rows needs --data")
+        the_plan, calibration = calibrated_plan(the_model, ruleset, x)
+        console = _console()
+        render_plan(the_plan, console)
+        render_calibration(calibration.to_dict(), console)
         return 0
 
     _run(ctx, job)

@@ -15,7 +15,7 @@ from .errors import ConversionError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
-__all__ = ["convert", "plan", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
+__all__ = ["convert", "plan", "calibrated_plan", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -43,6 +43,17 @@ def plan(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, safe_mode: b
 
     model, _ = _as_model(model_or_path, safe_mode, weights=weights, custom_objects=custom_objects)
     return plan_model(model, as_ruleset(rules))
+
+
+def calibrated_plan(model_or_path: Any, rules: RuleSet | str | os.PathLike, x: Any = None, *,
+                    percentile: float | None = None, safe_mode: bool = True, weights: str | os.PathLike | None = None,
+                    custom_objects: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """``(plan, calibration)``: the plan with ``integer: auto`` resolved from the weights and the calibration
+    rows ``x`` (activations left ``auto`` without ``x``), and what each quantizer clips. What ``rules show`` prints."""
+    from .model.calibrate import PERCENTILE, calibrate
+
+    model, _ = _as_model(model_or_path, safe_mode, weights=weights, custom_objects=custom_objects)
+    return calibrate(model, plan(model, rules), x, percentile=percentile or PERCENTILE, require=False)
 
 
 def _find(model: Any, path: tuple[str, ...]) -> Any | None:
@@ -105,12 +116,22 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
     return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=versions())
 
 
-def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False) -> tuple[Any, ConversionReport]:
+def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False,
+            calibration_data: Any = None, percentile: float | None = None,
+            uncalibrated: bool = False) -> tuple[Any, ConversionReport]:
     """Convert a Keras model (or a model file) with the rules: ``(qmodel, report)``.
 
     The input model is not changed. With ``strict``, layers the rules leave
     float without saying so (see ``Plan.leftovers``) raise :class:`ConversionError`.
+    ``integer: auto`` is resolved from the weights and from ``calibration_data``
+    (rows shaped like the model's input; see :mod:`qconvert.model.calibrate`);
+    an activation's ``auto`` without rows raises :class:`DataError`. With
+    ``uncalibrated``, every ``auto`` is 0 instead (the twin calibrated PTQ is
+    compared with). The report's ``calibration`` section records each resolved
+    value, its statistic and the fraction of values each quantizer clips.
     """
+    from .model.calibrate import PERCENTILE, calibrate
+    from .model.calibrate import uncalibrated as without_auto
     from .model.plan import plan_model
     from .model.rewrite import apply_plan
 
@@ -121,8 +142,13 @@ def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: b
     if strict and leftovers:
         names = ", ".join(p.qualified_name for p in leftovers)
         raise ConversionError(f"strict: {len(leftovers)} layer(s) left float without a rule: {names}")
+    if uncalibrated:
+        the_plan = without_auto(the_plan)
+    the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE)
     qmodel = apply_plan(model, the_plan)
-    return qmodel, _build_report(the_plan, qmodel, source)
+    report = _build_report(the_plan, qmodel, source)
+    report.sections["calibration"] = calibration.to_dict()
+    return qmodel, report
 
 
 def default_output(model_path: str | os.PathLike) -> Path:
@@ -144,8 +170,9 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
-                    report: ConversionReport) -> tuple[Any, Any]:
-    """FP32 and PTQ accuracy; with ``train``, QAT and its accuracy. Adds the report sections."""
+                    report: ConversionReport, uncalibrated: Any = None) -> tuple[Any, Any]:
+    """FP32 and PTQ accuracy (and the uncalibrated twin's, when given); with ``train``, QAT and its accuracy.
+    Adds the report sections."""
     from dataclasses import replace
 
     from .train.qat import evaluate, fine_tune, infer_loss, loss_from_file
@@ -153,12 +180,16 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     compiled = loss_from_file(source)
     loss = (train.loss if train is not None else None) or infer_loss(model, dataset, compiled)
     split, x, y = dataset.eval_split
-    metrics = {"fp32": evaluate(model, dataset, x, y, loss), "ptq": evaluate(qmodel, dataset, x, y, loss)}
+    metrics = {"fp32": evaluate(model, dataset, x, y, loss)}
+    if uncalibrated is not None:
+        metrics["ptq_uncalibrated"] = evaluate(uncalibrated, dataset, x, y, loss)
+    metrics["ptq"] = evaluate(qmodel, dataset, x, y, loss)
     training = None
     if train is not None:
         options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=_checkpoint_dir(out))
         options = replace(options, loss=loss)
-        qmodel, training = fine_tune(qmodel, dataset, options)
+        teacher = model if options.distill is not None else None
+        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher)
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
@@ -171,13 +202,7 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     report.sections["per_class"] = {name: m.per_class for name, m in metrics.items()}
     report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
     if training is not None:
-        report.sections["training"] = {
-            "epochs_run": training.epochs_run,
-            "best_epoch": training.best_epoch,
-            "resumed_from": training.resumed_from,
-            "stopped_early": training.stopped_early,
-            "history": training.history,
-        }
+        report.sections["training"] = training.to_dict()
     return qmodel, training
 
 
@@ -201,6 +226,7 @@ def convert_file(
     train: Any = None,
     plot_path: str | os.PathLike | None = None,
     hls4ml: Any = None,
+    calibration_rows: int | None = None,
 ) -> FileResult:
     """The main job: convert a model file, write ``.keras`` and the JSON report.
 
@@ -208,6 +234,8 @@ def convert_file(
     with ``train`` (a :class:`~qconvert.train.TrainOptions`), the converted model
     is fine-tuned (QAT) first and its accuracy reported beside them. With
     ``strict`` and leftovers, the report is returned and nothing is written.
+    ``integer: auto`` is calibrated on ``calibration_rows`` training rows of
+    ``data`` (default :data:`~qconvert.model.calibrate.DEFAULT_ROWS`).
     """
     from .model.load import check_model_path
     from .model.save import save_model
@@ -235,13 +263,19 @@ def convert_file(
         from .train.data import check_fits_model
 
         check_fits_model(dataset, tuple(model.inputs[0].shape), int(model.outputs[0].shape[-1]))
-    qmodel, report = convert(model, ruleset)
+    x_cal = None
+    if dataset is not None:
+        from .model.calibrate import DEFAULT_ROWS
+
+        x_cal = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=train.seed if train is not None else 0)
+    qmodel, report = convert(model, ruleset, calibration_data=x_cal)
     report.model = str(source)
     if strict and report.leftovers:
         return FileResult(report, None)
     training = None
     if dataset is not None:
-        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report)
+        twin = convert(model, ruleset, uncalibrated=True)[0] if report.sections["calibration"]["resolved"] else None
+        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report, twin)
     provenance = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {"path": str(source), "sha256": file_sha256(source)},
@@ -256,7 +290,8 @@ def convert_file(
 
         plot = Path(plot_path) if plot_path is not None else out.with_name(f"{out.stem}_training.png")
         accuracy = report.sections["accuracy"]
-        plot_training(training.history, {k: accuracy.get(k) for k in ("fp32", "ptq", "qat", "hls4ml")}, plot)
+        plot_training(training.history, {k: accuracy.get(k) for k in ("fp32", "ptq_uncalibrated", "ptq", "qat", "hls4ml")},
+                      plot)
         report.sections["accuracy"]["plot"] = str(plot)
         if train.checkpoint_dir is None:
             shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)  # finished: nothing to resume

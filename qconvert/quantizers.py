@@ -28,7 +28,12 @@ __all__ = [
     "parse_quantizer",
     "spec_from_mapping",
     "build",
+    "AUTO",
 ]
+
+#: ``integer: auto``: the integer bits are resolved per layer by calibration
+#: (:mod:`qconvert.model.calibrate`) before any QKeras object is built.
+AUTO = "auto"
 
 # --- parameter checks ---------------------------------------------------------
 Check = Callable[[Any], str | None]  # returns a complaint, or None when fine
@@ -80,7 +85,16 @@ def _alpha(v: Any) -> str | None:
 
 
 _BITS = _int_range(1, 32)
-_INTEGER = _int_range(0, 32)
+
+
+def _INTEGER(v: Any) -> str | None:
+    if v == AUTO:
+        return None
+    return _int_range(0, 32)(v)
+
+
+def _FIXED_INTEGER(v: Any) -> str | None:  # quantizers whose integer bits calibration does not resolve
+    return _int_range(0, 32)(v)
 
 
 @dataclass(frozen=True)
@@ -148,7 +162,7 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
         frozenset({_A}),
     ),
     "quantized_hswish": QuantizerInfo(
-        {"bits": _BITS, "integer": _INTEGER, "symmetric": _flag, "alpha": _alpha},
+        {"bits": _BITS, "integer": _FIXED_INTEGER, "symmetric": _flag, "alpha": _alpha},
         frozenset({_A}),
     ),
     "binary": QuantizerInfo(
@@ -195,6 +209,11 @@ class QuantizerSpec:
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.params).get(key, default)
 
+    @property
+    def is_auto(self) -> bool:
+        """``integer: auto``: calibration must resolve the integer bits before the quantizer is built."""
+        return self.get("integer") == AUTO
+
     def with_params(self, **extra: Any) -> "QuantizerSpec":
         """A copy with ``extra`` parameters set (kept in QKeras's order)."""
         merged = dict(self.params) | extra
@@ -219,7 +238,8 @@ class QuantizerSpec:
         for key in _POSITIONAL_IN_TEXT:
             if key not in params:
                 break
-            parts.append(_literal(params.pop(key)))
+            value = params.pop(key)
+            parts.append(AUTO if value == AUTO else _literal(value))  # bare, as a rule file writes it
         parts += [f"{k}={_literal(v)}" for k, v in params.items()]
         return f"{self.name}({','.join(parts)})"
 
@@ -264,7 +284,9 @@ def _validate(name: str, params: Mapping[str, Any], role: str) -> QuantizerSpec:
         if complaint:
             raise QuantizerSyntaxError(f"{name}: {key} {complaint}")
     bits, integer = params.get("bits", 8), params.get("integer", 0)
-    if name == "quantized_bits":
+    if integer == AUTO:
+        pass  # resolved by calibration, within bits
+    elif name == "quantized_bits":
         sign = 1 if params.get("keep_negative", True) else 0
         if integer + sign > bits:
             raise QuantizerSyntaxError(
@@ -278,6 +300,8 @@ def _validate(name: str, params: Mapping[str, Any], role: str) -> QuantizerSpec:
 
 
 def _literal_value(node: ast.AST) -> Any:
+    if isinstance(node, ast.Name) and node.id == AUTO:
+        return AUTO
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
     if (
@@ -335,9 +359,15 @@ def spec_from_mapping(data: Mapping[str, Any], role: str = _W) -> QuantizerSpec:
 
 
 def build(spec: QuantizerSpec | None) -> Any:
-    """The QKeras quantizer object for ``spec`` (None for float)."""
+    """The QKeras quantizer object for ``spec`` (None for float).
+
+    Raises ``ValueError`` for ``integer: auto`` not yet resolved by calibration (a programming error:
+    the pipeline calibrates before it rewrites).
+    """
     if spec is None or spec.is_float:
         return None
+    if spec.is_auto:
+        raise ValueError(f"{spec}: integer bits not resolved; calibrate the plan first")
     from qkeras import quantizers  # local: keep `rules check` free of Keras
 
     return getattr(quantizers, spec.name)(**dict(spec.params))

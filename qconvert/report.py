@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count"]
+__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count", "render_calibration"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,8 @@ class ConversionReport:
                       f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
         console.print(table)
         console.print(self.summary_line())
+        if "calibration" in self.sections:
+            render_calibration(self.sections["calibration"], console)
         if "accuracy" in self.sections:
             render_accuracy(self.sections, console)
         if "hls4ml" in self.sections:
@@ -194,7 +196,10 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
     table = Table(title=f"accuracy on the {accuracy['split']} split ({accuracy['samples']} samples)", title_justify="left")
     for name in ("model", "accuracy", "loss", "ROC AUC"):
         table.add_column(name, justify="left" if name == "model" else "right")
-    labels = {"fp32": "FP32 baseline", "ptq": "converted (PTQ)", "qat": "QAT fine-tuned", "hls4ml": "hls4ml emulation"}
+    calibrated = "ptq_uncalibrated" in accuracy
+    labels = {"fp32": "FP32 baseline", "ptq_uncalibrated": "converted, auto → integer 0 (PTQ)",
+              "ptq": "converted, calibrated (PTQ)" if calibrated else "converted (PTQ)", "qat": "QAT fine-tuned",
+              "hls4ml": "hls4ml emulation"}
     for key, label in labels.items():
         if key not in accuracy or accuracy[key] is None and key not in accuracy["loss"]:
             continue
@@ -204,6 +209,35 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
         table.add_row(label, "-" if acc is None else f"{acc:.4f}", "-" if loss is None else f"{loss:.4f}",
                       "-" if auc is None else f"{auc:.4f}")
     console.print(table)
+    training = sections.get("training")
+    if training:
+        conv = training.get("convergence") or {}
+        verdict = {True: "[green]looks converged[/green]", False: "[yellow]not converged[/yellow]",
+                   None: "convergence unknown"}[conv.get("converged")]
+        console.print(f"QAT: {training['epochs_run']} epochs, batch size {training['batch_size']}, lr {training['lr']:.3g} "
+                      f"({training['steps_per_epoch']} steps per epoch, {training['optimizer_steps']} in all)"
+                      + (f", distilled from FP32 (T={training['distill']['temperature']:g}, "
+                         f"alpha={training['distill']['alpha']:g})" if training.get("distill") else "")
+                      + f"; {verdict}: {conv.get('reason', '')}" + (f"; {conv['advice']}" if conv.get("advice") else ""))
+
+
+def render_calibration(c: dict[str, Any], console: Any) -> None:
+    """Resolved ``integer: auto`` values and saturating quantizers (all entries are in the JSON report)."""
+    from rich.table import Table
+
+    shown = [e for e in c["entries"] if e["resolved"] or e["saturates"]]
+    if shown:
+        seen = f"{c['rows']} calibration rows, p{c['percentile']:g}" if c["rows"] else "weights only, no data"
+        table = Table(title=f"calibration ({seen})", title_justify="left")
+        for name in ("layer", "role", "quantizer", "integer", "from", "statistic", "clipped"):
+            table.add_column(name, justify="right" if name in ("integer", "clipped") else "left")
+        for e in shown:
+            table.add_row(e["layer"], e["role"], e["quantizer"], f"{e['integer']}" + (" (auto)" if e["resolved"] else ""),
+                          e["source"], f"{e['statistic']} = {e['value']:.4g}",
+                          "-" if e["clipped"] is None else f"{100 * e['clipped']:.2f}%")
+        console.print(table)
+    for warning in c.get("warnings", []):
+        console.print(f"[yellow]saturation:[/yellow] {warning}")
 
 
 def render_hls4ml(h: dict[str, Any], console: Any) -> None:

@@ -242,6 +242,19 @@ class RuleSet:
             return None
         return max(candidates, key=lambda r: (r.match.specificity, -r.index))
 
+    @property
+    def uses_auto(self) -> bool:
+        """Some quantizer has ``integer: auto`` (resolved by calibration, from a model and data)."""
+        def specs(settings: Settings) -> list[QuantizerSpec]:
+            out = [v for f in fields(settings) if isinstance(v := getattr(settings, f.name), QuantizerSpec)]
+            policy = settings.activation
+            if policy is not None:
+                out += ([policy.default] if policy.default is not None else []) + [s for _, s in policy.by_function]
+            return out
+
+        every = specs(self.defaults) + [s for r in self.rules for s in specs(r.settings)]
+        return any(s.is_auto for s in every + ([self.input] if self.input is not None else []))
+
     def error(self, message: str, rule: Rule | None = None, key: str | None = None) -> RuleError:
         return RuleError(message, source=self.source, line=rule.line if rule else None, key=key)
 

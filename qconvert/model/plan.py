@@ -307,4 +307,15 @@ def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = T
                 raise RuleError(f"matches no layer of model {model.name!r}", source=ruleset.source,
                                 line=rule.line, key=f"rules[{rule.index}].match")
     graph = graph_of(model)
-    return Plan(ruleset, model.name, tuple(layers), ruleset.input, tuple(ref.layer for ref in graph.inputs))
+    input_quantizer = None if _inputs_quantized(model, graph) else ruleset.input
+    return Plan(ruleset, model.name, tuple(layers), input_quantizer, tuple(ref.layer for ref in graph.inputs))
+
+
+def _inputs_quantized(model: Any, graph: Graph) -> bool:
+    """Every input already goes straight into a QActivation (a converted model): none is inserted again."""
+    classes = {layer.name: type(layer).__name__ for layer in model.layers}
+    for ref in graph.inputs:
+        users = [c.layer for c in graph.calls if any(r.layer == ref.layer for r in c.inputs())]
+        if not users or any(classes.get(u) != "QActivation" for u in users):
+            return False
+    return True

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from ..ruleset import load_rules
 from .files import Outcome, migrate_paths, out_path, report_json, unified_diff, write_atomic
 from .findings import Status
+from .migrate import check_rules
 
 __all__ = ["run_migrate"]
 
@@ -32,6 +33,7 @@ def run_migrate(
 ) -> int:
     """Run a migration; return the exit code. Raises QConvertError for bad rules, paths or outputs."""
     rules = load_rules(rules_path)
+    check_rules(rules)
     results = migrate_paths(paths, rules, jobs=jobs)
     outcome = Outcome(tuple(results), check=check, strict=strict)
     preview = not (write or out_dir or check)

@@ -19,6 +19,7 @@ from typing import Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
+from ..errors import RuleError
 from ..ruleset import RuleSet
 from .collect import SKIP_MARKER, Collector
 from .findings import Finding, Status
@@ -26,7 +27,7 @@ from .imports import AddImports, RemoveUnusedImports, used_names
 from .plan import Planner
 from .transform import Transformer
 
-__all__ = ["Migration", "migrate_code", "migrate_units", "SKIP_MARKER"]
+__all__ = ["Migration", "check_rules", "migrate_code", "migrate_units", "SKIP_MARKER"]
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,21 @@ def _reparses(code: str) -> str | None:
     return None
 
 
+def check_rules(rules: RuleSet) -> None:
+    """Raise :class:`RuleError` for rules source code cannot carry out (``integer: auto`` needs a model and data)."""
+    if rules.uses_auto:
+        raise RuleError("'integer: auto' is resolved from a model and data, which source code does not have: give "
+                        "numbers here, or convert the saved model with `qconvert MODEL --rules R --data D`",
+                        source=rules.source)
+
+
 def migrate_units(codes: Sequence[str], rules: RuleSet) -> list[Migration]:
     """Migrate units of one file together (notebook cells): split names are numbered across them.
 
     A unit that does not parse is returned unchanged with a QC300 finding; the others still migrate.
+    Raises :class:`RuleError` for rules with ``integer: auto`` (source code has no data to calibrate on).
     """
+    check_rules(rules)
     wrappers: list[MetadataWrapper | None] = []
     collectors: list[Collector] = []
     errors: dict[int, Finding] = {}

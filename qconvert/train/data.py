@@ -55,6 +55,16 @@ class Dataset:
             return "test", self.x_test, self.y_test
         return "validation", self.x_val, self.y_val
 
+    def calibration_rows(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` rows of the training split (all when fewer), drawn with a seeded shuffle: never the
+        validation or test rows, so calibration does not see what the accuracies are measured on."""
+        if n < 1:
+            raise DataError(f"--calibration-rows must be at least 1, got {n}")
+        if n >= len(self.x_train):
+            return self.x_train
+        pick = np.sort(np.random.default_rng(seed).choice(len(self.x_train), size=n, replace=False))
+        return self.x_train[pick]
+
     def class_indices(self, y: np.ndarray) -> np.ndarray:
         return y.argmax(axis=1) if self.label_kind == "onehot" else y.astype(int).ravel()
 

@@ -10,6 +10,9 @@ from ..errors import OutputError
 
 __all__ = ["plot_training"]
 
+_LABELS = {"fp32": "FP32", "ptq_uncalibrated": "PTQ\n(int 0)", "ptq": "PTQ", "qat": "QAT", "hls4ml": "hls4ml"}
+_COLORS = {"fp32": "#888888", "ptq_uncalibrated": "#ddbb88", "ptq": "#cc8844", "qat": "#4477aa", "hls4ml": "#44aa77"}
+
 
 def plot_training(history: dict[str, list[float]], accuracies: dict[str, float | None], path: str | Path) -> Path:
     """Write a PNG with the training curves and a bar per model's accuracy (atomically)."""
@@ -27,9 +30,10 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
         ax.set_xlabel("epoch")
         ax.set_title(f"QAT {metric}")
         ax.legend()
-    names = [k for k, v in accuracies.items() if v is not None]
-    values = [accuracies[k] for k in names]
-    bars = axes[2].bar(names, values, color=["#888888", "#cc8844", "#4477aa", "#44aa77"][: len(names)])
+    keys = [k for k, v in accuracies.items() if v is not None]
+    values = [accuracies[k] for k in keys]
+    colors = [_COLORS.get(k, "#777777") for k in keys]
+    bars = axes[2].bar([_LABELS.get(k, k) for k in keys], values, color=colors)
     axes[2].bar_label(bars, labels=[f"{v:.3f}" for v in values])
     low = min(values, default=0.0)
     axes[2].set_ylim(max(0.0, low - 0.1), 1.0)

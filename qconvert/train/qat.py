@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,58 @@ import numpy as np
 from ..errors import DataError
 from .data import Dataset
 
-__all__ = ["TrainOptions", "TrainResult", "Metrics", "fine_tune", "evaluate", "infer_loss", "loss_from_file"]
+__all__ = ["TrainOptions", "TrainResult", "Metrics", "Distill", "fine_tune", "evaluate", "infer_loss", "loss_from_file",
+           "resolve_batch_size", "resolve_lr", "assess_convergence"]
+
+#: The seed's batch size (830,000 jets): the most an automatic batch size chooses.
+MAX_AUTO_BATCH = 1024
+#: Automatic batch size: the largest power of two that still gives this many optimizer steps per epoch.
+AUTO_STEPS_PER_EPOCH = 32
+MIN_AUTO_BATCH = 16
+#: Fewer optimizer steps than this over a whole run cannot fine-tune a model: the report says so.
+MIN_TOTAL_STEPS = 300
+
+
+def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
+    """``batch_size`` when given; else the largest power of two ``b <= n_train / 32`` within [16, 1024].
+
+    An epoch then has at least :data:`AUTO_STEPS_PER_EPOCH` optimizer steps on a
+    small set (1,257 digits rows → 32), and large sets keep the seed's 1024
+    (the jets' ~500,000 training rows → 1024), so the seed's case is unchanged.
+    """
+    if batch_size is not None:
+        return batch_size
+    target = max(1, n_train // AUTO_STEPS_PER_EPOCH)
+    return int(min(MAX_AUTO_BATCH, max(MIN_AUTO_BATCH, 2 ** int(math.floor(math.log2(target))))))
+
+
+#: The seed's QAT learning rate (Adam), at the seed's batch size 1024.
+SEED_LR = 1e-4
+
+
+def resolve_lr(lr: float | None, batch_size: int) -> float:
+    """``lr`` when given; else the seed's 1e-4 scaled by the square-root rule for Adam,
+    ``1e-4 · sqrt(1024 / batch_size)`` (Malladi et al., "On the SDEs and Scaling Rules for Adaptive Gradient
+    Algorithms", NeurIPS 2022). The seed's batch 1024 keeps 1e-4; digits' automatic batch 32 gets 5.7e-4
+    (measured: benchmarks/bench_calibration.py)."""
+    return lr if lr is not None else SEED_LR * math.sqrt(MAX_AUTO_BATCH / batch_size)
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation from the FP32 model (Hinton et al., "Distilling the Knowledge in a Neural
+    Network", 2015): loss = (1 - alpha) · CE(labels, student) + alpha · T² · KL(teacher_T ‖ student_T), where
+    ``p_T = softmax(log p / T)`` softens a probability vector ``p`` by the temperature ``T``."""
+
+    temperature: float = 2.0
+    alpha: float = 0.5
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     epochs: int
-    lr: float = 1e-4  # the seed's QAT learning rate
-    batch_size: int = 1024
+    lr: float | None = None  # None: the seed's 1e-4, scaled to the batch size (resolve_lr)
+    batch_size: int | None = None  # None: from the number of training rows (resolve_batch_size)
     patience: int | None = None  # early stopping on val_loss; None: off
     seed: int = 0
     loss: str | None = None  # None: from the model's compile config or its output activation
@@ -38,6 +82,7 @@ class TrainOptions:
     checkpoint_dir: Path | None = None
     resume: bool = False
     verbose: Any = "auto"
+    distill: Distill | None = None  # train against the FP32 model's soft outputs as well as the labels
 
 
 @dataclass(frozen=True)
@@ -48,6 +93,42 @@ class TrainResult:
     resumed_from: int
     loss: str
     stopped_early: bool
+    batch_size: int = 0
+    lr: float = 0.0
+    steps_per_epoch: int = 0
+    convergence: dict[str, Any] = field(default_factory=dict)
+    distill: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "resumed_from": self.resumed_from,
+                "stopped_early": self.stopped_early, "batch_size": self.batch_size, "lr": self.lr,
+                "steps_per_epoch": self.steps_per_epoch, "optimizer_steps": self.steps_per_epoch * self.epochs_run,
+                "convergence": self.convergence, "distill": self.distill, "history": self.history}
+
+
+def assess_convergence(history: dict[str, list[float]], steps_per_epoch: int, stopped_early: bool) -> dict[str, Any]:
+    """Does the run look converged? ``{"converged": bool | None, "reason": str, "advice": str}``.
+
+    Not converged when the whole run took fewer than :data:`MIN_TOTAL_STEPS`
+    optimizer steps, or when the best ``val_loss`` of the last ``k`` epochs
+    (``k = max(3, epochs // 5)``) is still more than 1 % below the best before
+    them. Early stopping means it stopped improving: converged.
+    """
+    val = history.get("val_loss") or history.get("loss") or []
+    steps = steps_per_epoch * len(val)
+    if stopped_early:
+        return {"converged": True, "reason": "early stopping: val_loss stopped improving", "advice": ""}
+    more = "train longer (--epochs), or take more optimizer steps per epoch (a smaller --batch-size) or larger ones (--lr)"
+    if steps < MIN_TOTAL_STEPS:
+        return {"converged": False, "reason": f"only {steps} optimizer steps ({steps_per_epoch} per epoch)", "advice": more}
+    k = max(3, len(val) // 5)
+    if len(val) < k + 1:
+        return {"converged": None, "reason": f"too few epochs ({len(val)}) to tell", "advice": more}
+    before, recent = min(val[:-k]), min(val[-k:])
+    if recent < before - 0.01 * abs(before):
+        return {"converged": False, "reason": f"val_loss still falling over the last {k} epochs ({before:.4g} → {recent:.4g})",
+                "advice": more}
+    return {"converged": True, "reason": f"val_loss flat over the last {k} epochs ({before:.4g} → {recent:.4g})", "advice": ""}
 
 
 @dataclass(frozen=True)
@@ -112,10 +193,16 @@ def _compile(model: Any, options: TrainOptions, loss: str, steps_per_epoch: int)
 
     lr: Any = options.lr
     if options.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(options.lr, decay_steps=max(1, options.epochs * steps_per_epoch))
-    metrics = ["accuracy"] if _is_classifier(loss) else []
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, options.epochs * steps_per_epoch))
+    metrics: list[Any] = ["accuracy"] if _is_classifier(loss) else []
     from_logits = _output_activation(model) not in ("softmax", "sigmoid") and _is_classifier(loss)
     loss_obj = keras.losses.get({"class_name": loss, "config": {"from_logits": from_logits}}) if from_logits else loss
+    if options.distill is not None:
+        from .distill import DistillationLoss, distill_accuracy
+
+        loss_obj = DistillationLoss(int(model.outputs[0].shape[-1]), options.distill.temperature, options.distill.alpha,
+                                    from_logits=from_logits)
+        metrics = [keras.metrics.MeanMetricWrapper(distill_accuracy, name="accuracy")]
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss_obj, metrics=metrics)
 
 
@@ -163,12 +250,14 @@ def _save_weights(model: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss: str | None = None) -> tuple[Any, TrainResult]:
+def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss: str | None = None,
+              teacher: Any = None) -> tuple[Any, TrainResult]:
     """Train ``model`` (in place) on ``data``; returns the model to keep (best weights) and the result.
 
     With ``options.resume`` and a checkpoint in ``options.checkpoint_dir``, the
     checkpointed model (with its optimizer state) continues from its last
-    finished epoch; the returned model is then that one.
+    finished epoch; the returned model is then that one. With
+    ``options.distill``, ``teacher`` (the FP32 model) gives the soft targets.
     """
     import keras
 
@@ -176,7 +265,17 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         raise DataError(f"--epochs must be at least 1, got {options.epochs}")
     keras.utils.set_random_seed(options.seed)
     loss = options.loss or infer_loss(model, data, compiled_loss)
-    steps = math.ceil(len(data.x_train) / options.batch_size)
+    batch_size = resolve_batch_size(options.batch_size, len(data.x_train))
+    options = replace(options, batch_size=batch_size, lr=resolve_lr(options.lr, batch_size))
+    steps = math.ceil(len(data.x_train) / batch_size)
+    y_train, y_val = data.y_train, data.y_val
+    if options.distill is not None:
+        from .distill import pack_targets
+
+        if teacher is None or not _is_classifier(loss):
+            raise DataError("--distill needs a classifier and its FP32 model as the teacher")
+        y_train = pack_targets(y_train, data.label_kind, np.asarray(teacher.predict(data.x_train, batch_size=4096, verbose=0)))
+        y_val = pack_targets(y_val, data.label_kind, np.asarray(teacher.predict(data.x_val, batch_size=4096, verbose=0)))
     state: dict[str, Any] = {"epoch": 0, "history": {}, "best": math.inf, "best_epoch": 0, "wait": 0, "stopped_early": False}
     directory = options.checkpoint_dir
     resumed_from = 0
@@ -197,11 +296,11 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
     if resumed_from < options.epochs and not state["stopped_early"]:
         model.fit(
             data.x_train,
-            data.y_train,
-            validation_data=(data.x_val, data.y_val),
+            y_train,
+            validation_data=(data.x_val, y_val),
             epochs=options.epochs,
             initial_epoch=resumed_from,
-            batch_size=options.batch_size,
+            batch_size=batch_size,
             shuffle=True,
             callbacks=[callback],
             verbose=options.verbose,
@@ -215,6 +314,11 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         resumed_from=resumed_from,
         loss=loss,
         stopped_early=bool(state["stopped_early"]),
+        batch_size=batch_size,
+        lr=float(options.lr),
+        steps_per_epoch=steps,
+        convergence=assess_convergence(state["history"], steps, bool(state["stopped_early"])),
+        distill=asdict(options.distill) if options.distill is not None else None,
     )
     return model, result
 

@@ -1,0 +1,306 @@
+"""Calibration: resolve ``integer: auto`` from weights and data, and measure what each quantizer clips.
+
+A :class:`~qconvert.model.plan.Plan` may hold quantizers whose integer bits are
+``auto``. :func:`calibrate` reads the FP32 model and returns the same plan with
+every ``auto`` replaced by a number, and a :class:`Calibration` that records
+each resolved value, the statistic behind it and, for every fixed-point
+quantizer it can see, the fraction of values outside its range:
+
+* **Weights** (kernel, bias, depthwise, pointwise, BN gamma/beta/mean/variance):
+  the smallest integer part that holds ``max |w|`` — the weights the Q-layer
+  will carry, so BatchNormalization folded into a layer is folded first.
+* **Activations and the input quantizer**: the smallest integer part that holds
+  the :data:`PERCENTILE`-th percentile of ``|x|`` over the calibration rows, where
+  ``x`` is what the FP32 model computes at that point (the output of the
+  activation function; for the input quantizer, the inputs). A percentile, not
+  the maximum: the integer part moves in powers of two, and each extra integer
+  bit halves the resolution of *every* value at a fixed bit width, so one outlier
+  in a thousand is allowed to saturate rather than cost all others a bit (the
+  same reasoning as percentile calibration in TensorRT and in Wu et al., "Integer
+  Quantization for Deep Learning Inference", 2020, §4.2).
+* A ``quantized_relu`` with a ``relu_upper_bound`` (``ReLU(max_value=6)``) resolves
+  from the bound, without data.
+
+Integer bits are counted as QKeras counts them: ``quantized_bits(b, i)`` (signed)
+holds ``[-2^i, 2^i)`` and ``quantized_relu(b, i)`` holds ``[0, 2^i)``; ``i`` is kept
+within ``[0, b - 1]`` (signed) or ``[0, b]`` (unsigned). Only ``quantized_bits``
+and ``quantized_relu`` take ``auto``; with ``alpha='auto'``/``'auto_po2'`` the
+scale is learned and nothing is counted as clipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..quantizers import QuantizerSpec
+from .fold import fold_batchnorm
+from .plan import LayerPlan, Plan
+from .rewriters.activation import ACTIVATION_LAYERS
+from .rewriters.batchnorm import BN_ROLES
+from .rewriters.weighted import WEIGHTED
+
+__all__ = ["PERCENTILE", "DEFAULT_ROWS", "SATURATION_WARN", "CalibrationEntry", "Calibration", "calibrate",
+           "uncalibrated", "has_auto", "integer_bits_for"]
+
+#: Percentile of |x| that sets an activation's integer bits (see the module docstring).
+PERCENTILE = 99.9
+#: Calibration rows taken from the training split unless ``--calibration-rows`` says otherwise.
+DEFAULT_ROWS = 2048
+#: A quantizer that clips more than this fraction of its values gets a saturation warning.
+SATURATION_WARN = 1e-3
+
+
+@dataclass(frozen=True)
+class CalibrationEntry:
+    """One quantizer: what it is (after calibration), what it sees, what it clips.
+
+    ``statistic`` names ``value`` (``max|w|``, ``p99.9|x|``, ``relu_upper_bound``);
+    ``clipped`` is the fraction of values beyond the quantizer's range (None when
+    unknown); ``needs`` the integer bits that would hold ``value``.
+    """
+
+    layer: str
+    role: str
+    quantizer: str
+    integer: int | None
+    resolved: bool  # integer came from ``auto``
+    source: str  # weights | data | bound
+    statistic: str
+    value: float | None
+    clipped: float | None
+    needs: int | None
+
+    @property
+    def saturates(self) -> bool:
+        """Clips more than :data:`SATURATION_WARN` of the values seen, or (no values: a bound) cannot hold its bound."""
+        if self.clipped is not None:
+            return self.clipped > SATURATION_WARN
+        return self.needs is not None and self.integer is not None and self.needs > self.integer
+
+    def warning(self) -> str | None:
+        """One line naming the layer, the loss and the fix; None when the quantizer holds its values."""
+        if not self.saturates:
+            return None
+        fix = f"use integer: auto, or integer {self.needs}"
+        if self.clipped is None:
+            return (f"{self.layer} ({self.role}): {self.quantizer} holds [0, {2.0 ** self.integer:g}) but the layer "
+                    f"produces up to {self.value:g} ({self.statistic}): every value above {2.0 ** self.integer:g} "
+                    f"saturates; {fix}")
+        return (f"{self.layer} ({self.role}): {self.quantizer} clips {100 * self.clipped:.2f}% of its values "
+                f"({self.statistic} = {self.value:.4g}); {fix}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    rows: int  # calibration rows seen (0: no data; weights and bounds only)
+    percentile: float
+    entries: tuple[CalibrationEntry, ...]
+
+    def warnings(self) -> list[str]:
+        return [w for w in (e.warning() for e in self.entries) if w]
+
+    @property
+    def resolved(self) -> list[CalibrationEntry]:
+        return [e for e in self.entries if e.resolved]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "percentile": self.percentile, "resolved": len(self.resolved),
+                "entries": [asdict(e) | {"saturates": e.saturates} for e in self.entries], "warnings": self.warnings()}
+
+
+# --- ranges ---------------------------------------------------------------------------------------------
+def _signed(spec: QuantizerSpec) -> bool:
+    return spec.name == "quantized_bits" and bool(spec.get("keep_negative", True))
+
+
+def integer_bits_for(value: float, spec: QuantizerSpec) -> int:
+    """The smallest integer part ``i`` with ``value <= 2^i``, kept within what ``spec.bits`` allows."""
+    need = math.ceil(math.log2(value)) if value > 0 else 0
+    top = spec.bits - 1 if _signed(spec) else spec.bits
+    return int(min(max(need, 0), max(top, 0)))
+
+
+def _has_range(spec: QuantizerSpec) -> bool:
+    return spec.name in ("quantized_bits", "quantized_relu") and spec.get("alpha", 1) in (1, 1.0, None)
+
+
+def _clipped(values: np.ndarray, spec: QuantizerSpec) -> float | None:
+    """Fraction of ``values`` outside the range of ``spec`` (None when its range is not fixed)."""
+    if not _has_range(spec) or values.size == 0:
+        return None
+    top = 2.0 ** int(spec.get("integer", 0))
+    if spec.name == "quantized_relu":
+        slope = float(spec.get("negative_slope", 0.0) or 0.0)
+        outside = (values > top) | (values < -slope * top)
+    elif _signed(spec):
+        outside = np.abs(values) > top
+    else:
+        outside = (values > top) | (values < 0)
+    return float(np.mean(outside))
+
+
+# --- the stage ------------------------------------------------------------------------------------------
+class _Calibrator:
+    def __init__(self, model: Any, plan: Plan, x: np.ndarray | None, percentile: float, require: bool) -> None:
+        self.model, self.plan, self.x, self.percentile, self.require = model, plan, x, percentile, require
+        self.entries: list[CalibrationEntry] = []
+        self.data_stat = f"p{percentile:g}|x|"
+
+    def entry(self, layer: str, role: str, spec: QuantizerSpec, values: np.ndarray | None, source: str,
+              statistic: str, value: float | None) -> QuantizerSpec:
+        resolved = spec.is_auto
+        if resolved:
+            if value is None and not self.require:
+                return spec  # left as auto: `rules show` without data
+            if value is None:
+                raise DataError(f"layer {layer!r}: {spec} needs calibration data to resolve its integer bits "
+                                f"(give --data, or a number instead of auto)")
+            spec = spec.with_params(integer=integer_bits_for(value, spec))
+        if not _has_range(spec) or value is None:
+            return spec
+        clipped = None if values is None else _clipped(values, spec)
+        self.entries.append(CalibrationEntry(layer, role, str(spec), int(spec.get("integer", 0)), resolved, source,
+                                             statistic, float(value), clipped, integer_bits_for(value, spec)))
+        return spec
+
+    def weights(self, item: LayerPlan) -> LayerPlan:
+        layer = self._layer(item.path)
+        if layer is None or not item.quantizers:
+            return item
+        arrays = self._role_weights(item, layer)
+        specs = []
+        for role, spec in item.quantizers:
+            w = arrays.get(role)
+            if w is None or spec.is_float:
+                specs.append((role, spec))
+                continue
+            flat = np.abs(np.asarray(w, dtype=np.float64)).ravel()
+            specs.append((role, self.entry(item.qualified_name, role, spec, flat, "weights", "max|w|",
+                                           float(flat.max()) if flat.size else 0.0)))
+        return replace(item, quantizers=tuple(specs))
+
+    def _role_weights(self, item: LayerPlan, layer: Any) -> dict[str, np.ndarray]:
+        weights = layer.get_weights()
+        config = layer.get_config()
+        if item.class_name == "BatchNormalization":
+            present = [r for r, flag in zip(BN_ROLES, (config.get("scale", True), config.get("center", True), True, True)) if flag]
+            return dict(zip(present, weights))
+        use_bias = config.get("use_bias", True)
+        if item.folded_bn is not None:
+            bn = self._layer(item.path[:-1] + (item.folded_bn,))
+            weights = fold_batchnorm(item.class_name, weights, use_bias, bn.get_weights(), bn.get_config())
+            use_bias = True
+        roles = [r for r in WEIGHTED[item.class_name][1] if r != "bias" or use_bias]
+        return dict(zip(roles, weights))
+
+    def _layer(self, path: tuple[str, ...]) -> Any:
+        scope = self.model
+        for name in path:
+            scope = scope.get_layer(name)
+        return scope
+
+    def activations(self, layers: list[LayerPlan]) -> tuple[list[LayerPlan], QuantizerSpec | None]:
+        """Resolve activation and input quantizers; one pass of the FP32 model over the rows."""
+        wanted: list[tuple[int, str]] = []  # (index into layers, "activation" | "split")
+        for i, item in enumerate(layers):
+            if item.action == "quantize" and item.class_name in ACTIVATION_LAYERS:
+                wanted.append((i, "activation"))
+            elif item.split is not None and item.split.status == "quantize" and item.split.spec is not None:
+                wanted.append((i, "split"))
+        values = self._probe([layers[i] for i, _ in wanted])
+        out = list(layers)
+        for (i, kind), v in zip(wanted, values):
+            item = out[i]
+            if kind == "activation":
+                spec = self._activation(item.qualified_name, item.specs["activation"], v)
+                out[i] = replace(item, quantizers=tuple((r, spec if r == "activation" else s) for r, s in item.quantizers))
+            else:
+                name = "/".join(item.path[:-1] + (item.split.name,))
+                out[i] = replace(item, split=replace(item.split, spec=self._activation(name, item.split.spec, v)))
+        input_spec = self.plan.input_quantizer
+        if input_spec is not None and not input_spec.is_float:
+            x = None if self.x is None else np.asarray(self.x, dtype=np.float64).ravel()
+            input_spec = self._activation(",".join(self.plan.input_names) + " (input)", input_spec, x, role="input")
+        return out, input_spec
+
+    def _activation(self, name: str, spec: QuantizerSpec, values: np.ndarray | None, role: str = "activation") -> QuantizerSpec:
+        upper = spec.get("relu_upper_bound") if spec.name == "quantized_relu" else None
+        if values is not None:
+            value = float(np.percentile(np.abs(values), self.percentile)) if values.size else 0.0
+            if upper is not None:
+                value = min(value, float(upper))
+            return self.entry(name, role, spec, values, "data", self.data_stat, value)
+        if upper is not None:
+            return self.entry(name, role, spec, None, "bound", "relu_upper_bound", float(upper))
+        return self.entry(name, role, spec, None, "data", self.data_stat, None)
+
+    def _probe(self, items: list[LayerPlan]) -> list[np.ndarray | None]:
+        """The FP32 outputs of each item's layer on the calibration rows (None where unreachable)."""
+        if self.x is None or not items:
+            return [None] * len(items)
+        import keras
+
+        tensors, reachable = [], []
+        for item in items:
+            layer = self._layer(item.path) if len(item.path) == 1 else None
+            try:
+                tensors.append(layer.output)
+                reachable.append(True)
+            except (AttributeError, ValueError):  # nested, or a layer called more than once
+                reachable.append(False)
+        probe = keras.Model(self.model.inputs, tensors) if tensors else None
+        outs = probe.predict(self.x, batch_size=1024, verbose=0) if probe is not None else []
+        outs = [outs] if len(tensors) == 1 else list(outs)
+        values: list[np.ndarray | None] = []
+        for ok in reachable:
+            values.append(np.asarray(outs.pop(0), dtype=np.float64).ravel() if ok else None)
+        return values
+
+
+def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile: float = PERCENTILE,
+              require: bool = True) -> tuple[Plan, Calibration]:
+    """The plan with every ``integer: auto`` resolved, and what each quantizer sees and clips.
+
+    ``model`` is the FP32 model the plan was made for; ``x`` the calibration rows
+    (shape ``(rows, *input_shape)``; None: weights and bounded activations only).
+    Raises :class:`DataError` for an activation whose ``auto`` needs data that
+    was not given or cannot reach it (inside a nested model, a shared layer);
+    with ``require=False`` such a quantizer is left ``auto`` instead (a preview).
+    """
+    if x is not None and not np.all(np.isfinite(np.asarray(x, dtype=np.float64))):
+        raise DataError("calibration rows hold NaN or infinite values")
+    calibrator = _Calibrator(model, plan, x, percentile, require)
+    layers = [calibrator.weights(item) if item.action == "quantize" and item.class_name not in ACTIVATION_LAYERS
+              else item for item in plan.layers]
+    layers, input_spec = calibrator.activations(layers)
+    resolved = replace(plan, layers=tuple(layers), input_quantizer=input_spec)
+    rows = 0 if x is None else int(len(x))
+    return resolved, Calibration(rows, percentile, tuple(calibrator.entries))
+
+
+def uncalibrated(plan: Plan, integer: int = 0) -> Plan:
+    """The plan with every ``integer: auto`` set to ``integer`` (the uncalibrated twin PTQ is compared with)."""
+
+    def fix(spec: QuantizerSpec | None) -> QuantizerSpec | None:
+        return spec.with_params(integer=integer) if spec is not None and spec.is_auto else spec
+
+    def fix_item(item: LayerPlan) -> LayerPlan:
+        split = item.split
+        if split is not None:
+            split = replace(split, spec=fix(split.spec))
+        return replace(item, quantizers=tuple((r, fix(s)) for r, s in item.quantizers), split=split)
+
+    return replace(plan, layers=tuple(fix_item(i) for i in plan.layers), input_quantizer=fix(plan.input_quantizer))
+
+
+def has_auto(plan: Plan) -> bool:
+    specs = [s for item in plan.layers for _, s in item.quantizers]
+    specs += [item.split.spec for item in plan.layers if item.split is not None and item.split.spec is not None]
+    specs += [plan.input_quantizer] if plan.input_quantizer is not None else []
+    return any(s.is_auto for s in specs)
+

@@ -1,0 +1,103 @@
+"""Training defaults that fit the data, the convergence verdict, and distillation."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qconvert
+from qconvert.cli import cli
+from qconvert.demo import digits_dataset, digits_mlp, preset, train_baseline
+from qconvert.train.distill import DistillationLoss, pack_targets
+from qconvert.train.qat import Distill, TrainOptions, assess_convergence, fine_tune, resolve_batch_size, resolve_lr
+
+
+@pytest.mark.parametrize("rows, expected", [(1077, 32), (1257, 32), (100, 16), (40_000, 1024), (500_000, 1024),
+                                            (8_000, 128)])
+def test_automatic_batch_size_gives_enough_steps_and_keeps_the_seeds_1024(rows, expected):
+    assert resolve_batch_size(None, rows) == expected
+    assert resolve_batch_size(77, rows) == 77  # the user's choice wins
+    if expected < 1024 and expected > 16:
+        assert rows / expected >= 32
+
+
+def test_learning_rate_scales_with_the_square_root_of_the_batch():
+    assert resolve_lr(None, 1024) == pytest.approx(1e-4)  # the seed's case is unchanged
+    assert resolve_lr(None, 256) == pytest.approx(2e-4)
+    assert resolve_lr(3e-3, 32) == 3e-3
+
+
+def test_convergence_verdicts():
+    falling = {"val_loss": [1.0 - 0.02 * i for i in range(30)]}
+    flat = {"val_loss": [1.0 - 0.02 * i for i in range(10)] + [0.8] * 20}
+    assert assess_convergence(falling, 100, False)["converged"] is False
+    assert "still falling" in assess_convergence(falling, 100, False)["reason"]
+    assert assess_convergence(flat, 100, False)["converged"] is True
+    few = assess_convergence(flat, 1, False)
+    assert few["converged"] is False and "30 optimizer steps" in few["reason"] and "--batch-size" in few["advice"]
+    assert assess_convergence(falling, 100, True)["converged"] is True  # early stopping: it stopped improving
+
+
+def test_distillation_loss_is_cross_entropy_plus_the_softened_kl():
+    import keras
+
+    labels = np.array([[1.0, 0, 0], [0, 1.0, 0]], "float32")
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], "float32")
+    student = np.array([[0.5, 0.3, 0.2], [0.2, 0.6, 0.2]], "float32")
+    t, alpha = 2.0, 0.25
+    loss = DistillationLoss(3, temperature=t, alpha=alpha)
+    got = float(loss(pack_targets(labels, "onehot", teacher), student))
+
+    def soften(p):
+        q = p ** (1 / t)
+        return q / q.sum(axis=1, keepdims=True)
+
+    ce = -np.log(student[labels.astype(bool)])
+    kl = np.sum(soften(teacher) * (np.log(soften(teacher)) - np.log(soften(student))), axis=1)
+    assert got == pytest.approx(float(np.mean((1 - alpha) * ce + alpha * t * t * kl)), rel=1e-5)
+    assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_dataset()
+
+
+@pytest.fixture(scope="module")
+def fp32(digits):
+    return train_baseline(digits_mlp(), digits, epochs=20)
+
+
+def test_distilled_qat_trains_and_resumes_from_its_checkpoint(digits, fp32, tmp_path):
+    options = TrainOptions(epochs=2, seed=0, verbose=0, distill=Distill(), checkpoint_dir=tmp_path / "ckpt")
+    qmodel, _ = qconvert.convert(fp32, preset("4bit"))
+    qmodel, first = fine_tune(qmodel, digits, options, teacher=fp32)
+    assert first.distill == {"temperature": 2.0, "alpha": 0.5} and len(first.history["accuracy"]) == 2
+    assert all(np.isfinite(first.history["val_loss"]))
+    resumed_model, resumed = fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits,
+                                       TrainOptions(epochs=3, seed=0, verbose=0, distill=Distill(),
+                                                    checkpoint_dir=tmp_path / "ckpt", resume=True), teacher=fp32)
+    assert resumed.resumed_from == 2 and resumed.epochs_run == 3
+
+
+def test_distill_needs_class_labels():
+    from qconvert.errors import DataError
+
+    with pytest.raises(DataError, match="class labels"):
+        pack_targets(np.array([0.3, 1.7]), "values", np.zeros((2, 3), "float32"))
+
+
+def test_cli_prints_the_chosen_batch_size_and_the_verdict(digits, fp32, tmp_path):
+    fp32.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val)
+    report = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, [str(tmp_path / "m.keras"), "--rules", "6bit", "--data", str(tmp_path / "d.npz"),
+                                   "--epochs", "2", "-o", str(tmp_path / "q.keras"), "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    assert "batch size 32, lr 0.000566" in res.output and "not converged: only 68 optimizer steps" in res.output
+    training = json.loads(report.read_text())["training"]
+    assert training["batch_size"] == 32 and training["optimizer_steps"] == 68
+    assert training["convergence"]["converged"] is False
+    res = CliRunner().invoke(cli, [str(tmp_path / "m.keras"), "--rules", "6bit", "--distill"])
+    assert res.exit_code == 2 and "--distill needs --epochs" in res.output
