@@ -913,8 +913,12 @@ def test_a_file_of_that_name_wins_over_the_preset(tmp_path, monkeypatch):
 
 def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, 8bit, binary"):
+    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, ") as err:
         load_rules("7bit")
+    from qconvert.ruleset import preset_names
+
+    assert {"6bit", "8bit", "binary", "6bit-auto"} <= set(preset_names())
+    assert str(err.value).endswith(f"presets: {', '.join(preset_names())})")
 
 
 def test_the_presets_are_packaged_with_the_wheel():
