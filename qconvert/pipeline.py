@@ -65,7 +65,8 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
         c = costs.get(name)
         params = layer.count_params() if layer is not None and layer.built else 0
         return LayerRow(name, type_before, type_after, action, rule, kernel, bias, activation, params,
-                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover)
+                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover,
+                        ebops=c.ebops if c else None, multiplies=c.multiplies if c else None, dsp=c.dsp if c else None)
 
     if plan.input_quantizer is not None:
         for name in plan.input_names:
@@ -100,9 +101,27 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
         bops=sum(c.bops for c in costs.values()),
         bops_fp32=sum(c.bops_fp32 for c in costs.values()),
         bops_ap_fixed_16_6=sum(c.bops_ap_fixed for c in costs.values()),
+        **_cost_totals(costs),
     )
     rules = {"source": plan.ruleset.source, "sha256": plan.ruleset.sha256, "description": plan.ruleset.description}
     return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=versions())
+
+
+def _cost_totals(costs: dict[str, Any]) -> dict[str, Any]:
+    return {"ebops": sum(c.ebops for c in costs.values()), "multiplies": sum(c.multiplies for c in costs.values()),
+            "dsp": sum(c.dsp for c in costs.values())}
+
+
+def _refresh_cost(report: ConversionReport, qmodel: Any, sparsity: dict[str, float]) -> dict[str, Any]:
+    """Recount EBOPs, multiplies and DSPs from ``qmodel``'s weights (after QAT and pruning); returns the totals."""
+    from .model.cost import model_cost
+
+    costs = model_cost(qmodel)
+    report.layers = [replace(row, ebops=c.ebops, multiplies=c.multiplies, dsp=c.dsp, sparsity=sparsity.get(row.name))
+                     if (c := costs.get(row.name)) is not None else row for row in report.layers]
+    totals = _cost_totals(costs)
+    report.totals = replace(report.totals, **totals)
+    return totals
 
 
 def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False) -> tuple[Any, ConversionReport]:
@@ -144,8 +163,8 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
-                    report: ConversionReport) -> tuple[Any, Any]:
-    """FP32 and PTQ accuracy; with ``train``, QAT and its accuracy. Adds the report sections."""
+                    report: ConversionReport, prune: list[Any] = ()) -> tuple[Any, Any]:
+    """FP32 and PTQ accuracy; with ``train``, QAT (pruning ``prune`` targets) and its accuracy. Adds the report sections."""
     from dataclasses import replace
 
     from .train.qat import evaluate, fine_tune, infer_loss, loss_from_file
@@ -158,7 +177,18 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     if train is not None:
         options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=_checkpoint_dir(out))
         options = replace(options, loss=loss)
-        qmodel, training = fine_tune(qmodel, dataset, options)
+        if prune:
+            from .train.prune import make_pruning_callback, sparsity_report
+
+            before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
+            qmodel, training = fine_tune(qmodel, dataset, options, callbacks=[make_pruning_callback(prune)],
+                                         monitor_from=max(t.end_epoch for t in prune))
+            layers = sparsity_report(qmodel, prune)
+            after = _refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
+            report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}
+        else:
+            qmodel, training = fine_tune(qmodel, dataset, options)
+            _refresh_cost(report, qmodel, {})
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
@@ -179,6 +209,21 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
             "history": training.history,
         }
     return qmodel, training
+
+
+def _prune_targets(model: Any, ruleset: RuleSet, train: Any, report: ConversionReport) -> list[Any]:
+    """Layers the rules prune (checked against ``--epochs``); without training, the report says it was not applied."""
+    from .model.plan import plan_model
+
+    the_plan = plan_model(model, ruleset)
+    if not any(item.prune is not None for item in the_plan.layers):
+        return []
+    if train is None:
+        report.sections["pruning"] = {"applied": False, "note": "the rules prune, but pruning acts during QAT: add --data and --epochs"}
+        return []
+    from .train.prune import prune_targets
+
+    return prune_targets(the_plan, train.epochs)
 
 
 @dataclass(frozen=True)
@@ -240,8 +285,9 @@ def convert_file(
     if strict and report.leftovers:
         return FileResult(report, None)
     training = None
+    prune = _prune_targets(model, ruleset, train, report)
     if dataset is not None:
-        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report)
+        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report, prune)
     provenance = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {"path": str(source), "sha256": file_sha256(source)},

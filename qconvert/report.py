@@ -36,6 +36,11 @@ class LayerRow:
     note: str = ""
     leftover: bool = False
     bops_hls4ml: float | None = None  # at the precisions hls4ml implements, once a project is derived
+    ebops: float | None = None  # HGQ2's effective BOPs (qconvert.model.cost), zero weights free
+    multiplies: int | None = None  # multiplies left after pruning
+    dsp: int | None = None  # DSP estimate, hls4ml Latency strategy
+    sparsity: float | None = None  # fraction of exact zeros in the kernels, for layers the rules prune
+    lut_da: float | None = None  # da4ml's LUT estimate (hls4ml distributed_arithmetic strategy)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class Totals:
     bops_fp32: float
     bops_ap_fixed_16_6: float
     bops_hls4ml: float | None = None  # at the precisions hls4ml implements (accumulators included)
+    ebops: float | None = None
+    multiplies: int | None = None
+    dsp: int | None = None
+    lut_da: float | None = None
 
     @property
     def reduction_vs_fp32(self) -> float:
@@ -84,12 +93,20 @@ class ConversionReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_markdown(self) -> str:
-        head = "| layer | type | kernel | bias | activation | params | BOPs | note |\n|---|---|---|---|---|---:|---:|---|\n"
+        da = self.totals.lut_da is not None
+        head = ("| layer | type | kernel | bias | activation | params | BOPs | EBOPs | DSP | sparsity |"
+                + (" LUT (DA) |" if da else "") + " note |\n|---|---|---|---|---|---:|---:|---:|---:|---:|"
+                + ("---:|" if da else "") + "---|\n")
         body = "".join(
-            f"| {r.name} | {_type(r)} | {r.kernel} | {r.bias} | {r.activation} | {r.params} | {format_count(r.bops)} | {r.note} |\n"
+            f"| {r.name} | {_type(r)} | {r.kernel} | {r.bias} | {r.activation} | {r.params} | {format_count(r.bops)} | "
+            f"{_opt(r.ebops)} | {_opt(r.dsp)} | {_pct(r.sparsity)} |" + (f" {_opt(r.lut_da)} |" if da else "") + f" {r.note} |\n"
             for r in self.layers
         )
         return head + body + "\n" + self.summary_line() + "\n"
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows a report as its table, cost columns included (not as a dataclass repr)."""
+        return self.to_markdown()
 
     def summary_line(self) -> str:
         t = self.totals
@@ -100,6 +117,9 @@ class ConversionReport:
             f"{t.reduction_vs_fp32:.1f}x fewer than FP32"
             + (f"; {format_count(t.bops_hls4ml)} at hls4ml's precisions" if t.bops_hls4ml is not None else "")
             + ")"
+            + (f"; EBOPs {format_count(t.ebops)}, {t.multiplies:,} multiplies, DSP estimate {t.dsp:,}"
+               if t.ebops is not None and t.multiplies is not None and t.dsp is not None else "")
+            + (f"; LUT estimate (da4ml) {format_count(t.lut_da)}" if t.lut_da is not None else "")
         )
 
     def render(self, console: Any) -> None:
@@ -107,20 +127,29 @@ class ConversionReport:
         from rich.table import Table
 
         table = Table(title=f"{self.model} → {self.output or '(not written)'}", title_justify="left")
-        for name, justify in [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"),
-                              ("activation", "left"), ("params", "right"), ("BOPs", "right"), ("note", "left")]:
+        da = self.totals.lut_da is not None
+        pruned = any(r.sparsity is not None for r in self.layers)
+        columns = [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"), ("activation", "left"),
+                   ("params", "right"), ("BOPs", "right"), ("EBOPs", "right"), ("DSP", "right")]
+        columns += [("sparsity", "right")] * pruned + [("LUT (DA)", "right")] * da + [("note", "left")]
+        for name, justify in columns:
             table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
         for r in self.layers:
             style = "yellow" if r.leftover else None
-            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops), r.note, style=style)
+            extra = [_pct(r.sparsity)] * pruned + [_opt(r.lut_da)] * da
+            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops),
+                          _opt(r.ebops), _opt(r.dsp), *extra, r.note, style=style)
         t = self.totals
         table.add_section()
-        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops),
+        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops), _opt(t.ebops), _opt(t.dsp),
+                      *([""] * pruned + [_opt(t.lut_da)] * da),
                       f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
         console.print(table)
         console.print(self.summary_line())
         if "accuracy" in self.sections:
             render_accuracy(self.sections, console)
+        if "pruning" in self.sections:
+            render_pruning(self.sections["pruning"], console)
         if "hls4ml" in self.sections:
             render_hls4ml(self.sections["hls4ml"], console)
 
@@ -129,6 +158,14 @@ def _type(row: LayerRow) -> str:
     if row.type_before == row.type_after:
         return row.type_before
     return f"{row.type_before or '·'} → {row.type_after or '(folded)'}"
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else format_count(value)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
 
 
 def format_count(value: float) -> str:
@@ -229,3 +266,18 @@ def render_hls4ml(h: dict[str, Any], console: Any) -> None:
     if build:
         console.print(f"  synthesis: latency {build['latency_min']}-{build['latency_max']} cycles, II {build['ii_min']}, "
                       f"LUT {build['lut']}, FF {build['ff']}, DSP {build['dsp']}, BRAM18 {build['bram_18k']}")
+
+
+def render_pruning(p: dict[str, Any], console: Any) -> None:
+    """The pruning panel: per pruned layer, target and measured sparsity; the cost before and after."""
+    from rich.panel import Panel
+
+    if not p.get("applied"):
+        console.print(f"pruning: {p.get('note', 'not applied')}")
+        return
+    lines = [f"{name}: {100 * v['sparsity']:.1f}% zeros (target {100 * v['target']:g}%, epochs {v['start_epoch']}-{v['end_epoch']})"
+             for name, v in p["layers"].items()]
+    before, after = p["before"], p["after"]
+    lines.append(f"EBOPs {format_count(before['ebops'])} → {format_count(after['ebops'])}; "
+                 f"multiplies {before['multiplies']:,} → {after['multiplies']:,}; DSP {before['dsp']:,} → {after['dsp']:,}")
+    console.print(Panel("\n".join(lines), title="pruning (QAT)", title_align="left", expand=False))

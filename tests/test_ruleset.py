@@ -913,7 +913,7 @@ def test_a_file_of_that_name_wins_over_the_preset(tmp_path, monkeypatch):
 
 def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, 8bit, binary"):
+    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, 6bit-pruned, 8bit, binary"):
         load_rules("7bit")
 
 
