@@ -327,9 +327,11 @@ def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionRep
     section.update(costs)
     report.sections["hls4ml"] = section
     per_layer = costs["bops_per_layer"]
-    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None))
+    lut = result.lut_da  # da4ml's LUT estimates: only with --strategy distributed_arithmetic
+    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None),
+                             lut_da=lut.get(row.name) if lut else None)
                      for row in report.layers]
-    report.totals = replace(report.totals, bops_hls4ml=costs["bops"])
+    report.totals = replace(report.totals, bops_hls4ml=costs["bops"], lut_da=sum(lut.values()) if lut else None)
     if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
         report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
     return result

@@ -262,6 +262,9 @@ def render_hls4ml(h: dict[str, Any], console: Any) -> None:
         console.print(f"  first divergent layer: {h['first_divergent_layer']}; limits: {h['limits']}")
     if h.get("bops"):
         console.print(f"  BOPs at hls4ml's precisions (accumulators included): {format_count(h['bops'])}")
+    if h.get("lut_da_total") is not None:
+        console.print(f"  strategy {h['strategy']}: da4ml's LUT estimate {format_count(h['lut_da_total'])} "
+                      "(per layer in the table, column LUT (DA))")
     build = h.get("build")
     if build:
         console.print(f"  synthesis: latency {build['latency_min']}-{build['latency_max']} cycles, II {build['ii_min']}, "
