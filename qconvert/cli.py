@@ -253,9 +253,13 @@ def rules_show(ctx: click.Context, model: str, rules: str, weights: str | None, 
         from .model.load import resolve_custom_objects
         from .pipeline import plan
 
-        the_plan = plan(model, ruleset, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
-                        safe_mode=not unsafe)
-        render_plan(the_plan, _console())
+        from .model.load import load_model
+        from .pipeline import preview_cost
+
+        keras_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
+                                 safe_mode=not unsafe)
+        the_plan = plan(keras_model, ruleset)
+        render_plan(the_plan, _console(), *preview_cost(keras_model, the_plan))
         return 0
 
     _run(ctx, job)

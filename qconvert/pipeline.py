@@ -15,7 +15,7 @@ from .errors import ConversionError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
-__all__ = ["convert", "plan", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
+__all__ = ["convert", "plan", "preview_cost", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -43,6 +43,24 @@ def plan(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, safe_mode: b
 
     model, _ = _as_model(model_or_path, safe_mode, weights=weights, custom_objects=custom_objects)
     return plan_model(model, as_ruleset(rules))
+
+
+def preview_cost(model_or_path: Any, the_plan: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Cost per layer of what ``the_plan`` makes (``rules show``, before any training), and, when the rules
+    prune, the same after one-shot magnitude pruning of the converted weights at the target sparsities."""
+    from .model.cost import model_cost
+    from .model.rewrite import apply_plan
+
+    model, _ = _as_model(model_or_path)
+    qmodel = apply_plan(model, the_plan)
+    costs = model_cost(qmodel)
+    targets = [(item.path, item.prune.sparsity) for item in the_plan.layers if item.prune is not None]
+    if not targets:
+        return costs, None
+    from .train.prune import prune_once
+
+    prune_once(qmodel, targets)
+    return costs, model_cost(qmodel)
 
 
 def _find(model: Any, path: tuple[str, ...]) -> Any | None:

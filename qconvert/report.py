@@ -195,32 +195,53 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-def render_plan(plan: Any, console: Any) -> None:
-    """``qconvert rules show``: per layer, the winning rule and what it gives."""
+def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pruned: dict[str, Any] | None = None) -> None:
+    """``qconvert rules show``: per layer, the winning rule and what it gives; with ``costs`` (name → LayerCost
+    of the converted, untrained model) its EBOPs and DSPs, and with ``pruned`` the EBOPs after pruning (est.)."""
     from rich.table import Table
 
+    costs = costs or {}
+    extra = ["EBOPs", "DSP"] * bool(costs) + ["prune", "EBOPs pruned"] * bool(pruned)
     table = Table(title=f"{plan.model_name} with {plan.ruleset.source}", title_justify="left")
-    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", "note"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
+    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", *extra, "note"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"),
+                         justify="right" if name in extra else "left")
+
+    def cost_cells(name: str, prune: Any = None) -> list[str]:
+        c = costs.get(name)
+        cells = [_opt(c.ebops if c else None), _opt(c.dsp if c else None)] if costs else []
+        if pruned:
+            p = pruned.get(name)
+            cells += [f"{100 * prune.sparsity:g}%" if prune else "", _opt(p.ebops if p and prune else None)]
+        return cells
+
     if plan.input_quantizer is not None:
         for name in plan.input_names:
-            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer), "input quantizer")
+            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer),
+                          *cost_cells(""), "input quantizer")
     for item in plan.layers:
         specs = item.specs
         kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
         type_ = item.class_name if item.target == item.class_name else f"{item.class_name} → {item.target or '(folded)'}"
         style = "yellow" if item.action in ("uncovered", "unsupported") else None
         table.add_row(item.qualified_name, type_, item.action, item.rule or "-", kernel, str(specs.get("bias", "")),
-                      str(specs.get("activation", "")), item.note, style=style)
+                      str(specs.get("activation", "")), *cost_cells(item.qualified_name, item.prune), item.note, style=style)
         if item.split is not None:
             s = item.split
             table.add_row("/".join(item.path[:-1] + (s.name,)), f"· → {s.target}", s.status, s.rule or "-", "", "",
-                          str(s.spec) if s.spec else f"float {s.function}",
+                          str(s.spec) if s.spec else f"float {s.function}", *cost_cells(""),
                           s.note or f"split from activation='{s.function}'",
                           style="yellow" if s.status == "uncovered" else None)
     console.print(table)
     leftovers = plan.leftovers()
     console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")
+    if costs:
+        line = (f"before training: EBOPs {format_count(sum(c.ebops for c in costs.values()))}, "
+                f"{sum(c.multiplies for c in costs.values()):,} multiplies, DSP estimate {sum(c.dsp for c in costs.values()):,}")
+        if pruned:
+            line += (f"; after one-shot magnitude pruning at the rules' sparsities: EBOPs "
+                     f"{format_count(sum(c.ebops for c in pruned.values()))}, {sum(c.multiplies for c in pruned.values()):,} multiplies")
+        console.print(line)
 
 
 def render_accuracy(sections: dict[str, Any], console: Any) -> None:

@@ -268,3 +268,15 @@ def test_resume_after_a_kill_keeps_masks_and_sparsity(tmp_path, write_rules):
         pruned_before = checkpoint.get_layer(name).get_weights()[0] == 0
         assert np.all(kernel[pruned_before] == 0), name  # a weight pruned before the kill stays pruned
         assert np.mean(kernel == 0) == pytest.approx(0.75, abs=1 / kernel.size), name
+
+
+def test_rules_show_estimates_the_cost_before_any_training(digits_files):
+    model, _ = digits_files
+    result = CliRunner().invoke(cli, ["rules", "show", str(model), "-r", "6bit-pruned"])
+    assert result.exit_code == 0, result.output
+    assert "EBOPs pruned" in result.output and "75%" in result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("before training"))
+    import re
+
+    before, after = (float(v) for v in re.findall(r"EBOPs ([0-9.]+)k", line))
+    assert after < 0.3 * before

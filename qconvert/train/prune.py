@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..ruleset import PruneSpec
 
 __all__ = ["PruneTarget", "prune_targets", "resolve_epochs", "scheduled_sparsity", "make_pruning_callback",
-           "kernel_variables", "kernel_sparsity", "sparsity_report"]
+           "kernel_variables", "kernel_sparsity", "sparsity_report", "prune_once"]
 
 _KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
@@ -164,3 +164,16 @@ def sparsity_report(model: Any, targets: Iterable[PruneTarget]) -> dict[str, dic
     """Per pruned layer: target and measured sparsity and the schedule (the JSON report's ``pruning.layers``)."""
     return {t.name: {"target": t.sparsity, "sparsity": kernel_sparsity(model, t.path),
                      "start_epoch": t.start_epoch, "end_epoch": t.end_epoch} for t in targets}
+
+
+def prune_once(model: Any, targets: Iterable[tuple[tuple[str, ...], float]]) -> None:
+    """Set the smallest-magnitude weights of each ``(path, sparsity)`` kernel to zero, in place (no training).
+
+    What ``qconvert rules show`` costs as the pruned estimate before any QAT.
+    """
+    import keras
+
+    for path, sparsity in targets:
+        for var in kernel_variables(model, path):
+            weights = np.asarray(keras.ops.convert_to_numpy(var))
+            var.assign(weights * _magnitude_mask(weights, sparsity, None))
