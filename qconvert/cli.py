@@ -250,11 +250,8 @@ def rules_show(ctx: click.Context, model: str, rules: str, weights: str | None, 
         from .ruleset import load_rules
 
         ruleset = load_rules(rules)
-        from .model.load import resolve_custom_objects
-        from .pipeline import plan
-
-        from .model.load import load_model
-        from .pipeline import preview_cost
+        from .model.load import load_model, resolve_custom_objects
+        from .pipeline import plan, preview_cost
 
         keras_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
                                  safe_mode=not unsafe)
