@@ -181,7 +181,7 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
-                    report: ConversionReport, prune: list[Any] = ()) -> tuple[Any, Any]:
+                    report: ConversionReport, prune: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, Any]:
     """FP32 and PTQ accuracy; with ``train``, QAT (pruning ``prune`` targets) and its accuracy. Adds the report sections."""
     from dataclasses import replace
 
