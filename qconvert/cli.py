@@ -152,6 +152,8 @@ def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--part", default="xcu200-fsgd2104-2-e", show_default=True, help="FPGA part."),
         click.option("--io-type", default="io_parallel", show_default=True, help="io_parallel or io_stream."),
         click.option("--reuse-factor", type=int, default=1, show_default=True, help="hls4ml ReuseFactor (1: fully parallel)."),
+        click.option("--strategy", help="hls4ml strategy: Latency (default), Resource, or distributed_arithmetic "
+                                        "(da4ml: per-layer LUT estimate; pip install 'qconvert[da]')."),
         click.option("--hls4ml-config", type=click.Path(path_type=str),
                      help="hls4ml config YAML (Model / LayerName / LayerType) merged over the derived one."),
         click.option("--build", is_flag=True, help="Run synthesis (needs vitis-run / vivado_hls on PATH) and report it."),
@@ -201,9 +203,9 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
             hls4ml = Hls4mlOptions(Path(opts["hls4ml_dir"]), backend=opts["backend"], part=opts["part"],
                                    io_type=opts["io_type"], reuse_factor=opts["reuse_factor"],
                                    user_config=Path(opts["hls4ml_config"]) if opts["hls4ml_config"] else None,
-                                   build=opts["build"])
-        elif opts["build"] or opts["hls4ml_config"]:
-            raise click.UsageError("--build and --hls4ml-config need --hls4ml DIR")
+                                   build=opts["build"], strategy=opts["strategy"])
+        elif opts["build"] or opts["hls4ml_config"] or opts["strategy"]:
+            raise click.UsageError("--build, --hls4ml-config and --strategy need --hls4ml DIR")
         from .model.load import resolve_custom_objects
 
         result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
@@ -268,7 +270,8 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
 
         ruleset = load_rules(rules)
         from .model.load import load_model, resolve_custom_objects
-        from .pipeline import calibrated_plan
+        from .model.calibrate import has_auto
+        from .pipeline import calibrated_plan, preview_cost
 
         the_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
                                safe_mode=not unsafe)
@@ -284,7 +287,8 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
             raise click.UsageError("--calibration-rows needs --data")
         the_plan, calibration = calibrated_plan(the_model, ruleset, x)
         console = _console()
-        render_plan(the_plan, console)
+        costs = () if has_auto(the_plan) else preview_cost(the_model, the_plan)  # auto left: no model to cost yet
+        render_plan(the_plan, console, *costs)
         render_calibration(calibration.to_dict(), console)
         return 0
 

@@ -15,7 +15,8 @@ from .errors import ConversionError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
-__all__ = ["convert", "plan", "calibrated_plan", "convert_file", "default_output", "FileResult", "file_sha256", "versions"]
+__all__ = ["convert", "plan", "calibrated_plan", "preview_cost", "convert_file", "default_output", "FileResult",
+           "file_sha256", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -56,6 +57,24 @@ def calibrated_plan(model_or_path: Any, rules: RuleSet | str | os.PathLike, x: A
     return calibrate(model, plan(model, rules), x, percentile=percentile or PERCENTILE, require=False)
 
 
+def preview_cost(model_or_path: Any, the_plan: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Cost per layer of what ``the_plan`` makes (``rules show``, before any training), and, when the rules
+    prune, the same after one-shot magnitude pruning of the converted weights at the target sparsities."""
+    from .model.cost import model_cost
+    from .model.rewrite import apply_plan
+
+    model, _ = _as_model(model_or_path)
+    qmodel = apply_plan(model, the_plan)
+    costs = model_cost(qmodel)
+    targets = [(item.path, item.prune.sparsity) for item in the_plan.layers if item.prune is not None]
+    if not targets:
+        return costs, None
+    from .train.prune import prune_once
+
+    prune_once(qmodel, targets)
+    return costs, model_cost(qmodel)
+
+
 def _find(model: Any, path: tuple[str, ...]) -> Any | None:
     for name in path:
         try:
@@ -76,7 +95,8 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
         c = costs.get(name)
         params = layer.count_params() if layer is not None and layer.built else 0
         return LayerRow(name, type_before, type_after, action, rule, kernel, bias, activation, params,
-                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover)
+                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover,
+                        ebops=c.ebops if c else None, multiplies=c.multiplies if c else None, dsp=c.dsp if c else None)
 
     if plan.input_quantizer is not None:
         for name in plan.input_names:
@@ -111,9 +131,27 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
         bops=sum(c.bops for c in costs.values()),
         bops_fp32=sum(c.bops_fp32 for c in costs.values()),
         bops_ap_fixed_16_6=sum(c.bops_ap_fixed for c in costs.values()),
+        **_cost_totals(costs),
     )
     rules = {"source": plan.ruleset.source, "sha256": plan.ruleset.sha256, "description": plan.ruleset.description}
     return ConversionReport(model=source, rules=rules, layers=rows, totals=totals, versions=versions())
+
+
+def _cost_totals(costs: dict[str, Any]) -> dict[str, Any]:
+    return {"ebops": sum(c.ebops for c in costs.values()), "multiplies": sum(c.multiplies for c in costs.values()),
+            "dsp": sum(c.dsp for c in costs.values())}
+
+
+def _refresh_cost(report: ConversionReport, qmodel: Any, sparsity: dict[str, float]) -> dict[str, Any]:
+    """Recount EBOPs, multiplies and DSPs from ``qmodel``'s weights (after QAT and pruning); returns the totals."""
+    from .model.cost import model_cost
+
+    costs = model_cost(qmodel)
+    report.layers = [replace(row, ebops=c.ebops, multiplies=c.multiplies, dsp=c.dsp, sparsity=sparsity.get(row.name))
+                     if (c := costs.get(row.name)) is not None else row for row in report.layers]
+    totals = _cost_totals(costs)
+    report.totals = replace(report.totals, **totals)
+    return totals
 
 
 def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: bool = False,
@@ -170,9 +208,10 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
-                    report: ConversionReport, uncalibrated: Any = None) -> tuple[Any, Any]:
-    """FP32 and PTQ accuracy (and the uncalibrated twin's, when given); with ``train``, QAT and its accuracy.
-    Adds the report sections."""
+                    report: ConversionReport, uncalibrated: Any = None,
+                    prune: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, Any]:
+    """FP32 and PTQ accuracy (and the uncalibrated twin's, when given); with ``train``, QAT (pruning ``prune``
+    targets) and its accuracy. Adds the report sections."""
     from dataclasses import replace
 
     from .train.qat import evaluate, fine_tune, infer_loss, loss_from_file
@@ -189,7 +228,19 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
         options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=_checkpoint_dir(out))
         options = replace(options, loss=loss)
         teacher = model if options.distill is not None else None
-        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher)
+        if prune:
+            from .train.prune import make_pruning_callback, sparsity_report
+
+            before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
+            qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher,
+                                         callbacks=[make_pruning_callback(prune)],
+                                         monitor_from=max(t.end_epoch for t in prune))
+            layers = sparsity_report(qmodel, prune)
+            after = _refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
+            report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}
+        else:
+            qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher)
+            _refresh_cost(report, qmodel, {})
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
@@ -204,6 +255,21 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     if training is not None:
         report.sections["training"] = training.to_dict()
     return qmodel, training
+
+
+def _prune_targets(model: Any, ruleset: RuleSet, train: Any, report: ConversionReport) -> list[Any]:
+    """Layers the rules prune (checked against ``--epochs``); without training, the report says it was not applied."""
+    from .model.plan import plan_model
+
+    the_plan = plan_model(model, ruleset)
+    if not any(item.prune is not None for item in the_plan.layers):
+        return []
+    if train is None:
+        report.sections["pruning"] = {"applied": False, "note": "the rules prune, but pruning acts during QAT: add --data and --epochs"}
+        return []
+    from .train.prune import prune_targets
+
+    return prune_targets(the_plan, train.epochs)
 
 
 @dataclass(frozen=True)
@@ -273,9 +339,10 @@ def convert_file(
     if strict and report.leftovers:
         return FileResult(report, None)
     training = None
+    prune = _prune_targets(model, ruleset, train, report)
     if dataset is not None:
         twin = convert(model, ruleset, uncalibrated=True)[0] if report.sections["calibration"]["resolved"] else None
-        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report, twin)
+        qmodel, training = _accuracy_stage(model, qmodel, dataset, train, source, out, report, twin, prune)
     provenance = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {"path": str(source), "sha256": file_sha256(source)},
@@ -316,9 +383,11 @@ def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionRep
     section.update(costs)
     report.sections["hls4ml"] = section
     per_layer = costs["bops_per_layer"]
-    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None))
+    lut = result.lut_da  # da4ml's LUT estimates: only with --strategy distributed_arithmetic
+    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None),
+                             lut_da=lut.get(row.name) if lut else None)
                      for row in report.layers]
-    report.totals = replace(report.totals, bops_hls4ml=costs["bops"])
+    report.totals = replace(report.totals, bops_hls4ml=costs["bops"], lut_da=sum(lut.values()) if lut else None)
     if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
         report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
     return result

@@ -36,6 +36,11 @@ class LayerRow:
     note: str = ""
     leftover: bool = False
     bops_hls4ml: float | None = None  # at the precisions hls4ml implements, once a project is derived
+    ebops: float | None = None  # HGQ2's effective BOPs (qconvert.model.cost), zero weights free
+    multiplies: int | None = None  # multiplies left after pruning
+    dsp: int | None = None  # DSP estimate, hls4ml Latency strategy
+    sparsity: float | None = None  # fraction of exact zeros in the kernels, for layers the rules prune
+    lut_da: float | None = None  # da4ml's LUT estimate (hls4ml distributed_arithmetic strategy)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class Totals:
     bops_fp32: float
     bops_ap_fixed_16_6: float
     bops_hls4ml: float | None = None  # at the precisions hls4ml implements (accumulators included)
+    ebops: float | None = None
+    multiplies: int | None = None
+    dsp: int | None = None
+    lut_da: float | None = None
 
     @property
     def reduction_vs_fp32(self) -> float:
@@ -84,12 +93,20 @@ class ConversionReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_markdown(self) -> str:
-        head = "| layer | type | kernel | bias | activation | params | BOPs | note |\n|---|---|---|---|---|---:|---:|---|\n"
+        da = self.totals.lut_da is not None
+        head = ("| layer | type | kernel | bias | activation | params | BOPs | EBOPs | DSP | sparsity |"
+                + (" LUT (DA) |" if da else "") + " note |\n|---|---|---|---|---|---:|---:|---:|---:|---:|"
+                + ("---:|" if da else "") + "---|\n")
         body = "".join(
-            f"| {r.name} | {_type(r)} | {r.kernel} | {r.bias} | {r.activation} | {r.params} | {format_count(r.bops)} | {r.note} |\n"
+            f"| {r.name} | {_type(r)} | {r.kernel} | {r.bias} | {r.activation} | {r.params} | {format_count(r.bops)} | "
+            f"{_opt(r.ebops)} | {_opt(r.dsp)} | {_pct(r.sparsity)} |" + (f" {_opt(r.lut_da)} |" if da else "") + f" {r.note} |\n"
             for r in self.layers
         )
         return head + body + "\n" + self.summary_line() + "\n"
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows a report as its table, cost columns included (not as a dataclass repr)."""
+        return self.to_markdown()
 
     def summary_line(self) -> str:
         t = self.totals
@@ -100,6 +117,9 @@ class ConversionReport:
             f"{t.reduction_vs_fp32:.1f}x fewer than FP32"
             + (f"; {format_count(t.bops_hls4ml)} at hls4ml's precisions" if t.bops_hls4ml is not None else "")
             + ")"
+            + (f"; EBOPs {format_count(t.ebops)}, {t.multiplies:,} multiplies, DSP estimate {t.dsp:,}"
+               if t.ebops is not None and t.multiplies is not None and t.dsp is not None else "")
+            + (f"; LUT estimate (da4ml) {format_count(t.lut_da)}" if t.lut_da is not None else "")
         )
 
     def render(self, console: Any) -> None:
@@ -107,15 +127,22 @@ class ConversionReport:
         from rich.table import Table
 
         table = Table(title=f"{self.model} → {self.output or '(not written)'}", title_justify="left")
-        for name, justify in [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"),
-                              ("activation", "left"), ("params", "right"), ("BOPs", "right"), ("note", "left")]:
+        da = self.totals.lut_da is not None
+        pruned = any(r.sparsity is not None for r in self.layers)
+        columns = [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"), ("activation", "left"),
+                   ("params", "right"), ("BOPs", "right"), ("EBOPs", "right"), ("DSP", "right")]
+        columns += [("sparsity", "right")] * pruned + [("LUT (DA)", "right")] * da + [("note", "left")]
+        for name, justify in columns:
             table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
         for r in self.layers:
             style = "yellow" if r.leftover else None
-            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops), r.note, style=style)
+            extra = [_pct(r.sparsity)] * pruned + [_opt(r.lut_da)] * da
+            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops),
+                          _opt(r.ebops), _opt(r.dsp), *extra, r.note, style=style)
         t = self.totals
         table.add_section()
-        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops),
+        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops), _opt(t.ebops), _opt(t.dsp),
+                      *([""] * pruned + [_opt(t.lut_da)] * da),
                       f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
         console.print(table)
         console.print(self.summary_line())
@@ -123,6 +150,8 @@ class ConversionReport:
             render_calibration(self.sections["calibration"], console)
         if "accuracy" in self.sections:
             render_accuracy(self.sections, console)
+        if "pruning" in self.sections:
+            render_pruning(self.sections["pruning"], console)
         if "hls4ml" in self.sections:
             render_hls4ml(self.sections["hls4ml"], console)
 
@@ -131,6 +160,14 @@ def _type(row: LayerRow) -> str:
     if row.type_before == row.type_after:
         return row.type_before
     return f"{row.type_before or '·'} → {row.type_after or '(folded)'}"
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else format_count(value)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
 
 
 def format_count(value: float) -> str:
@@ -160,32 +197,53 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-def render_plan(plan: Any, console: Any) -> None:
-    """``qconvert rules show``: per layer, the winning rule and what it gives."""
+def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pruned: dict[str, Any] | None = None) -> None:
+    """``qconvert rules show``: per layer, the winning rule and what it gives; with ``costs`` (name → LayerCost
+    of the converted, untrained model) its EBOPs and DSPs, and with ``pruned`` the EBOPs after pruning (est.)."""
     from rich.table import Table
 
+    costs = costs or {}
+    extra = ["EBOPs", "DSP"] * bool(costs) + ["prune", "EBOPs pruned"] * bool(pruned)
     table = Table(title=f"{plan.model_name} with {plan.ruleset.source}", title_justify="left")
-    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", "note"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
+    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", *extra, "note"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"),
+                         justify="right" if name in extra else "left")
+
+    def cost_cells(name: str, prune: Any = None) -> list[str]:
+        c = costs.get(name)
+        cells = [_opt(c.ebops if c else None), _opt(c.dsp if c else None)] if costs else []
+        if pruned:
+            p = pruned.get(name)
+            cells += [f"{100 * prune.sparsity:g}%" if prune else "", _opt(p.ebops if p and prune else None)]
+        return cells
+
     if plan.input_quantizer is not None:
         for name in plan.input_names:
-            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer), "input quantizer")
+            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer),
+                          *cost_cells(""), "input quantizer")
     for item in plan.layers:
         specs = item.specs
         kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
         type_ = item.class_name if item.target == item.class_name else f"{item.class_name} → {item.target or '(folded)'}"
         style = "yellow" if item.action in ("uncovered", "unsupported") else None
         table.add_row(item.qualified_name, type_, item.action, item.rule or "-", kernel, str(specs.get("bias", "")),
-                      str(specs.get("activation", "")), item.note, style=style)
+                      str(specs.get("activation", "")), *cost_cells(item.qualified_name, item.prune), item.note, style=style)
         if item.split is not None:
             s = item.split
             table.add_row("/".join(item.path[:-1] + (s.name,)), f"· → {s.target}", s.status, s.rule or "-", "", "",
-                          str(s.spec) if s.spec else f"float {s.function}",
+                          str(s.spec) if s.spec else f"float {s.function}", *cost_cells(""),
                           s.note or f"split from activation='{s.function}'",
                           style="yellow" if s.status == "uncovered" else None)
     console.print(table)
     leftovers = plan.leftovers()
     console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")
+    if costs:
+        line = (f"before training: EBOPs {format_count(sum(c.ebops for c in costs.values()))}, "
+                f"{sum(c.multiplies for c in costs.values()):,} multiplies, DSP estimate {sum(c.dsp for c in costs.values()):,}")
+        if pruned:
+            line += (f"; after one-shot magnitude pruning at the rules' sparsities: EBOPs "
+                     f"{format_count(sum(c.ebops for c in pruned.values()))}, {sum(c.multiplies for c in pruned.values()):,} multiplies")
+        console.print(line)
 
 
 def render_accuracy(sections: dict[str, Any], console: Any) -> None:
@@ -259,7 +317,25 @@ def render_hls4ml(h: dict[str, Any], console: Any) -> None:
         console.print(f"  first divergent layer: {h['first_divergent_layer']}; limits: {h['limits']}")
     if h.get("bops"):
         console.print(f"  BOPs at hls4ml's precisions (accumulators included): {format_count(h['bops'])}")
+    if h.get("lut_da_total") is not None:
+        console.print(f"  strategy {h['strategy']}: da4ml's LUT estimate {format_count(h['lut_da_total'])} "
+                      "(per layer in the table, column LUT (DA))")
     build = h.get("build")
     if build:
         console.print(f"  synthesis: latency {build['latency_min']}-{build['latency_max']} cycles, II {build['ii_min']}, "
                       f"LUT {build['lut']}, FF {build['ff']}, DSP {build['dsp']}, BRAM18 {build['bram_18k']}")
+
+
+def render_pruning(p: dict[str, Any], console: Any) -> None:
+    """The pruning panel: per pruned layer, target and measured sparsity; the cost before and after."""
+    from rich.panel import Panel
+
+    if not p.get("applied"):
+        console.print(f"pruning: {p.get('note', 'not applied')}")
+        return
+    lines = [f"{name}: {100 * v['sparsity']:.1f}% zeros (target {100 * v['target']:g}%, epochs {v['start_epoch']}-{v['end_epoch']})"
+             for name, v in p["layers"].items()]
+    before, after = p["before"], p["after"]
+    lines.append(f"EBOPs {format_count(before['ebops'])} → {format_count(after['ebops'])}; "
+                 f"multiplies {before['multiplies']:,} → {after['multiplies']:,}; DSP {before['dsp']:,} → {after['dsp']:,}")
+    console.print(Panel("\n".join(lines), title="pruning (QAT)", title_align="left", expand=False))

@@ -10,6 +10,7 @@ Shape (``rules/schema.json`` is the JSON Schema for editors)::
       bias: quantized_bits(6, 0, alpha=1)
       activation: quantized_relu(6)
       batchnorm: fold                     # fold | quantize | float
+      prune: {sparsity: 0.75, start_epoch: 1, end_epoch: 10}   # or prune: 0.75; false: none
     rules:
       - match: {type: Activation, activation: softmax}
         keep: true
@@ -45,6 +46,7 @@ from .quantizers import (
 __all__ = [
     "ActivationPolicy",
     "LayerView",
+    "PruneSpec",
     "Rule",
     "RuleSet",
     "Selector",
@@ -191,6 +193,29 @@ class ActivationPolicy:
 
 
 @dataclass(frozen=True)
+class PruneSpec:
+    """``prune:`` — magnitude pruning of a layer's kernels during QAT (``--epochs``).
+
+    ``sparsity``: the fraction of each kernel's weights that end exactly zero
+    (0 ≤ sparsity < 1; 0 prunes nothing, so a rule can switch off a default).
+    Epochs count as Keras prints them, from 1: the masks grow at the end of
+    each epoch ``start_epoch`` … ``end_epoch`` along the polynomial schedule of
+    Zhu & Gupta (2017), and stay fixed afterwards (see
+    :mod:`qconvert.train.prune`). ``end_epoch`` None: half of ``--epochs``.
+    """
+
+    sparsity: float
+    start_epoch: int = 1
+    end_epoch: int | None = None
+
+    def __str__(self) -> str:
+        if not self.sparsity:
+            return "no pruning"
+        end = self.end_epoch if self.end_epoch is not None else "epochs/2"
+        return f"prune {100 * self.sparsity:g}% (epochs {self.start_epoch}-{end})"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The keys shared by ``defaults`` and rules. None means: not set here."""
 
@@ -204,6 +229,7 @@ class Settings:
     beta: QuantizerSpec | None = None
     mean: QuantizerSpec | None = None
     variance: QuantizerSpec | None = None
+    prune: PruneSpec | None = None
 
     def over(self, base: "Settings") -> "Settings":
         """These settings, with the unset ones taken from ``base``."""
@@ -298,6 +324,29 @@ class _Builder:
             return ActivationPolicy(by_function=tuple(by_fn))
         return ActivationPolicy(default=self.quantizer(value, line, key, "activation"))
 
+    def prune(self, value: Any, line: int, key: str) -> PruneSpec:
+        if value is False or value is None:
+            return PruneSpec(0.0)
+        raw = value if isinstance(value, _Map) else None
+        if raw is not None:
+            self.mapping(raw, line, key, ("sparsity", "start_epoch", "end_epoch"))
+            if "sparsity" not in raw:
+                raise self.fail("missing 'sparsity'", line, key)
+            value = raw["sparsity"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            where = raw.lines["sparsity"] if raw is not None else line
+            raise self.fail(f"sparsity must be a number in [0, 1), got {value!r}", where, f"{key}.sparsity" if raw is not None else key)
+        epochs: dict[str, int] = {}
+        for name in ("start_epoch", "end_epoch"):
+            if raw is not None and raw.get(name) is not None:
+                epoch = raw[name]
+                if type(epoch) is not int or epoch < 1:
+                    raise self.fail(f"must be an epoch number (from 1), got {epoch!r}", raw.lines[name], f"{key}.{name}")
+                epochs[name] = epoch
+        if epochs.get("end_epoch", epochs.get("start_epoch", 1)) < epochs.get("start_epoch", 1):
+            raise self.fail("end_epoch is before start_epoch", raw.lines["end_epoch"], f"{key}.end_epoch")
+        return PruneSpec(float(value), **epochs)
+
     def settings(self, data: _Map, prefix: str) -> Settings:
         values: dict[str, Any] = {}
         for key in _WEIGHT_KEYS:
@@ -310,6 +359,8 @@ class _Builder:
             if mode not in BATCHNORM_MODES:
                 raise self.fail(f"must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}", data.lines["batchnorm"], prefix + "batchnorm")
             values["batchnorm"] = mode
+        if "prune" in data:
+            values["prune"] = self.prune(data["prune"], data.lines["prune"], prefix + "prune")
         return Settings(**values)
 
     def selector(self, data: Any, line: int, key: str) -> Selector:
@@ -342,7 +393,7 @@ class _Builder:
 
     def rule(self, index: int, data: Any, line: int) -> Rule:
         key = f"rules[{index}]"
-        allowed = ("match", "keep", "note", "activation", "batchnorm", *_WEIGHT_KEYS)
+        allowed = ("match", "keep", "note", "activation", "batchnorm", "prune", *_WEIGHT_KEYS)
         data = self.mapping(data, line, key, allowed)
         if "match" not in data:
             raise self.fail("missing 'match'", line, key)
@@ -374,7 +425,7 @@ class _Builder:
             input_spec = self.quantizer(data["input"], data.lines["input"], "input", "weight")
         defaults = Settings()
         if data.get("defaults") is not None:
-            raw = self.mapping(data["defaults"], data.lines["defaults"], "defaults", ("activation", "batchnorm", *_WEIGHT_KEYS))
+            raw = self.mapping(data["defaults"], data.lines["defaults"], "defaults", ("activation", "batchnorm", "prune", *_WEIGHT_KEYS))
             defaults = self.settings(raw, "defaults.")
         rules: list[Rule] = []
         raw_rules = data.get("rules")

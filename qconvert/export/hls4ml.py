@@ -33,7 +33,7 @@ from .precision import FixedType, parse_hls
 __all__ = [
     "Hls4mlOptions", "Hls4mlResult", "BuildReport", "LayerPrecision", "ImplementedPrecision", "export",
     "register_handlers", "derive_config", "implemented_precisions", "BACKENDS", "SYNTHESIS_TOOLS", "check_options",
-    "bops_at_precisions", "round_to_type",
+    "bops_at_precisions", "round_to_type", "STRATEGIES",
 ]  # fmt: skip
 
 # Backends whose io_parallel / io_stream templates qconvert derives configurations for, and the
@@ -43,6 +43,9 @@ BACKENDS = tuple(SYNTHESIS_TOOLS)
 IO_TYPES = ("io_parallel", "io_stream")
 _PART = re.compile(r"^xc[a-z0-9]+(-[a-z0-9]+)+$", re.IGNORECASE)  # Xilinx: xcu200-fsgd2104-2-e, xc7z020clg400-1
 N_SAMPLED = 1000
+# hls4ml's strategies; distributed_arithmetic (da4ml, hls4ml's "da" extra) also estimates LUTs per layer
+STRATEGIES = ("Latency", "Resource", "distributed_arithmetic")
+DA = "distributed_arithmetic"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Hls4mlOptions:
     user_config: Path | None = None
     build: bool = False
     input_precision: str | None = None
+    strategy: str | None = None  # None: Latency (Resource with reuse_factor > 1); or one of STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class Hls4mlResult:
     build: BuildReport | None = None
     build_error: str | None = None  # the synthesis tool is missing: the CLI exits 2
     notes: tuple[str, ...] = field(default_factory=tuple)
+    strategy: str = "Latency"
+    lut_da: dict[str, float] = field(default_factory=dict)  # da4ml's LUT estimate per layer (distributed_arithmetic)
 
     def raise_for_build(self) -> None:
         if self.build_error:
@@ -135,6 +141,9 @@ class Hls4mlResult:
             "compile_seconds": round(self.compile_seconds, 1),
             "build": asdict(self.build) if self.build else None,
             "build_error": self.build_error,
+            "strategy": self.strategy,
+            "lut_da": self.lut_da or None,
+            "lut_da_total": sum(self.lut_da.values()) if self.lut_da else None,
         }
 
 
@@ -166,6 +175,11 @@ def check_options(options: Hls4mlOptions) -> Hls4mlOptions:
         raise ExportError(f"reuse factor must be a positive integer. Received: reuse_factor={options.reuse_factor!r}")
     if options.user_config is not None and not Path(options.user_config).is_file():
         raise ExportError(f"{options.user_config}: hls4ml config file not found")
+    strategy = next((s for s in STRATEGIES if s.lower() == str(options.strategy).lower()), None)
+    if options.strategy is not None and strategy is None:
+        raise ExportError(f"unknown hls4ml strategy '{options.strategy}'; valid: {', '.join(STRATEGIES)}")
+    if strategy == DA:
+        _check_da(options)
     out = Path(options.output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -174,7 +188,17 @@ def check_options(options: Hls4mlOptions) -> Hls4mlOptions:
     except OSError as exc:
         raise ExportError(f"{out}: output folder is not writable: {exc.strerror or exc}") from None
     return Hls4mlOptions(out.resolve(), backend, options.part, options.io_type, options.reuse_factor,
-                         options.user_config, options.build, options.input_precision)
+                         options.user_config, options.build, options.input_precision, strategy)
+
+
+def _check_da(options: Hls4mlOptions) -> None:
+    """distributed_arithmetic: da4ml installed (qconvert's ``da`` extra), io_parallel, reuse factor 1."""
+    try:
+        import da4ml  # noqa: F401
+    except ImportError:
+        raise ExportError("--strategy distributed_arithmetic needs da4ml: pip install 'qconvert[da]'") from None
+    if options.io_type != "io_parallel" or options.reuse_factor != 1:
+        raise ExportError("--strategy distributed_arithmetic needs --io-type io_parallel and --reuse-factor 1 (hls4ml 1.3)")
 
 
 def _load_user_config(path: Path | None) -> dict[str, Any]:
@@ -246,6 +270,8 @@ def derive_config(qmodel: Any, options: Hls4mlOptions, x: Any = None) -> tuple[D
                          table_sizes={k: v for k, v in table_sizes.items() if v})
     except ValueError as exc:
         raise ExportError(f"{options.user_config or 'hls4ml config'}: {exc}") from None
+    if options.strategy is not None:
+        derived.config["Model"]["Strategy"] = options.strategy
     derived.config = _merge(derived.config, user)
     return derived, layers, inputs, outputs
 
@@ -351,11 +377,14 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     build, build_error = None, None
     if options.build:
         build, build_error = _build(hls_model, options)
+    lut_da = {name: float(node.attributes["da_kernel_cost"]) for name, node in hls_model.graph.items()
+              if node.attributes.get("da_kernel_cost") is not None}
     return Hls4mlResult(
         project_dir=options.output_dir, backend=options.backend, part=options.part, io_type=options.io_type,
         n_samples=len(xs), inputs="given" if given else "sampled", precisions=tuple(derived.precisions),
         input_source=derived.input_source, compile_seconds=compile_seconds, build=build, build_error=build_error,
-        notes=tuple(derived.notes), softmax=derived.softmax, **result,
+        notes=tuple(derived.notes), softmax=derived.softmax, strategy=derived.config["Model"]["Strategy"],
+        lut_da=lut_da, **result,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any, Hashable, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
-from ..ruleset import LayerView, Rule, RuleSet, Settings
+from ..ruleset import LayerView, PruneSpec, Rule, RuleSet, Settings
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
 from .rewriters.batchnorm import BN_ROLES
@@ -84,6 +84,7 @@ class LayerPlan:
     fold_into: str | None = None  # BatchNormalization: the layer it folds into
     folded_bn: str | None = None  # Dense/Conv: the BatchNormalization folded into it
     note: str = ""
+    prune: PruneSpec | None = None  # magnitude pruning of its kernels during QAT (sparsity > 0)
 
     @property
     def name(self) -> str:
@@ -243,8 +244,9 @@ class _Planner:
                              note="no rule gives it quantizers; kept float")
         missing = [r for r in roles if r not in specs and not (r == "bias" and not config.get("use_bias", True))]
         note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
+        prune = settings.prune if settings.prune is not None and settings.prune.sparsity > 0 else None
         return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),
-                         tuple(specs.items()), split=split, folded_bn=folded_bn, note=note)
+                         tuple(specs.items()), split=split, folded_bn=folded_bn, note=note, prune=prune)
 
     def plan_split(self, name: str, fn: Any, parent: LayerView) -> ActivationStep:
         if not isinstance(fn, str):

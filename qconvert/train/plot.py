@@ -1,4 +1,5 @@
-"""The training figure: loss and accuracy per epoch, and the FP32 / PTQ / QAT accuracies."""
+"""The training figure: loss and accuracy per epoch, the FP32 / PTQ / QAT accuracies, and the
+sparsity of each pruned kernel per epoch when the rules prune (history keys ``sparsity_LAYER``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    pruned = sorted(k for k in history if k.startswith("sparsity_"))
+    fig, axes = plt.subplots(1, 3 + bool(pruned), figsize=(13 + 4 * bool(pruned), 3.8))
     for ax, metric in zip(axes[:2], ("loss", "accuracy")):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
@@ -38,6 +40,13 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
     low = min(values, default=0.0)
     axes[2].set_ylim(max(0.0, low - 0.1), 1.0)
     axes[2].set_title("accuracy")
+    if pruned:
+        for key in pruned:
+            axes[3].plot(range(1, len(history[key]) + 1), [100 * v for v in history[key]], label=key.removeprefix("sparsity_"))
+        axes[3].set_xlabel("epoch")
+        axes[3].set_ylabel("% of kernel weights zero")
+        axes[3].set_title("pruning")
+        axes[3].legend()
     fig.tight_layout()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent if str(path.parent) else ".")

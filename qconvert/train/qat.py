@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -213,7 +213,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _make_checkpoint_callback(directory: Path | None, patience: int | None, state: dict[str, Any]) -> Any:
+def _make_checkpoint_callback(directory: Path | None, patience: int | None, state: dict[str, Any],
+                              monitor_from: int = 1) -> Any:
     import keras
 
     class _Checkpoint(keras.callbacks.Callback):
@@ -224,7 +225,9 @@ def _make_checkpoint_callback(directory: Path | None, patience: int | None, stat
             for key, value in logs.items():
                 state["history"].setdefault(key, []).append(float(value))
             monitor = logs.get("val_loss", logs.get("loss", math.inf))
-            if monitor < state["best"]:
+            if epoch + 1 < monitor_from:  # e.g. pruning has not reached its target yet: not a candidate
+                pass
+            elif monitor < state["best"]:
                 state["best"], state["best_epoch"], state["wait"] = float(monitor), epoch + 1, 0
                 state["best_weights"] = self.model.get_weights()
             else:
@@ -251,8 +254,12 @@ def _save_weights(model: Any, path: Path) -> None:
 
 
 def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss: str | None = None,
-              teacher: Any = None) -> tuple[Any, TrainResult]:
+              teacher: Any = None, callbacks: Sequence[Any] = (), monitor_from: int = 1) -> tuple[Any, TrainResult]:
     """Train ``model`` (in place) on ``data``; returns the model to keep (best weights) and the result.
+
+    ``callbacks`` run before the checkpointing one (e.g. the pruning masks of
+    :mod:`qconvert.train.prune`); epochs before ``monitor_from`` (from 1) are
+    neither candidates for the best weights nor counted by early stopping.
 
     With ``options.resume`` and a checkpoint in ``options.checkpoint_dir``, the
     checkpointed model (with its optimizer state) continues from its last
@@ -292,7 +299,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
                 state["best_weights"] = best.get_weights()
     if resumed_from == 0:
         _compile(model, options, loss, steps)
-    callback = _make_checkpoint_callback(directory, options.patience, state)
+    callback = _make_checkpoint_callback(directory, options.patience, state, monitor_from)
     if resumed_from < options.epochs and not state["stopped_early"]:
         model.fit(
             data.x_train,
@@ -302,7 +309,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
             initial_epoch=resumed_from,
             batch_size=batch_size,
             shuffle=True,
-            callbacks=[callback],
+            callbacks=[*callbacks, callback],
             verbose=options.verbose,
         )
     if state.get("best_weights") is not None:

@@ -1,0 +1,282 @@
+"""Pruning from the rule files: parsing and errors, the schedule, exact zeros through QAT, save, resume, JAX, hls4ml."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qconvert
+from qconvert.cli import cli
+from qconvert.demo import digits_dataset, digits_mlp, train_baseline
+from qconvert.errors import DataError, RuleError
+from qconvert.ruleset import PruneSpec, loads_rules
+from qconvert.train.prune import PruneTarget, kernel_sparsity, make_pruning_callback, prune_targets, scheduled_sparsity
+from qconvert.train.qat import TrainOptions, fine_tune
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = "version: 1\ndefaults:\n  kernel: quantized_bits(6, 0, alpha=1)\n  bias: quantized_bits(6, 0, alpha=1)\n  activation: quantized_relu(6)\n"
+
+
+# --- rule files ------------------------------------------------------------------
+def test_prune_in_defaults_and_rules():
+    rules = loads_rules(BASE + "  prune: 0.5\nrules:\n  - match: {name: fc3}\n    prune: {sparsity: 0.75, start_epoch: 2, end_epoch: 6}\n"
+                        "  - match: {name: output}\n    prune: false\n")
+    assert rules.defaults.prune == PruneSpec(0.5)
+    assert rules.rules[0].settings.prune == PruneSpec(0.75, 2, 6)
+    assert rules.rules[1].settings.prune == PruneSpec(0.0)
+    plan = qconvert.plan(digits_mlp(), rules)
+    assert {item.name: item.prune for item in plan.layers if item.prune} == {
+        "fc1": PruneSpec(0.5), "fc2": PruneSpec(0.5), "fc3": PruneSpec(0.75, 2, 6)}
+    targets = prune_targets(plan, epochs=10)
+    assert [(t.name, t.sparsity, t.start_epoch, t.end_epoch) for t in targets] == [
+        ("fc1", 0.5, 1, 5), ("fc2", 0.5, 1, 5), ("fc3", 0.75, 2, 6)]
+    with pytest.raises(DataError, match="end_epoch 6 is past --epochs 4"):
+        prune_targets(plan, epochs=4)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("  prune: 1.0\n", r":6: defaults\.prune: sparsity must be a number in \[0, 1\)"),
+    ("  prune: {sparsity: -0.1}\n", r":6: defaults\.prune\.sparsity: sparsity must be"),
+    ("  prune: {start_epoch: 2}\n", r":6: defaults\.prune: missing 'sparsity'"),
+    ("  prune: {sparsity: 0.5, end: 3}\n", r":6: defaults\.prune\.end: unknown key"),
+    ("  prune: {sparsity: 0.5, start_epoch: 0}\n", r":6: defaults\.prune\.start_epoch: must be an epoch number"),
+    ("  prune: {sparsity: 0.5, start_epoch: 4, end_epoch: 3}\n", r":6: defaults\.prune\.end_epoch: end_epoch is before"),
+    ("  prune: yes\n", r":6: defaults\.prune: sparsity must be"),
+])  # fmt: skip
+def test_bad_prune_settings_name_file_line_and_key(text, where):
+    with pytest.raises(RuleError, match=where):
+        loads_rules(BASE + text, "r.yaml")
+
+
+def test_keep_and_prune_exclude_each_other():
+    with pytest.raises(RuleError, match="keep: true"):
+        loads_rules(BASE + "rules:\n  - match: {name: fc1}\n    keep: true\n    prune: 0.5\n")
+
+
+def test_the_schema_knows_prune():
+    import jsonschema
+
+    schema = json.loads((ROOT / "rules" / "schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    import yaml
+
+    for text in (BASE + "  prune: 0.75\n", BASE + "rules:\n  - match: {name: fc1}\n    prune: {sparsity: 0.5, end_epoch: 3}\n",
+                 (ROOT / "rules" / "6bit-pruned.yaml").read_text()):
+        loads_rules(text)
+        validator.validate(yaml.safe_load(text))
+    assert not validator.is_valid(yaml.safe_load(BASE + "  prune: 1.5\n"))
+
+
+# --- the schedule ----------------------------------------------------------------
+def test_polynomial_schedule_by_hand():
+    """Zhu & Gupta (2017), eq. 1, cubic, from 0 to s_f over epochs start..end."""
+    t = PruneTarget(("fc1",), 0.8, start_epoch=3, end_epoch=6)
+    got = [scheduled_sparsity(t, e) for e in range(1, 9)]
+    expected = [0, 0, 0.8 * (1 - 0.75**3), 0.8 * (1 - 0.5**3), 0.8 * (1 - 0.25**3), 0.8, 0.8, 0.8]
+    assert got == pytest.approx(expected)
+
+
+# --- QAT with masks ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    return digits_dataset()
+
+
+@pytest.fixture(scope="module")
+def digits_fp32(digits):
+    return train_baseline(digits_mlp(), digits)
+
+
+def _pruned_qat(model, data, rules_text, epochs=6, **options):
+    rules = loads_rules(rules_text)
+    qmodel, _ = qconvert.convert(model, rules)
+    targets = prune_targets(qconvert.plan(model, rules), epochs)
+    opts = TrainOptions(epochs=epochs, lr=1e-3, batch_size=64, seed=0, verbose=0, **options)
+    qmodel, result = fine_tune(qmodel, data, opts, callbacks=[make_pruning_callback(targets)],
+                               monitor_from=max(t.end_epoch for t in targets))
+    return qmodel, result, targets
+
+
+def test_pruned_kernels_are_exactly_sparse_and_stay_so_when_saved(digits, digits_fp32, tmp_path):
+    text = BASE + "  prune: {sparsity: 0.75, end_epoch: 3}\nrules:\n  - match: {name: output}\n    prune: false\n"
+    before = digits_fp32.get_layer("output").get_weights()[0]
+    qmodel, result, targets = _pruned_qat(digits_fp32, digits, text)
+    for name in ("fc1", "fc2", "fc3"):
+        kernel = qmodel.get_layer(name).get_weights()[0]
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=1 / kernel.size)
+    assert np.count_nonzero(qmodel.get_layer("output").get_weights()[0]) == before.size  # not pruned, no zeros forced
+    assert result.best_epoch >= 3  # the best weights are chosen among epochs at the target sparsity
+    assert [round(v, 3) for v in result.history["sparsity_fc1"][:3]] == [round(0.75 * (1 - (1 - k / 3) ** 3), 3) for k in (1, 2, 3)]
+    path = tmp_path / "p.keras"
+    qmodel.save(path)
+    loaded = qconvert.load_model(path)
+    assert all(kernel_sparsity(loaded, t.path) == pytest.approx(0.75, abs=0.002) for t in targets)
+    x = digits.x_test[:64]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), qmodel.predict(x, verbose=0))
+
+
+@pytest.mark.slow
+def test_pruning_on_jax():
+    pytest.importorskip("jax")
+    rules_text = BASE + "  prune: {sparsity: 0.75, end_epoch: 2}\n"
+    code = textwrap.dedent(
+        f"""
+        import keras, numpy as np, qconvert
+        from qconvert.demo import digits_dataset, digits_mlp, train_baseline
+        from qconvert.ruleset import loads_rules
+        from qconvert.train.prune import make_pruning_callback, prune_targets
+        from qconvert.train.qat import TrainOptions, fine_tune
+        assert keras.backend.backend() == "jax"
+        data = digits_dataset()
+        fp32 = train_baseline(digits_mlp(), data, epochs=10)
+        rules = loads_rules({rules_text!r})
+        q, _ = qconvert.convert(fp32, rules)
+        targets = prune_targets(qconvert.plan(fp32, rules), 4)
+        q, r = fine_tune(q, data, TrainOptions(epochs=4, lr=1e-3, batch_size=64, verbose=0),
+                         callbacks=[make_pruning_callback(targets)], monitor_from=2)
+        for name in ("fc1", "fc2", "fc3", "output"):
+            k = np.asarray(q.get_layer(name).kernel)
+            assert abs(np.mean(k == 0) - 0.75) <= 1 / k.size, (name, np.mean(k == 0))
+        print("OK")
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
+
+
+# --- the CLI: report, figure, hls4ml, resume ----------------------------------------
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory, digits, digits_fp32):
+    folder = tmp_path_factory.mktemp("digits")
+    model = folder / "mlp.keras"
+    digits_fp32.save(model)
+    data = folder / "digits.npz"
+    np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
+             X_test=digits.x_test, y_test=digits.y_test)
+    return model, data
+
+
+def test_cli_without_epochs_says_pruning_was_not_applied(digits_files, tmp_path):
+    model, data = digits_files
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, [str(model), "-r", "6bit-pruned", "-o", str(tmp_path / "q.keras"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "pruning acts during QAT" in result.output
+    assert json.loads(report.read_text())["pruning"]["applied"] is False
+
+
+def test_cli_end_epoch_past_epochs_is_a_one_line_error(digits_files, tmp_path, write_rules):
+    model, data = digits_files
+    rules = write_rules(BASE + "  prune: {sparsity: 0.5, end_epoch: 9}\n")
+    out = tmp_path / "q.keras"
+    result = CliRunner().invoke(cli, [str(model), "-r", str(rules), "-o", str(out), "--data", str(data), "--epochs", "3"])
+    assert result.exit_code == 2 and "end_epoch 9 is past --epochs 3" in result.output and not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_pruned_qat_reports_sparsity_cost_and_stays_bit_exact_in_hls4ml(digits_files, tmp_path):
+    model, data = digits_files
+    out, report = tmp_path / "q.keras", tmp_path / "r.json"
+    result = CliRunner().invoke(cli, [str(model), "-r", "6bit-pruned", "-o", str(out), "--report", str(report),
+                                      "--data", str(data), "--epochs", "8", "--lr", "1e-3", "--batch-size", "64",
+                                      "--hls4ml", str(tmp_path / "prj")])
+    assert result.exit_code == 0, result.output
+    assert "pruning (QAT)" in result.output and "75.0% zeros" in result.output
+    doc = json.loads(report.read_text())
+    pruning = doc["pruning"]
+    assert set(pruning["layers"]) == {"fc1", "fc2", "fc3", "output"}
+    assert all(abs(v["sparsity"] - 0.75) <= 0.01 for v in pruning["layers"].values())
+    assert pruning["after"]["ebops"] < 0.3 * pruning["before"]["ebops"]
+    rows = {r["name"]: r for r in doc["layers"]}
+    assert rows["fc1"]["sparsity"] == pytest.approx(0.75, abs=0.01) and rows["relu1"]["sparsity"] is None
+    assert doc["totals"]["ebops"] == pruning["after"]["ebops"]
+    assert doc["hls4ml"]["logits_exact_fraction"] == 1.0
+    assert any(k.startswith("sparsity_") for k in doc["training"]["history"])
+    loaded = qconvert.load_model(out)
+    assert np.mean(loaded.get_layer("fc2").get_weights()[0] == 0) == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.mark.slow
+def test_distributed_arithmetic_estimates_luts_and_stays_bit_exact(tmp_path):
+    """A small pruned model through hls4ml's distributed_arithmetic strategy (da4ml)."""
+    pytest.importorskip("da4ml")
+    import keras
+
+    inp = keras.Input((8,))
+    x = keras.layers.Dense(8, activation="relu", name="fc1")(inp)
+    x = keras.layers.Dense(4, name="out")(x)
+    fp32 = keras.Model(inp, x)
+    rules = loads_rules("version: 1\ninput: quantized_bits(8, 3)\ndefaults:\n  kernel: quantized_bits(6, 0, alpha=1)\n"
+                        "  bias: quantized_bits(6, 0, alpha=1)\n  activation: quantized_relu(6)\n")
+    qmodel, _ = qconvert.convert(fp32, rules)
+    kernel, bias = qmodel.get_layer("fc1").get_weights()
+    kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.75)] = 0.0
+    qmodel.get_layer("fc1").set_weights([kernel, bias])
+    from qconvert.export import Hls4mlOptions, export
+
+    result = export(qmodel, Hls4mlOptions(tmp_path / "da", strategy="distributed_arithmetic"))
+    assert result.exact_fraction == 1.0 and result.strategy == "distributed_arithmetic"
+    assert set(result.lut_da) == {"fc1", "out"} and all(v > 0 for v in result.lut_da.values())
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_keeps_masks_and_sparsity(tmp_path, write_rules):
+    """Kill a pruned QAT run after an epoch inside the pruning schedule; --resume ends at the target sparsity."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 60000)
+    x = (rng.normal(size=(5, 16))[labels] + rng.normal(0, 1.5, size=(60000, 16))).astype("float32")
+    data = tmp_path / "jets.npz"
+    np.savez(data, X_train=x, y_train=np.eye(5, dtype="float32")[labels])
+    rules = write_rules(BASE + "  prune: {sparsity: 0.75, start_epoch: 1, end_epoch: 6}\n")
+    model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
+    out = tmp_path / "q.keras"
+    args = [sys.executable, "-m", "qconvert", str(model), "-r", str(rules), "-o", str(out),
+            "--data", str(data), "--epochs", "8", "--batch-size", "32", "--lr", "1e-3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    state = tmp_path / "q.ckpt" / "state.json"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 6, "the run must have been killed inside the pruning schedule"
+    import keras
+
+    checkpoint = keras.saving.load_model(tmp_path / "q.ckpt" / "last.keras")
+    zeros = {n: np.mean(checkpoint.get_layer(n).get_weights()[0] == 0) for n in ("fc1", "fc2", "fc3", "output")}
+    assert all(0 < z < 0.75 for z in zeros.values()), zeros  # part-way along the schedule, in the checkpoint
+    report = tmp_path / "r.json"
+    resumed = subprocess.run(args + ["--resume", "--report", str(report)], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    doc = json.loads(report.read_text())
+    assert doc["training"]["resumed_from"] == done and doc["training"]["epochs_run"] == 8
+    assert len(doc["training"]["history"]["sparsity_fc1"]) == 8
+    final = qconvert.load_model(out)
+    for name in zeros:
+        kernel = final.get_layer(name).get_weights()[0]
+        pruned_before = checkpoint.get_layer(name).get_weights()[0] == 0
+        assert np.all(kernel[pruned_before] == 0), name  # a weight pruned before the kill stays pruned
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=1 / kernel.size), name
+
+
+def test_rules_show_estimates_the_cost_before_any_training(digits_files):
+    model, _ = digits_files
+    result = CliRunner().invoke(cli, ["rules", "show", str(model), "-r", "6bit-pruned"])
+    assert result.exit_code == 0, result.output
+    assert "EBOPs pruned" in result.output and "75%" in result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("before training"))
+    import re
+
+    before, after = (float(v) for v in re.findall(r"EBOPs ([0-9.]+)k", line))
+    assert after < 0.3 * before
