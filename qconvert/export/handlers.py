@@ -100,11 +100,14 @@ def _grid_of_values(layer: Any, role: str, q: Any) -> FixedType:
     attr = {"depthwise": "depthwise_kernel", "pointwise": "pointwise_kernel"}.get(role, role)
     var = getattr(layer, attr, None) if hasattr(layer, attr) else layer.kernel  # QDepthwiseConv2D: ``kernel``
     data = np.asarray(keras.ops.convert_to_numpy(q(np.asarray(var, dtype="float32"))), dtype="float64")
-    for frac in range(_MAX_FRAC + 1):
-        scaled = data * 2.0**frac
-        if np.all(scaled == np.round(scaled)):
-            integer = _signed_int_bits(float(np.max(np.abs(data))) if data.size else 0.0)
-            return FixedType(integer + frac, integer, True)
+    bits = int(q.get_config().get("bits", 8) or 8)
+    mantissa, _ = np.frexp(data)  # data = m·2^e, 0.5 <= |m| < 1: a grid value has at most ``bits`` significant bits
+    if np.all(mantissa * 2.0**bits == np.round(mantissa * 2.0**bits)):
+        for frac in range(_MAX_FRAC + 1):
+            scaled = data * 2.0**frac
+            if np.all(scaled == np.round(scaled)):
+                integer = _signed_int_bits(float(np.max(np.abs(data))) if data.size else 0.0)
+                return FixedType(integer + frac, integer, True)
     raise UnsupportedLayer(
         f"layer '{layer.name}' ({type(layer).__name__}): {role} quantizer {q} gives weights that are not multiples of "
         f"a power of two (a scale such as alpha='auto'): no hls4ml type holds them; use alpha=1 or alpha='auto_po2'"

@@ -414,7 +414,8 @@ def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> 
                 os.dup2(fd, 2)
                 os.dup2(fd, 1)
                 hls_model.compile = lambda: None  # compiled above; this copy only runs it
-                y, trace = hls_model.trace(xs)
+                with _quiet():
+                    y, trace = hls_model.trace(xs)
                 np.savez(result, __y__=np.asarray(y), **{f"t_{k}": np.asarray(v) for k, v in trace.items()})
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - reported by the parent from stderr
