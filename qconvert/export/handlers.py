@@ -26,7 +26,7 @@ from hls4ml.model.quantizers import QKerasBinaryQuantizer, QKerasQuantizer, Quan
 from hls4ml.model.types import ExponentPrecisionType, FixedPrecisionType, XnorPrecisionType
 
 from ..errors import ExportError
-from .precision import FixedType, quantizer_type
+from .precision import FixedType, holding, quantizer_type
 
 __all__ = ["HANDLERS", "install", "to_hls4ml_type", "UnsupportedLayer"]
 
@@ -88,6 +88,9 @@ def weight_quantizer(layer: Any, role: str, xnor: bool = False) -> Quantizer | N
     return GridQuantizer(q, t)
 
 
+_MAX_FRAC = 160  # float32 values have at most 149 fractional bits
+
+
 def _grid_of_values(layer: Any, role: str, q: Any) -> FixedType:
     """The narrowest fixed-point type that holds every quantized ``role`` weight exactly.
 
@@ -103,22 +106,12 @@ def _grid_of_values(layer: Any, role: str, q: Any) -> FixedType:
     bits = int(q.get_config().get("bits", 8) or 8)
     mantissa, _ = np.frexp(data)  # data = m·2^e, 0.5 <= |m| < 1: a grid value has at most ``bits`` significant bits
     if np.all(mantissa * 2.0**bits == np.round(mantissa * 2.0**bits)):
-        for frac in range(_MAX_FRAC + 1):
-            scaled = data * 2.0**frac
-            if np.all(scaled == np.round(scaled)):
-                integer = _signed_int_bits(float(np.max(np.abs(data))) if data.size else 0.0)
-                return FixedType(integer + frac, integer, True)
+        frac = next(f for f in range(_MAX_FRAC + 1) if np.all(data * 2.0**f == np.round(data * 2.0**f)))
+        return holding(float(np.max(np.abs(data))) if data.size else 0.0, frac)
     raise UnsupportedLayer(
         f"layer '{layer.name}' ({type(layer).__name__}): {role} quantizer {q} gives weights that are not multiples of "
         f"a power of two (a scale such as alpha='auto'): no hls4ml type holds them; use alpha=1 or alpha='auto_po2'"
     )
-
-
-_MAX_FRAC = 40  # fractional bits beyond which a weight grid is not a fixed-point grid
-
-
-def _signed_int_bits(max_abs: float) -> int:
-    return 1 if max_abs <= 0 else int(np.floor(np.log2(max_abs))) + 2
 
 
 def quantized_weights(data: Any, quantizer: Quantizer | None) -> Any:

@@ -203,7 +203,7 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse(qmodel: Any) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """hls4ml's Keras-3 parse with qconvert's handlers and no fallbacks; unknown layers name themselves."""
+    """hls4ml's Keras-3 parse with qconvert's handlers; layers :func:`.support.refusal` turns away name themselves."""
     from hls4ml.converters.keras_v3_to_hls import parse_keras_v3_model
 
     from .handlers import UnsupportedLayer
@@ -340,13 +340,7 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
         raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input, single-output models")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
-    from .handlers import UnsupportedLayer
-    from .support import io_refusal
-
-    for d in layers:  # what hls4ml's C++ asserts on for this io type: refused before anything compiles
-        reason = io_refusal(d, options.io_type)
-        if reason is not None:
-            raise UnsupportedLayer(reason)
+    _check_io_type(layers, options.io_type)
     hls_model = _write_project(qmodel, options, derived, layers, in_names, out_names)
     in_type = _input_type(derived)
     given = x is not None
@@ -365,6 +359,17 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
         input_source=derived.input_source, compile_seconds=compile_seconds, build=build, build_error=build_error,
         notes=tuple(derived.notes), softmax=derived.softmax, **result,
     )  # fmt: skip
+
+
+def _check_io_type(layers: list[dict[str, Any]], io_type: str) -> None:
+    """What hls4ml's C++ asserts on for this io type is refused before anything compiles."""
+    from .handlers import UnsupportedLayer
+    from .support import io_refusal
+
+    for d in layers:
+        reason = io_refusal(d, io_type)
+        if reason is not None:
+            raise UnsupportedLayer(reason)
 
 
 def _keras_outputs(qmodel: Any, names: list[str], xs: np.ndarray) -> dict[str, np.ndarray]:
