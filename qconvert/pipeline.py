@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConversionError, OutputError
+from .errors import ConversionError, ExportError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
@@ -351,7 +351,12 @@ def convert_file(
     }
     save_model(qmodel, out, provenance)
     report.output = str(out)
-    exported = _hls4ml_stage(qmodel, dataset, hls4ml, report) if hls4ml is not None else None
+    try:
+        exported = _hls4ml_stage(qmodel, dataset, hls4ml, report) if hls4ml is not None else None
+    except ExportError as exc:  # the converted model is kept, and the report as far as it got
+        if report_path is not None:
+            write_text_atomic(report_path, report.to_json() + "\n")
+        raise ExportError(f"{exc} ({out} is written)") from None
     if training is not None:
         from .train.plot import plot_training
 

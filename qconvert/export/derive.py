@@ -21,6 +21,7 @@ __all__ = ["LayerPrecision", "SoftmaxPlan", "Derived", "derive", "SOFTMAX_TABLE_
 # Softmax tables: 18-bit words (the seed's types); at most 4096 entries each (72 Kb: two BRAM36, or
 # LUT ROM when io_parallel replicates them). Pin ``table_size`` in the user config to trade agreement for area.
 SOFTMAX_TABLE_BUDGET = 4096
+FLOAT32_SIGNIFICAND = 24  # Keras computes in float32: a wider exact sum may be rounded on the Keras side
 EXP_TABLE_T = FixedType(18, 8, True)  # the seed's exp_table_t ap_fixed<18,8>
 INV_TABLE_T = FixedType(18, 4, True)  # the seed's inv_table_t ap_fixed<18,4>
 
@@ -89,6 +90,13 @@ def _bits(t: FixedType | None) -> int | None:
     return None if t is None else t.width
 
 
+def _pads_with_minimum(d: dict[str, Any]) -> bool:
+    """hls4ml pads max pooling with the bit pattern 1000…: the minimum of a signed type, but half the
+    range of an unsigned one (Keras ignores padded cells), so a padded max pool needs a signed input."""
+    pads = (int(d.get(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
+    return d["class_name"].startswith("MaxPooling") and any(pads) and bool(d.get("inputs"))
+
+
 def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precision: str | None = None,
            x: Any = None, table_sizes: dict[str, int] | None = None) -> Derived:
     """Precisions for every layer of ``layers`` (hls4ml's parsed layer list)."""
@@ -103,6 +111,7 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
     for d in layers:
         for i in d.get("inputs", []):
             consumers.setdefault(i, []).append(d)
+    signed_for_padding = {d["inputs"][0] for d in layers if _pads_with_minimum(d)}
 
     for d in layers:
         name, cls = d["name"], d["class_name"]
@@ -175,7 +184,10 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
             fn = d.get("activation")
             q = d.get("activation_quantizer")
             q_t = activation_type(q) if q else None
-            if fn in ("binary_tanh", "ternary_tanh"):
+            if d.get("clip_integer") is not None and in_t is not None:  # saturate at -2^i, keep every bit below
+                i = int(d["clip_integer"])
+                out = FixedType(i + 1 + max(in_t.frac, int(d["clip_frac"])), i + 1, True, None, "AP_SAT")
+            elif fn in ("binary_tanh", "ternary_tanh"):
                 out = FixedType(2, 2, True)
             elif q_t is not None:
                 out = q_t
@@ -218,6 +230,10 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
             exact, note = False, f"{cls}: no derived precision, result {out.hls()}"
             notes.append(f"layer {name} ({cls}): no derived precision; result {out.hls()}")
 
+        if acc is not None and exact and not note and acc.width > FLOAT32_SIGNIFICAND:
+            note = f"its sums need up to {acc.width} bits; Keras adds in float32 ({FLOAT32_SIGNIFICAND}-bit significand) and may round them"
+        if name in signed_for_padding and not out.signed and out.kind == "fixed":
+            out = FixedType(out.width + 1, out.integer + 1, True, out.rounding, out.saturation)
         types[name] = out
         prec["result"] = out.hls()
         cfg["Precision"] = prec

@@ -22,11 +22,11 @@ from hls4ml.backends.fpga.fpga_backend import FPGABackend
 from hls4ml.converters.keras_v3._base import KerasV3LayerHandler, registry
 from hls4ml.converters.keras_v3.core import DenseHandler
 from hls4ml.converters.keras_v3.pooling import PoolingHandler
-from hls4ml.model.quantizers import QKerasBinaryQuantizer, QKerasPO2Quantizer, QKerasQuantizer, Quantizer
+from hls4ml.model.quantizers import QKerasBinaryQuantizer, QKerasQuantizer, Quantizer
 from hls4ml.model.types import ExponentPrecisionType, FixedPrecisionType, XnorPrecisionType
 
 from ..errors import ExportError
-from .precision import FixedType, quantizer_type
+from .precision import FixedType, holding, quantizer_type
 
 __all__ = ["HANDLERS", "install", "to_hls4ml_type", "UnsupportedLayer"]
 
@@ -78,14 +78,47 @@ def weight_quantizer(layer: Any, role: str, xnor: bool = False) -> Quantizer | N
     name = type(q).__name__
     if "binary" in name:
         return QKerasBinaryQuantizer(_serialized(q), xnor=xnor)
-    if name == "quantized_po2":
-        return QKerasPO2Quantizer(_serialized(q))
+    if "ternary" in name:
+        return QKerasQuantizer(_serialized(q))  # hls4ml's own
     t = quantizer_type(q)
-    if "ternary" in name or (name == "quantized_bits" and t is None):
-        return QKerasQuantizer(_serialized(q))  # hls4ml's own: ternary, and alpha scales (ApplyAlpha)
+    if t is None or t.kind == "exponent":  # learned scales (alpha), powers of two: the grid the weights take
+        t = _grid_of_values(layer, role, q)
     if t is None:
         raise UnsupportedLayer(f"layer '{layer.name}' ({type(layer).__name__}): {role} quantizer {name} has no hls4ml type")
     return GridQuantizer(q, t)
+
+
+_MAX_FRAC = 160  # float32 values have at most 149 fractional bits
+
+
+def _grid_of_values(layer: Any, role: str, q: Any) -> FixedType:
+    """The narrowest fixed-point type that holds every quantized ``role`` weight exactly.
+
+    QKeras's ``alpha='auto_po2'`` scales and ``quantized_po2`` give powers of two: a fixed type holds
+    them exactly, and hls4ml multiplies them as any other weight. A scale that is not a power of two
+    (``alpha='auto'``) has no exact fixed type: refused, naming the quantizer.
+    """
+    import keras
+
+    attr = {"depthwise": "depthwise_kernel", "pointwise": "pointwise_kernel"}.get(role, role)
+    var = getattr(layer, attr, None) if hasattr(layer, attr) else layer.kernel  # QDepthwiseConv2D: ``kernel``
+    data = np.asarray(keras.ops.convert_to_numpy(q(np.asarray(var, dtype="float32"))), dtype="float64")
+    bits = int(q.get_config().get("bits", 8) or 8)
+    mantissa, _ = np.frexp(data)  # data = m·2^e, 0.5 <= |m| < 1: a grid value has at most ``bits`` significant bits
+    if np.all(mantissa * 2.0**bits == np.round(mantissa * 2.0**bits)):
+        frac = next(f for f in range(_MAX_FRAC + 1) if np.all(data * 2.0**f == np.round(data * 2.0**f)))
+        return holding(float(np.max(np.abs(data))) if data.size else 0.0, frac)
+    raise UnsupportedLayer(
+        f"layer '{layer.name}' ({type(layer).__name__}): {role} quantizer {q} gives weights that are not multiples of "
+        f"a power of two (a scale such as alpha='auto'): no hls4ml type holds them; use alpha=1 or alpha='auto_po2'"
+    )
+
+
+def quantized_weights(data: Any, quantizer: Quantizer | None) -> Any:
+    """``data`` on its quantizer's grid (hls4ml's multi-dimensional Dense → Conv rewrite drops the quantizer)."""
+    if isinstance(quantizer, GridQuantizer) and data is not None:
+        return quantizer(data).astype("float64")
+    return data
 
 
 def activation_config(quantizer: Any, where: str) -> dict[str, Any]:
@@ -151,6 +184,8 @@ class QDenseHandler(_FusedActivation, DenseHandler):
         config["class_name"] = "Dense"
         config["weight_quantizer"] = weight_quantizer(layer, "kernel", xnor=True)
         config["bias_quantizer"] = weight_quantizer(layer, "bias")
+        config["weight_data"] = quantized_weights(config.get("weight_data"), config["weight_quantizer"])
+        config["bias_data"] = quantized_weights(config.get("bias_data"), config["bias_quantizer"])
         return config
 
 
@@ -217,7 +252,22 @@ class QActivationHandler(KerasV3LayerHandler):
         config["n_in"] = prod(in_tensors[0].shape[1:])
         if hasattr(layer.activation, "get_config"):
             config["activation_quantizer"] = _serialized(layer.activation)
+        if config["class_name"] == "LeakyReLU":
+            return self.clipped_leaky_relu(config, layer)
         return (config,)
+
+    @staticmethod
+    def clipped_leaky_relu(config: dict[str, Any], layer: Any) -> tuple[dict[str, Any], ...]:
+        """QKeras's leaky ``quantized_relu(b, i, negative_slope=s)`` clips x at -2^i before the slope
+        (outputs >= -s·2^i); hls4ml's LeakyReLU does not. A linear layer whose type saturates at -2^i
+        (``clip_integer`` = i; :mod:`.derive` gives it the type) clips first, then the LeakyReLU runs."""
+        clip_out = f"{config['output_keras_tensor_names'][0]}_clip"
+        q = {k: int(v) for k, v in layer.activation.get_config().items() if k in ("bits", "integer")}
+        clip = dict(config, class_name="Activation", activation="linear", name=f"{layer.name}_clip",
+                    output_keras_tensor_names=[clip_out], clip_integer=q["integer"], clip_frac=q["bits"] - 1 - q["integer"])
+        for key in ("activ_param", "activation_quantizer"):
+            clip.pop(key, None)
+        return clip, dict(config, input_keras_tensor_names=[clip_out])
 
 
 class BatchNormHandler(KerasV3LayerHandler):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -226,21 +227,21 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse(qmodel: Any) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """hls4ml's Keras-3 parse with qconvert's handlers and no fallbacks; unknown layers name themselves."""
-    from hls4ml.converters.keras_v3._base import registry
+    """hls4ml's Keras-3 parse with qconvert's handlers; layers :func:`.support.refusal` turns away name themselves."""
     from hls4ml.converters.keras_v3_to_hls import parse_keras_v3_model
 
     from .handlers import UnsupportedLayer
+    from .support import refusal
 
     register_handlers()
     model = getattr(qmodel, "_functional", None) or qmodel
     for layer in model.layers:
-        key = f"{type(layer).__module__}.{type(layer).__name__}"
-        if key not in registry and type(layer).__name__ not in registry:
-            raise ExportError(f"layer '{layer.name}' ({type(layer).__name__}): the hls4ml bridge cannot convert it")
+        reason = refusal(layer)
+        if reason is not None:
+            raise UnsupportedLayer(reason)
     try:
-        with _quiet():
-            layers, inputs, outputs, _ = parse_keras_v3_model(qmodel, allow_da_fallback=False, allow_v2_fallback=False)
+        with _quiet():  # Keras-2 handlers only for the plain Keras layers refusal() lets through
+            layers, inputs, outputs, _ = parse_keras_v3_model(qmodel, allow_da_fallback=False, allow_v2_fallback=True)
     except UnsupportedLayer:
         raise
     except (AssertionError, AttributeError, ValueError, NotImplementedError, KeyError, TypeError) as exc:
@@ -365,13 +366,14 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
         raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input, single-output models")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
+    _check_io_type(layers, options.io_type)
     hls_model = _write_project(qmodel, options, derived, layers, in_names, out_names)
     in_type = _input_type(derived)
     given = x is not None
     xs = np.asarray(x, dtype="float64") if given else _sample_inputs(qmodel, in_type)
     xq = np.ascontiguousarray(round_to_type(xs, in_type))
     start = time.perf_counter()
-    y_hls, trace = _trace(hls_model, xq, options.output_dir)  # writes the project and compiles it (with trace hooks)
+    y_hls, trace = _trace(hls_model, xq, options.output_dir, options.io_type)  # writes, compiles, runs it (isolated)
     compile_seconds = time.perf_counter() - start
     result = _verify(qmodel, hls_model, derived, xs, xq, y_hls, trace, y)
     build, build_error = None, None
@@ -386,6 +388,17 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
         notes=tuple(derived.notes), softmax=derived.softmax, strategy=derived.config["Model"]["Strategy"],
         lut_da=lut_da, **result,
     )  # fmt: skip
+
+
+def _check_io_type(layers: list[dict[str, Any]], io_type: str) -> None:
+    """What hls4ml's C++ asserts on for this io type is refused before anything compiles."""
+    from .handlers import UnsupportedLayer
+    from .support import io_refusal
+
+    for d in layers:
+        reason = io_refusal(d, io_type)
+        if reason is not None:
+            raise UnsupportedLayer(reason)
 
 
 def _keras_outputs(qmodel: Any, names: list[str], xs: np.ndarray) -> dict[str, np.ndarray]:
@@ -406,15 +419,67 @@ def _has_layer(model: Any, name: str) -> bool:
         return False
 
 
-def _trace(hls_model: Any, xs: np.ndarray, where: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Compile the project (hls4ml's ``trace`` writes and compiles it) and run it, every layer's output kept."""
+def _trace(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Write and compile the project (with trace hooks) here, run it in a child process, every layer's output kept.
+
+    The emulation is hls4ml's C++ loaded into the process: an assertion there aborts whatever runs it,
+    so it runs in a forked child and an abort becomes an :class:`ExportError` naming the layer.
+    """
     try:
         with _quiet():
-            y, trace = hls_model.trace(xs)
+            hls_model.config.trace_output = True
+            hls_model.compile()
     except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions for compile failures
         raise ExportError(f"hls4ml could not write or compile the project in {where}: {exc}") from None
+    y, trace = _run_isolated(hls_model, xs, Path(where), io_type)
     n = len(xs)
     return np.asarray(y, dtype="float64").reshape(n, -1), {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
+
+
+def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[Any, dict[str, Any]]:
+    """``hls_model.trace(xs)`` (already compiled) in a forked child; results through a file, stderr kept."""
+    with tempfile.TemporaryDirectory(prefix=".qconvert-trace-", dir=where) as tmp:
+        result, errors = Path(tmp) / "trace.npz", Path(tmp) / "stderr.txt"
+        pid = os.fork()
+        if pid == 0:  # the child: run the C++ and leave, never back into the caller's code
+            code = 1
+            try:
+                fd = os.open(errors, os.O_WRONLY | os.O_CREAT)
+                os.dup2(fd, 2)
+                os.dup2(fd, 1)
+                hls_model.compile = lambda: None  # compiled above; this copy only runs it
+                with _quiet():
+                    y, trace = hls_model.trace(xs)
+                np.savez(result, __y__=np.asarray(y), **{f"t_{k}": np.asarray(v) for k, v in trace.items()})
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported by the parent from stderr
+                os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            with np.load(result) as data:
+                return data["__y__"], {k[2:]: data[k] for k in data.files if k.startswith("t_")}
+        raise ExportError(_crash_message(hls_model, errors.read_text(errors="replace"), status, io_type))
+
+
+_ASSERTION = re.compile(r"Assertion `(?P<what>.*)' failed")
+_CONFIG = re.compile(r"CONFIG_T = config(?P<index>\d+)\b")
+
+
+def _crash_message(hls_model: Any, stderr: str, status: int, io_type: str) -> str:
+    """One line: which layer's C++ failed under which io type, and how."""
+    how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+    assertion = _ASSERTION.search(stderr)
+    if assertion:
+        how = f"assertion `{assertion.group('what')}` failed"
+    elif stderr.strip():
+        how = stderr.strip().splitlines()[-1]
+    config = _CONFIG.search(stderr)
+    names = {layer.index: f"{layer.name} ({layer.class_name})" for layer in hls_model.get_layers()}
+    layer = names.get(int(config.group("index"))) if config else None
+    where = f"in layer {layer}" if layer else "(layer unknown)"
+    return f"hls4ml's C++ emulation crashed {where} with --io-type {io_type}: {how}"
 
 
 def _exact(a: np.ndarray, b: np.ndarray) -> float:
@@ -459,13 +524,17 @@ def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: n
         "first_divergent_layer": first,
         "layers_exact": layers_exact,
         "inputs_rounded": float(np.mean(np.any((xs != xq).reshape(len(xs), -1), axis=1))),
-        "limits": _limits(derived, sm, ties, len(xq)),
+        "limits": _limits(derived, sm, ties, len(xq), first, _exact(y_hls, y_keras) == 1.0 if logits_exact is None
+                          else logits_exact == 1.0, set(layers_exact)),
     }
 
 
-def _limits(derived: Derived, sm: SoftmaxPlan | None, ties: int, n: int) -> str:
-    """What keeps the emulation from matching Keras bit for bit, in words."""
+def _limits(derived: Derived, sm: SoftmaxPlan | None, ties: int, n: int, first: str | None, identical: bool,
+            traced: set[str]) -> str:
+    """What keeps the emulation from matching Keras bit for bit, in words; "none" only when the logits are identical."""
     parts = []
+    if not identical:
+        parts.append(_divergence(derived, first, traced))
     if sm is not None:
         parts.append(
             f"softmax '{sm.layer}' is a table lookup ({sm.table_size}-entry tables, exp_table_t "
@@ -478,6 +547,21 @@ def _limits(derived: Derived, sm: SoftmaxPlan | None, ties: int, n: int) -> str:
     if inexact:
         parts.append("not bit-exact by construction: " + ", ".join(inexact))
     return "; ".join(parts) or "none: every layer's type holds what Keras computes"
+
+
+def _divergence(derived: Derived, first: str | None, traced: set[str]) -> str:
+    """The first layer whose output differs from Keras, and why, from what the derivation knows of it and of
+    the layers before it that the trace cannot see (hls4ml renames or splits some layers)."""
+    if first is None:
+        return "logits differ from Keras; no traced layer differs, so the first divergent layer and the cause are unknown"
+    order = [p.name for p in derived.precisions]
+    upto = derived.precisions[: order.index(first) + 1] if first in order else []
+    suspects = [p for p in upto if p.note and p.class_name != "InputLayer" and (p.name == first or p.name not in traced)]
+    if suspects:
+        why = "; ".join(f"'{p.name}' ({p.class_name}): {p.note}" for p in suspects)
+        return f"logits differ from Keras from layer '{first}' on: {why}"
+    return (f"logits differ from Keras from layer '{first}' on: cause unknown (every type up to it is derived to hold "
+            "what Keras computes; please report it)")
 
 
 def _build(hls_model: Any, options: Hls4mlOptions) -> tuple[BuildReport | None, str | None]:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FixedType", "quantizer_type", "activation_type", "accumulator", "data_type", "DEFAULT_INPUT"]
+__all__ = ["FixedType", "quantizer_type", "activation_type", "accumulator", "data_type", "holding", "DEFAULT_INPUT"]
 
 RND, SAT = "AP_RND_CONV", "AP_SAT"
 
@@ -134,6 +134,12 @@ def accumulator(inp: FixedType, weight: FixedType, bias: FixedType | None, fan_i
         frac = max(frac, bias.frac)
     bound = fan_in * inp.max_abs * weight.max_abs + (bias.max_abs if bias is not None else 0.0)
     integer = _int_bits(bound)
+    return FixedType(integer + frac, integer, True)
+
+
+def holding(max_abs: float, frac: int) -> FixedType:
+    """The signed type with ``frac`` fractional bits that holds every value of magnitude <= ``max_abs``."""
+    integer = _int_bits(max_abs)
     return FixedType(integer + frac, integer, True)
 
 

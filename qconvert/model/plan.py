@@ -228,8 +228,9 @@ class _Planner:
                              note=rule.note or "" if rule else "")
         fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel}
         specs: dict[str, QuantizerSpec] = {}
+        no_bias = not config.get("use_bias", True) and folded_bn is None  # a folded BN gives the layer a bias
         for role in roles:
-            if role == "bias" and not config.get("use_bias", True):
+            if role == "bias" and no_bias:
                 continue
             spec = getattr(settings, role) or fallback.get(role)
             if spec is not None:
@@ -242,7 +243,7 @@ class _Planner:
         if not specs:
             return LayerPlan(path, class_name, "uncovered", class_name, None, split=split, folded_bn=folded_bn,
                              note="no rule gives it quantizers; kept float")
-        missing = [r for r in roles if r not in specs and not (r == "bias" and not config.get("use_bias", True))]
+        missing = [r for r in roles if r not in specs and not (r == "bias" and no_bias)]
         note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
         prune = settings.prune if settings.prune is not None and settings.prune.sparsity > 0 else None
         return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),

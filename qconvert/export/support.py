@@ -1,0 +1,84 @@
+"""Which layers the hls4ml bridge hands to hls4ml, and why the others are refused.
+
+What passes is derived from hls4ml's own handler registries, not from a list kept here: a layer
+goes through when hls4ml 1.3 has a Keras-3 handler for it (qconvert's QKeras handlers included),
+or — for a plain Keras layer — a Keras-2 handler hls4ml falls back to (UpSampling, ZeroPadding,
+Cropping, ...). QKeras layers without a Keras-3 handler are refused: hls4ml's Keras-2 QKeras
+handlers read QKeras-2 quantizer configs and fail on qkeras-v3 layers.
+
+:data:`CANNOT` names the layers hls4ml truly cannot implement and what to build instead;
+:func:`io_refusal` the layer settings a given io type cannot implement (hls4ml's C++ asserts on
+them, and the assertion would abort the emulation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CANNOT", "refusal", "io_refusal"]
+
+_TRANSPOSED = (
+    "hls4ml 1.3 has no transposed convolution for Keras 3 models; "
+    "build it as UpSampling{d}D followed by Conv{d}D (both convert bit-exactly)"
+)
+CANNOT: dict[str, str] = {
+    "Conv1DTranspose": _TRANSPOSED.format(d=1),
+    "Conv2DTranspose": _TRANSPOSED.format(d=2),
+    "QConv1DTranspose": _TRANSPOSED.format(d=1),
+    "QConv2DTranspose": _TRANSPOSED.format(d=2),
+}
+_GROUPED = (
+    "grouped convolution (groups={groups}) has no hls4ml implementation; split the channels into {groups} "
+    "convolutions and Concatenate their outputs, or use DepthwiseConv/SeparableConv"
+)
+
+
+def _handled(layer: Any) -> str | None:
+    """'v3' or 'v2' when one of hls4ml's handler registries takes ``layer``; None otherwise."""
+    from hls4ml.converters.keras_v2_to_hls import layer_handlers as v2_handlers
+    from hls4ml.converters.keras_v3._base import registry
+
+    cls = type(layer)
+    if f"{cls.__module__}.{cls.__name__}" in registry or cls.__name__ in registry:
+        return "v3"
+    if not cls.__module__.startswith("qkeras") and cls.__name__ in v2_handlers:
+        return "v2"
+    return None
+
+
+def refusal(layer: Any) -> str | None:
+    """Why the bridge cannot hand ``layer`` to hls4ml (one line naming it), or None when it can."""
+    kind = type(layer).__name__
+    where = f"layer '{layer.name}' ({kind})"
+    if kind in CANNOT:
+        return f"{where}: {CANNOT[kind]}"
+    groups = int(getattr(layer, "groups", 1) or 1)
+    if groups != 1:
+        return f"{where}: {_GROUPED.format(groups=groups)}"
+    if _handled(layer) is not None:
+        return None
+    if type(layer).__module__.startswith("qkeras"):
+        return f"{where}: hls4ml 1.3 has no Keras-3 handler for this QKeras layer and its Keras-2 one reads QKeras-2 configs only"
+    return f"{where}: hls4ml 1.3 has no handler for this layer (neither Keras-3 nor Keras-2)"
+
+
+def _pool_geometry(d: dict[str, Any]) -> tuple[bool, bool]:
+    """(padded, pool == stride) of a parsed pooling layer."""
+    pads = [int(d.get(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+    pools = [d.get("pool_height"), d.get("pool_width")]
+    strides = [d.get("stride_height"), d.get("stride_width")]
+    same_step = all(p == s for p, s in zip(pools, strides) if p is not None)
+    return any(pads), same_step
+
+
+def io_refusal(d: dict[str, Any], io_type: str) -> str | None:
+    """Why hls4ml's ``io_type`` templates cannot implement the parsed layer ``d`` (its C++ asserts), or None."""
+    cls = d["class_name"]
+    if io_type != "io_stream" or not cls.startswith(("MaxPooling", "AveragePooling")):
+        return None
+    padded, same_step = _pool_geometry(d)
+    if padded or (not same_step and cls.endswith("2D")):  # 1D: the line-buffer pooling takes any stride
+        what = "padding='same'" if padded else "strides different from the pool size"
+        return (f"layer '{d['name']}' ({cls}): {what} under io_stream: hls4ml's streaming pooling implements only "
+                "padding='valid' with strides equal to the pool size; use --io-type io_parallel")
+    return None
