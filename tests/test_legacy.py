@@ -25,7 +25,7 @@ SIX_BIT = ROOT / "rules" / "6bit.yaml"
 NAMES = ["jet_bn", "branches", "conv1d", "conv2d", "nested", "embed_bilstm", "gru", "embed_lstm"]
 FILES = [f"keras2/json/{n}.json" for n in NAMES] + [f"keras2/json_old/{n}.json" for n in NAMES] + [
     f"keras2/h5/{n}.h5" for n in NAMES
-]
+] + [f"keras2/keras215/{n}.keras" for n in ("branches", "nested", "embed_bilstm", "gru")]
 WEIGHTED = ("Dense", "Conv1D", "Conv2D")
 
 
@@ -52,6 +52,8 @@ def tf_keras_model(path: Path):
             model = tf_keras.models.model_from_json(path.read_text())
         model.load_weights(str(find_weights(path)))
         return model
+    if path.suffix == ".keras":  # a Keras 2.15 archive: tf_keras reads the .h5 the same model was saved to
+        path = path.parent.parent / "h5" / f"{path.stem}.h5"
     return tf_keras.models.load_model(path, compile=False)
 
 

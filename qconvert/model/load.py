@@ -84,8 +84,9 @@ def load_model(
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode, custom_objects=custom_objects)
     except Exception as exc:  # Keras raises many types for bad files
         if path.suffix.lower() == ".keras":
-            raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(exc)}") from exc
-        model = _load_h5_by_translation(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
+            model = _load_keras2_archive(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
+        else:
+            model = _load_h5_by_translation(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path}: holds a {type(model).__name__}, not a Keras model")
     return model
@@ -331,6 +332,43 @@ def _load_h5_by_translation(path: Path, error: Exception, *, safe_mode: bool, cu
         raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(error)}") from error
     model = _build_from_keras2_config(path, config, safe_mode=safe_mode, custom_objects=custom_objects)
     _load_keras2_weights(model, path)
+    return model
+
+
+def _keras2_archive_config(path: Path) -> Any:
+    """The model config of a ``.keras`` archive Keras 2 (2.13–2.15, tf_keras) wrote, else None."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in archive.namelist() else {}
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
+    module = str(config.get("module", "")) if isinstance(config, dict) else ""
+    if version.startswith("2.") or module.startswith(("keras.src.engine.", "tf_keras.", "keras.engine.")):
+        return config
+    return None
+
+
+def _load_keras2_archive(path: Path, error: Exception, *, safe_mode: bool, custom_objects: dict[str, Any] | None) -> Any:
+    """A ``.keras`` archive Keras 2 wrote: its config through the legacy translator, its weights by Keras 3's
+    loader (both formats key the weights file by the same layer paths); anything else keeps Keras's message."""
+    import tempfile
+
+    config = _keras2_archive_config(path)
+    if config is None:
+        raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(error)}") from error
+    model = _build_from_keras2_config(path, config, safe_mode=safe_mode, custom_objects=custom_objects)
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            raise ModelLoadError(f"{path}: a Keras 2 archive without model.weights.h5")
+        weights = Path(archive.extract("model.weights.h5", tmp))
+        try:
+            model.load_weights(weights)
+        except Exception as exc:  # Keras raises many types for weights that do not fit
+            raise ModelLoadError(f"{path}: Keras 2 archive: cannot load its weights: {_message(exc)}") from exc
     return model
 
 
