@@ -243,6 +243,8 @@ class _Planner:
                              note="no rule gives it quantizers; kept float")
         missing = [r for r in roles if r not in specs and not (r == "bias" and not config.get("use_bias", True))]
         note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
+        if config.get("padding") == "causal":
+            note = "; ".join(filter(None, [note, f"causal: {path[-1]}_causal_pad (left zeros) + valid"]))
         return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),
                          tuple(specs.items()), split=split, folded_bn=folded_bn, note=note)
 

@@ -34,7 +34,7 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
     else:
         import qkeras
 
-        cls = getattr(qkeras, new.class_name)
+        cls = getattr(qkeras, new.class_name, None) or getattr(keras.layers, new.class_name)
     try:
         return cls.from_config(config)
     except (TypeError, ValueError) as exc:
