@@ -36,25 +36,34 @@ LEFTOVER_ACTIONS = frozenset({"uncovered", "unsupported"})
 
 
 
-def split_activation_names(fused: list[tuple[Key, str]], taken: set[str]) -> dict[Key, str]:
+def split_activation_names(fused: list[tuple[Key, str | None]], taken: set[str]) -> dict[Key, str]:
     """Names for activations split out of layers, in order: ``relu1, relu2, ...``, or ``softmax`` when a
     function occurs once (the seed's naming). ``fused`` pairs a key with the function name; names in
     ``taken`` are avoided. Shared by the graph rewriter and the source codemod.
+
+    A function of None (the codemod cannot read it, e.g. ``activation=act``) gets no name but holds a
+    place in every function's numbering: whatever the saved model says it is, the names of the others
+    are then those the model route gives them (``relu2`` after it, never ``relu``).
     """
-    counts = Counter(fn for _, fn in fused)
+    wild = sum(fn is None for _, fn in fused)
+    counts = Counter(fn for _, fn in fused if fn is not None)
     taken = set(taken)
     seen: Counter[str] = Counter()
     names: dict[Key, str] = {}
     for key, fn in fused:
+        if fn is None:
+            seen.update(counts.keys())
+            continue
         seen[fn] += 1
-        k = seen[fn]
-        candidate = fn if counts[fn] == 1 else f"{fn}{k}"
+        k, n = seen[fn], counts[fn] + wild
+        candidate = fn if n == 1 else f"{fn}{k}"
         while candidate in taken:
-            k += counts[fn]
-            candidate = f"{fn}{k}" if counts[fn] > 1 else f"{fn}_{k}"
+            k += n
+            candidate = f"{fn}{k}" if n > 1 else f"{fn}_{k}"
         taken.add(candidate)
         names[key] = candidate
     return names
+
 
 @dataclass(frozen=True)
 class ActivationStep:
