@@ -26,7 +26,7 @@ NAMES = ["jet_bn", "branches", "conv1d", "conv2d", "nested", "embed_bilstm", "gr
 FILES = [f"keras2/json/{n}.json" for n in NAMES] + [f"keras2/json_old/{n}.json" for n in NAMES] + [
     f"keras2/h5/{n}.h5" for n in NAMES
 ] + [f"keras2/keras215/{n}.keras" for n in ("branches", "nested", "embed_bilstm", "gru")]
-WEIGHTED = ("Dense", "Conv1D", "Conv2D")
+WEIGHTED = ("Dense", "Conv1D", "Conv2D", "SimpleRNN", "LSTM", "GRU")
 
 
 def run(*args):

@@ -89,7 +89,42 @@ def load_model(
             model = _load_h5_by_translation(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path}: holds a {type(model).__name__}, not a Keras model")
+    if path.suffix.lower() == ".keras":
+        _restore_rnn_names(model, _archive_config(path))
     return model
+
+
+#: qkeras-v3 layers whose ``from_config`` hands ``name`` to their cell: reloaded, they are called qlstm_1, ...
+_RNN_NAME_LOST = frozenset({"QSimpleRNN", "QLSTM", "QGRU"})
+
+
+def _archive_config(path: Path) -> Any:
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _restore_rnn_names(model: Any, config: Any) -> None:
+    """Give the recurrent Q-layers of a loaded model the names the file gives them (nested models too)."""
+    entries = config.get("config", {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(entries, list):
+        return
+    entries = [e for e in entries if isinstance(e, dict) and e.get("class_name") != "InputLayer"]
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if len(entries) != len(layers):
+        return
+    for layer, entry in zip(layers, entries):
+        if entry.get("class_name") != type(layer).__name__:
+            return
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        if type(layer).__name__ in _RNN_NAME_LOST and isinstance(name, str) and layer.name != name:
+            layer.name = name
+        elif hasattr(layer, "layers"):
+            _restore_rnn_names(layer, entry)
 
 
 # --- what a file holds, by content ------------------------------------------------

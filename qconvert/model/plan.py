@@ -18,6 +18,7 @@ from ..ruleset import LayerView, Rule, RuleSet, Settings
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
 from .rewriters.batchnorm import BN_ROLES
+from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
 Key = TypeVar("Key", bound=Hashable)
@@ -33,6 +34,11 @@ FOLDABLE = tuple(WEIGHTED)
 #: weights but qconvert has no rewriter; unchanged: nothing to quantize
 #: (Flatten, Add, pooling, ...); nested: a model inside the model.
 LEFTOVER_ACTIONS = frozenset({"uncovered", "unsupported"})
+#: Why a layer family with weights stays float, where there is more to say than "no rewriter".
+_UNSUPPORTED_NOTES = {
+    "Bidirectional": "Bidirectional is not rewritten (qkeras-v3's QBidirectional is not bridged to hls4ml); kept float",
+    "Embedding": "QKeras has no quantized Embedding; kept float",
+}
 
 
 
@@ -171,7 +177,7 @@ class _Planner:
             elif class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
                 out.append(LayerPlan(path, class_name, "nested", class_name))
                 out += self.plan_scope(layer, path)
-            elif class_name in WEIGHTED:
+            elif class_name in WEIGHTED or class_name in RECURRENT:
                 out.append(self.plan_weighted(path, class_name, config, fold_of.get(layer.name), split_names.get(layer.name)))
             elif class_name in ACTIVATION_LAYERS:
                 out.append(self.plan_activation_layer(path, class_name, config))
@@ -182,7 +188,7 @@ class _Planner:
                 rule, _, _ = self.decide(view)
                 if layer.weights:
                     out.append(LayerPlan(path, class_name, "unsupported", class_name, self.label(rule, False),
-                                         note=f"qconvert has no QKeras rewriter for {class_name}; kept float"))
+                                         note=_UNSUPPORTED_NOTES.get(class_name, f"qconvert has no QKeras rewriter for {class_name}; kept float")))
                 else:
                     out.append(LayerPlan(path, class_name, "unchanged", class_name))
         return out
@@ -230,11 +236,11 @@ class _Planner:
                       folded_bn: str | None, split_name: str | None) -> LayerPlan:
         view = LayerView(path[-1], class_name)
         rule, settings, keep = self.decide(view)
-        q_class, roles = WEIGHTED[class_name]
+        q_class, roles = {**WEIGHTED, **RECURRENT}[class_name]
         if keep:
             return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None, folded_bn=folded_bn,
                              note=rule.note or "" if rule else "")
-        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel}
+        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel, "recurrent": settings.kernel}
         specs: dict[str, QuantizerSpec] = {}
         for role in roles:
             if role == "bias" and not config.get("use_bias", True):

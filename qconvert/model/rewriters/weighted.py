@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from . import NewLayer, register
+from . import NewLayer, register, with_quantizers
 
 __all__ = ["WEIGHTED", "rewrite_weighted", "causal_padding"]
 
@@ -38,14 +38,7 @@ _INERT = {"quantization_config": None, "lora_rank": None, "lora_alpha": None, "g
 def rewrite_weighted(class_name: str, config: dict[str, Any], quantizers: dict[str, QuantizerSpec]) -> list[NewLayer]:
     """``Dense(…, activation=…)`` → ``QDense(…, kernel_quantizer=…, bias_quantizer=…)``."""
     q_class, roles = WEIGHTED[class_name]
-    new = dict(config)
-    for key, inert in _INERT.items():
-        if key in new and new[key] == inert:
-            del new[key]
-    new["activation"] = "linear"
-    for role in roles:
-        spec = quantizers.get(role)
-        new[f"{role}_quantizer"] = None if spec is None or spec.is_float else spec
+    new = with_quantizers(dict(config, activation="linear"), roles, quantizers, _INERT)
     if new.get("padding") == "causal":
         return [causal_padding(new), NewLayer(q_class, dict(new, padding="valid"))]
     return [NewLayer(q_class, new)]
