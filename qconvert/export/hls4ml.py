@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .flatten import flatten_nested
 from ..errors import ExportError
 from .derive import Derived, LayerPrecision, SoftmaxPlan, derive
 from .precision import FixedType, parse_hls
@@ -336,6 +337,7 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     convert and compile failures; a missing synthesis tool is ``build_error`` on the result.
     """
     options = check_options(options)
+    qmodel = flatten_nested(qmodel)  # hls4ml parses one flat graph; the same layers, so the same numbers
     if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
         raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input, single-output models")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
