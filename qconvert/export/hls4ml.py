@@ -81,6 +81,16 @@ class ImplementedPrecision:
 
 
 @dataclass(frozen=True)
+class OutputCheck:
+    """One model output, the emulation against Keras: ``argmax_agreement`` only where it has several units."""
+
+    name: str
+    units: int
+    exact_fraction: float
+    max_abs_diff: float
+    argmax_agreement: float | None
+
+@dataclass(frozen=True)
 class Hls4mlResult:
     project_dir: Path
     backend: str
@@ -105,6 +115,7 @@ class Hls4mlResult:
     build: BuildReport | None = None
     build_error: str | None = None  # the synthesis tool is missing: the CLI exits 2
     notes: tuple[str, ...] = field(default_factory=tuple)
+    outputs: tuple["OutputCheck", ...] = ()  # one per model output, in the model's order
 
     def raise_for_build(self) -> None:
         if self.build_error:
@@ -136,6 +147,7 @@ class Hls4mlResult:
             "compile_seconds": round(self.compile_seconds, 1),
             "build": asdict(self.build) if self.build else None,
             "build_error": self.build_error,
+            "outputs": [asdict(o) for o in self.outputs],
         }
 
 
@@ -338,8 +350,9 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     """
     options = check_options(options)
     qmodel = flatten_nested(qmodel)  # hls4ml parses one flat graph; the same layers, so the same numbers
-    if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
-        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input, single-output models")
+    if len(qmodel.inputs) != 1:
+        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input models "
+                          f"(this one has {len(qmodel.inputs)} inputs)")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
     hls_model = _write_project(qmodel, options, derived, layers, in_names, out_names)
     in_type = _input_type(derived)
@@ -347,9 +360,9 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     xs = np.asarray(x, dtype="float64") if given else _sample_inputs(qmodel, in_type)
     xq = np.ascontiguousarray(round_to_type(xs, in_type))
     start = time.perf_counter()
-    y_hls, trace = _trace(hls_model, xq, options.output_dir)  # writes the project and compiles it (with trace hooks)
+    ys_hls, trace = _trace(hls_model, xq, options.output_dir)  # writes the project and compiles it (with trace hooks)
     compile_seconds = time.perf_counter() - start
-    result = _verify(qmodel, hls_model, derived, xs, xq, y_hls, trace, y)
+    result = _verify(qmodel, hls_model, derived, xs, xq, ys_hls, trace, y)
     build, build_error = None, None
     if options.build:
         build, build_error = _build(hls_model, options)
@@ -379,31 +392,42 @@ def _has_layer(model: Any, name: str) -> bool:
         return False
 
 
-def _trace(hls_model: Any, xs: np.ndarray, where: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Compile the project (hls4ml's ``trace`` writes and compiles it) and run it, every layer's output kept."""
+def _trace(hls_model: Any, xs: np.ndarray, where: Path) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Compile the project (hls4ml's ``trace`` writes and compiles it) and run it, every layer's output kept;
+    the model's outputs, one ``(n, units)`` array each."""
     try:
         with _quiet():
             y, trace = hls_model.trace(xs)
     except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions for compile failures
         raise ExportError(f"hls4ml could not write or compile the project in {where}: {exc}") from None
     n = len(xs)
-    return np.asarray(y, dtype="float64").reshape(n, -1), {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
+    ys = y if isinstance(y, list) else [y]
+    return [np.asarray(o, dtype="float64").reshape(n, -1) for o in ys], {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
 
 
 def _exact(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.all(a == b, axis=1)))
 
 
-def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: np.ndarray, y_hls: np.ndarray,
+def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: np.ndarray, ys_hls: list[np.ndarray],
             trace: dict[str, np.ndarray], y: Any) -> dict[str, Any]:
-    """Keras and the emulation on the same (input-type) inputs: agreement, exactness, first divergent layer."""
+    """Keras and the emulation on the same (input-type) inputs: agreement, exactness, first divergent layer.
+
+    Every output is checked (``outputs``); the headline agreement is that of the first output with
+    several units (a classifier head), exactness and the largest difference are over all outputs.
+    """
     order = [layer.name for layer in hls_model.get_layers() if layer.name in trace]
     keras_out = _keras_outputs(qmodel, order, xq)
-    y_keras = np.asarray(qmodel.predict(xq.astype("float32"), verbose=0, batch_size=1024), dtype="float64")
-    y_keras = y_keras.reshape(len(xq), -1)
+    predicted = qmodel.predict(xq.astype("float32"), verbose=0, batch_size=1024)
+    ys_keras = [np.asarray(o, dtype="float64").reshape(len(xq), -1)
+                for o in (predicted if isinstance(predicted, (list, tuple)) else [predicted])]
+    checks = [_check(name, h, k) for name, h, k in zip(qmodel.output_names, ys_hls, ys_keras)]
+    head = next((i for i, k in enumerate(ys_keras) if k.shape[1] > 1), 0)
+    y_hls, y_keras = ys_hls[head], ys_keras[head]
+    all_exact = float(np.mean(np.all([np.all(h == k, axis=1) for h, k in zip(ys_hls, ys_keras)], axis=0)))
     layers_exact = {n: _exact(trace[n], keras_out[n]) for n in order if n in keras_out and trace[n].shape == keras_out[n].shape}
     first = next((n for n, f in layers_exact.items() if f < 1.0), None)
-    if first is None and _exact(y_hls, y_keras) < 1.0:
+    if first is None and all_exact < 1.0:
         first = order[-1] if order else None
     sm: SoftmaxPlan | None = derived.softmax
     logits_exact = None
@@ -418,22 +442,29 @@ def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: n
     if y is not None:
         labels = _labels(y)
         # the Keras model's own accuracy, on the inputs as given (the seed's comparison)
-        y_raw = y_keras if np.array_equal(xs, xq) else np.asarray(
-            qmodel.predict(xs.astype("float32"), verbose=0, batch_size=1024)).reshape(len(xs), -1)
+        raw = y_keras if np.array_equal(xs, xq) else qmodel.predict(xs.astype("float32"), verbose=0, batch_size=1024)
+        y_raw = np.asarray(raw[head] if isinstance(raw, (list, tuple)) else raw).reshape(len(xs), -1)
         acc_k = float(np.mean(np.argmax(y_raw, axis=1) == labels))
         acc_h = float(np.mean(np.argmax(y_hls, axis=1) == labels))
     return {
         "argmax_agreement": agree,
-        "exact_fraction": _exact(y_hls, y_keras),
+        "exact_fraction": all_exact,
         "logits_exact_fraction": logits_exact,
-        "max_abs_diff": float(np.max(np.abs(y_hls - y_keras))) if y_hls.size else 0.0,
+        "max_abs_diff": max(c.max_abs_diff for c in checks),
         "accuracy_keras": acc_k,
         "accuracy_hls4ml": acc_h,
         "first_divergent_layer": first,
         "layers_exact": layers_exact,
         "inputs_rounded": float(np.mean(np.any((xs != xq).reshape(len(xs), -1), axis=1))),
         "limits": _limits(derived, sm, ties, len(xq)),
+        "outputs": tuple(checks),
     }
+
+
+def _check(name: str, h: np.ndarray, k: np.ndarray) -> OutputCheck:
+    agree = float(np.mean(np.argmax(h, axis=1) == np.argmax(k, axis=1))) if k.shape[1] > 1 else None
+    diff = float(np.max(np.abs(h - k))) if h.size else 0.0
+    return OutputCheck(name, int(k.shape[1]), _exact(h, k), diff, agree)
 
 
 def _limits(derived: Derived, sm: SoftmaxPlan | None, ties: int, n: int) -> str:
