@@ -25,6 +25,15 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def through_hls4ml(model: keras.Model, tmp_path: Path):
+    """``qconvert m.keras --rules 6bit.yaml --hls4ml prj --report r.json``: the CLI output and the report's hls4ml part."""
+    model.save(tmp_path / "m.keras")
+    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj",
+                 "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    return result, json.loads((tmp_path / "r.json").read_text())["hls4ml"]
+
+
 def two_heads() -> keras.Model:
     """A shared trunk, a classifier head (softmax) and a regression head (linear, one unit)."""
     keras.utils.set_random_seed(4)
@@ -57,11 +66,7 @@ def test_flattened_model_computes_what_the_nested_one_does():
 
 @pytest.mark.slow
 def test_two_output_model_through_hls4ml_every_output_verified(tmp_path):
-    two_heads().save(tmp_path / "m.keras")
-    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj",
-                 "--report", tmp_path / "r.json")
-    assert result.exit_code == 0, result.output
-    hls = json.loads((tmp_path / "r.json").read_text())["hls4ml"]
+    result, hls = through_hls4ml(two_heads(), tmp_path)
     outputs = {o["name"]: o for o in hls["outputs"]}
     assert len(outputs) == 2
     reg = next(o for o in outputs.values() if o["units"] == 1)
@@ -73,11 +78,7 @@ def test_two_output_model_through_hls4ml_every_output_verified(tmp_path):
 
 @pytest.mark.slow
 def test_nested_model_through_hls4ml(tmp_path):
-    nested().save(tmp_path / "m.keras")
-    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj",
-                 "--report", tmp_path / "r.json")
-    assert result.exit_code == 0, result.output
-    hls = json.loads((tmp_path / "r.json").read_text())["hls4ml"]
+    result, hls = through_hls4ml(nested(), tmp_path)
     assert hls["logits_exact_fraction"] == 1.0 and hls["argmax_agreement"] >= 0.99
     assert all(hls["layers_exact"][n] == 1.0 for n in ("stem", "b_fc1", "b_fc2", "head"))  # inner layers traced too
     assert len(hls["outputs"]) == 1 and hls["outputs"][0]["argmax_agreement"] >= 0.99
