@@ -90,3 +90,14 @@ def test_several_inputs_are_refused_in_one_line(tmp_path):
     qmodel, _ = qconvert.convert(model, SIX_BIT)
     with pytest.raises(ExportError, match="single-input models"):
         export(qmodel, Hls4mlOptions(tmp_path / "prj"))
+
+
+def test_data_with_a_two_output_model_is_refused_in_one_line(tmp_path):
+    two_heads().save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X_train=rng.normal(size=(64, 16)).astype("float32"), y_train=rng.integers(0, 5, 64))
+    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--data", tmp_path / "d.npz")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "2 output(s)" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "q.keras").exists()

@@ -24,8 +24,6 @@ SOFTMAX_TABLE_BUDGET = 4096
 EXP_TABLE_T = FixedType(18, 8, True)  # the seed's exp_table_t ap_fixed<18,8>
 INV_TABLE_T = FixedType(18, 4, True)  # the seed's inv_table_t ap_fixed<18,4>
 
-#: The type of a recurrent cell's products, gates and state (hls4ml has one accum_t = result_t for them all).
-RECURRENT_T = FixedType(24, 8, True)
 _PASS_THROUGH = {
     "Reshape", "Flatten", "MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "Transpose", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D",
@@ -188,8 +186,9 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
                 exact, note = False, f"float {fn}: hls4ml computes it by table at {out.hls()}"
                 notes.append(f"layer {name}: float {fn} has no quantizer; hls4ml uses a table at {out.hls()}")
         elif cls in ("SimpleRNN", "LSTM", "GRU"):
-            # hls4ml's cells run their matrix products into accum_t and require result_t to be it
-            out = acc = RECURRENT_T
+            # hls4ml's LSTM cell feeds its state back through the input's dense product: input, state,
+            # products and result share one type (the input's, when it is a signed fixed type)
+            out = acc = in_t if in_t is not None and in_t.kind == "fixed" and in_t.signed else DEFAULT_INPUT
             prec = {"accum": acc.hls()}
             exact, note = False, "recurrent cell: tanh/sigmoid by lookup table, gates and state at " + acc.hls()
         elif cls in _PASS_THROUGH and in_t is not None:
