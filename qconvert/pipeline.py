@@ -326,8 +326,9 @@ def convert_file(
         dataset = load_data(data, seed=train.seed if train is not None else 0)
     model, _ = _as_model(source, safe_mode=safe_mode, weights=weights, custom_objects=custom_objects)
     if dataset is not None:
-        from .train.data import check_fits_model
+        from .train.data import check_fits_model, check_one_input_one_output
 
+        check_one_input_one_output(data, model.name, len(model.inputs), len(model.outputs))
         check_fits_model(dataset, tuple(model.inputs[0].shape), int(model.outputs[0].shape[-1]))
     x_cal = None
     if dataset is not None:

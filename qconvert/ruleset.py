@@ -71,7 +71,7 @@ KNOWN_ACTIVATIONS = frozenset(
     }
 )  # fmt: skip
 BATCHNORM_MODES = ("fold", "quantize", "float")
-_WEIGHT_KEYS = ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "mean", "variance")
+_WEIGHT_KEYS = ("kernel", "bias", "depthwise", "pointwise", "recurrent", "state", "gamma", "beta", "mean", "variance")
 _SELECTOR_RANK = {"name": 4, "regex": 3, "glob": 2, "type": 1, "activation": 1}
 
 
@@ -223,6 +223,8 @@ class Settings:
     bias: QuantizerSpec | None = None
     depthwise: QuantizerSpec | None = None
     pointwise: QuantizerSpec | None = None
+    recurrent: QuantizerSpec | None = None  # an RNN's recurrent kernel (default: kernel)
+    state: QuantizerSpec | None = None  # an RNN's state (default: none, float)
     activation: ActivationPolicy | None = None
     batchnorm: str | None = None
     gamma: QuantizerSpec | None = None

@@ -22,11 +22,11 @@ from qconvert.model.load import find_weights, resolve_custom_objects
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 SIX_BIT = ROOT / "rules" / "6bit.yaml"
-NAMES = ["jet_bn", "branches", "conv1d", "conv2d", "nested"]
+NAMES = ["jet_bn", "branches", "conv1d", "conv2d", "nested", "embed_bilstm", "gru", "embed_lstm"]
 FILES = [f"keras2/json/{n}.json" for n in NAMES] + [f"keras2/json_old/{n}.json" for n in NAMES] + [
     f"keras2/h5/{n}.h5" for n in NAMES
-]
-WEIGHTED = ("Dense", "Conv1D", "Conv2D")
+] + [f"keras2/keras215/{n}.keras" for n in ("branches", "nested", "embed_bilstm", "gru")]
+WEIGHTED = ("Dense", "Conv1D", "Conv2D", "SimpleRNN", "LSTM", "GRU")
 
 
 def run(*args):
@@ -52,18 +52,29 @@ def tf_keras_model(path: Path):
             model = tf_keras.models.model_from_json(path.read_text())
         model.load_weights(str(find_weights(path)))
         return model
+    if path.suffix == ".keras":  # a Keras 2.15 archive: tf_keras reads the .h5 the same model was saved to
+        path = path.parent.parent / "h5" / f"{path.stem}.h5"
     return tf_keras.models.load_model(path, compile=False)
 
 
-def random_input(shape, n=16, seed=0):
-    return np.random.default_rng(seed).normal(0, 1, size=(n, *shape[1:])).astype("float32")
+def random_input(shape, n=16, seed=0, vocabulary=None):
+    """Normal floats, or token ids below ``vocabulary`` for a model that starts with an Embedding."""
+    rng = np.random.default_rng(seed)
+    if vocabulary is not None:
+        return rng.integers(0, vocabulary, size=(n, *shape[1:])).astype("int32")
+    return rng.normal(0, 1, size=(n, *shape[1:])).astype("float32")
+
+
+def vocabulary(model):
+    embeddings = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+    return embeddings[0].input_dim if embeddings else None
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_keras2_fixture_loads_equal_to_tf_keras_and_converts(name):
     path = FIXTURES / name
     reference = tf_keras_model(path)
-    x = random_input(reference.input_shape)
+    x = random_input(reference.input_shape, vocabulary=vocabulary(reference))
     expected = reference(x, training=False).numpy()
     model = qconvert.load_model(path)
     assert isinstance(model, keras.Model)

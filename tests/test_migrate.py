@@ -323,3 +323,57 @@ def test_notebook_with_a_broken_cell_is_left_alone(tmp_path: Path) -> None:
     nb.write_text(text)
     result = _run_cli(["migrate", str(nb), "--rules", str(RULES_6BIT), "--write"])
     assert result.exit_code == 1 and nb.read_text() == text and "[cell 2]" in result.stderr
+
+
+# --- the two routes name split activations alike; unmatched rules are errors in both --------------
+VARIABLE_ACTIVATION = '''import keras
+from keras import layers
+
+
+def build(act="relu"):
+    model = keras.Sequential(name="tagger")
+    model.add(keras.Input((8,)))
+    model.add(layers.Dense(16, activation=act, name="fc1"))
+    model.add(layers.Dense(8, activation="relu", name="fc2"))
+    model.add(layers.Dense(3, activation="softmax", name="out"))
+    return model
+
+
+model = build()
+'''
+RELU2_8BIT = """version: 1
+defaults:
+  kernel: quantized_bits(6, 0, alpha=1)
+  bias: quantized_bits(6, 0, alpha=1)
+  activation: quantized_relu(6)
+rules:
+  - match: {name: relu2}
+    activation: quantized_relu(8)
+"""
+
+
+def test_split_names_agree_between_migrate_and_the_saved_model(tmp_path: Path) -> None:
+    import qconvert
+
+    rules_path = tmp_path / "r.yaml"
+    rules_path.write_text(RELU2_8BIT)
+    rules = load_rules(rules_path)
+    migrated = migrate_code(VARIABLE_ACTIVATION, rules)
+    assert any(f.code == "QC205" and "act" in f.message for f in migrated.findings)  # fc1 left alone, reported
+    source_model = _build(migrated.code, "model")
+    split = source_model.get_layer("relu2")  # fc2's activation, numbered as the model route numbers it
+    assert type(split).__name__ == "QActivation" and "8" in str(split.get_config()["activation"])
+    converted, _ = qconvert.convert(_build(VARIABLE_ACTIVATION, "model"), rules_path)
+    assert str(converted.get_layer("relu2").get_config()["activation"]) == str(split.get_config()["activation"])
+
+
+def test_rule_matching_nothing_is_an_error_in_migrate_and_nothing_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "model.py"
+    source.write_text(VARIABLE_ACTIVATION)
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RELU2_8BIT.replace("relu2", "relu9"))
+    result = CliRunner().invoke(cli, ["migrate", str(source), "--rules", str(rules), "--write"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "matches no layer" in lines[0] and f"{rules}:7" in lines[0], lines
+    assert source.read_text() == VARIABLE_ACTIVATION

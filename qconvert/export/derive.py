@@ -197,6 +197,12 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
                 out = DEFAULT_INPUT
                 exact, note = False, f"float {fn}: hls4ml computes it by table at {out.hls()}"
                 notes.append(f"layer {name}: float {fn} has no quantizer; hls4ml uses a table at {out.hls()}")
+        elif cls in ("SimpleRNN", "LSTM", "GRU"):
+            # hls4ml's LSTM cell feeds its state back through the input's dense product: input, state,
+            # products and result share one type (the input's, when it is a signed fixed type)
+            out = acc = in_t if in_t is not None and in_t.kind == "fixed" and in_t.signed else DEFAULT_INPUT
+            prec = {"accum": acc.hls()}
+            exact, note = False, "recurrent cell: tanh/sigmoid by lookup table, gates and state at " + acc.hls()
         elif cls in _PASS_THROUGH and in_t is not None:
             out = in_t
         elif cls.startswith(("AveragePooling", "GlobalAveragePooling")) and in_t is not None:

@@ -27,6 +27,7 @@ from hls4ml.model.types import ExponentPrecisionType, FixedPrecisionType, XnorPr
 
 from ..errors import ExportError
 from .precision import FixedType, holding, quantizer_type
+from .sequence import SEQUENCE_HANDLERS
 
 __all__ = ["HANDLERS", "install", "to_hls4ml_type", "UnsupportedLayer"]
 
@@ -343,6 +344,7 @@ HANDLERS: tuple[type[KerasV3LayerHandler], ...] = (
     QActivationHandler,
     BatchNormHandler,
     QAveragePoolingHandler,
+    *SEQUENCE_HANDLERS,
 )
 
 

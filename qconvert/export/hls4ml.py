@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .flatten import flatten_nested
 from ..errors import ExportError
 from .derive import Derived, LayerPrecision, SoftmaxPlan, derive
 from .precision import FixedType, parse_hls
@@ -85,6 +86,16 @@ class ImplementedPrecision:
 
 
 @dataclass(frozen=True)
+class OutputCheck:
+    """One model output, the emulation against Keras: ``argmax_agreement`` only where it has several units."""
+
+    name: str
+    units: int
+    exact_fraction: float
+    max_abs_diff: float
+    argmax_agreement: float | None
+
+@dataclass(frozen=True)
 class Hls4mlResult:
     project_dir: Path
     backend: str
@@ -111,6 +122,7 @@ class Hls4mlResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     strategy: str = "Latency"
     lut_da: dict[str, float] = field(default_factory=dict)  # da4ml's LUT estimate per layer (distributed_arithmetic)
+    outputs: tuple["OutputCheck", ...] = ()  # one per model output, in the model's order
 
     def raise_for_build(self) -> None:
         if self.build_error:
@@ -145,6 +157,7 @@ class Hls4mlResult:
             "strategy": self.strategy,
             "lut_da": self.lut_da or None,
             "lut_da_total": sum(self.lut_da.values()) if self.lut_da else None,
+            "outputs": [asdict(o) for o in self.outputs],
         }
 
 
@@ -363,8 +376,10 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     convert and compile failures; a missing synthesis tool is ``build_error`` on the result.
     """
     options = check_options(options)
-    if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
-        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input, single-output models")
+    qmodel = flatten_nested(qmodel)  # hls4ml parses one flat graph; the same layers, so the same numbers
+    if len(qmodel.inputs) != 1:
+        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input models "
+                          f"(this one has {len(qmodel.inputs)} inputs)")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
     _check_io_type(layers, options.io_type)
     hls_model = _write_project(qmodel, options, derived, layers, in_names, out_names)
@@ -373,9 +388,9 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     xs = np.asarray(x, dtype="float64") if given else _sample_inputs(qmodel, in_type)
     xq = np.ascontiguousarray(round_to_type(xs, in_type))
     start = time.perf_counter()
-    y_hls, trace = _trace(hls_model, xq, options.output_dir, options.io_type)  # writes, compiles, runs it (isolated)
+    ys_hls, trace = _trace(hls_model, xq, options.output_dir, options.io_type)  # writes, compiles, runs it (isolated)
     compile_seconds = time.perf_counter() - start
-    result = _verify(qmodel, hls_model, derived, xs, xq, y_hls, trace, y)
+    result = _verify(qmodel, hls_model, derived, xs, xq, ys_hls, trace, y)
     build, build_error = None, None
     if options.build:
         build, build_error = _build(hls_model, options)
@@ -419,8 +434,9 @@ def _has_layer(model: Any, name: str) -> bool:
         return False
 
 
-def _trace(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Write and compile the project (with trace hooks) here, run it in a child process, every layer's output kept.
+def _trace(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Write and compile the project (with trace hooks) here, run it in a child process, every layer's output kept;
+    the model's outputs, one ``(n, units)`` array each.
 
     The emulation is hls4ml's C++ loaded into the process: an assertion there aborts whatever runs it,
     so it runs in a forked child and an abort becomes an :class:`ExportError` naming the layer.
@@ -433,7 +449,8 @@ def _trace(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[n
         raise ExportError(f"hls4ml could not write or compile the project in {where}: {exc}") from None
     y, trace = _run_isolated(hls_model, xs, Path(where), io_type)
     n = len(xs)
-    return np.asarray(y, dtype="float64").reshape(n, -1), {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
+    ys = y if isinstance(y, list) else [y]
+    return [np.asarray(o, dtype="float64").reshape(n, -1) for o in ys], {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
 
 
 def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[Any, dict[str, Any]]:
@@ -450,7 +467,9 @@ def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> 
                 hls_model.compile = lambda: None  # compiled above; this copy only runs it
                 with _quiet():
                     y, trace = hls_model.trace(xs)
-                np.savez(result, __y__=np.asarray(y), **{f"t_{k}": np.asarray(v) for k, v in trace.items()})
+                ys = y if isinstance(y, list) else [y]  # one array per model output
+                np.savez(result, **{f"y_{i}": np.asarray(o) for i, o in enumerate(ys)},
+                         **{f"t_{k}": np.asarray(v) for k, v in trace.items()})
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - reported by the parent from stderr
                 os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
@@ -459,7 +478,8 @@ def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> 
         _, status = os.waitpid(pid, 0)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             with np.load(result) as data:
-                return data["__y__"], {k[2:]: data[k] for k in data.files if k.startswith("t_")}
+                ys = [data[f"y_{i}"] for i in range(sum(1 for k in data.files if k.startswith("y_")))]
+                return (ys if len(ys) > 1 else ys[0]), {k[2:]: data[k] for k in data.files if k.startswith("t_")}
         raise ExportError(_crash_message(hls_model, errors.read_text(errors="replace"), status, io_type))
 
 
@@ -486,16 +506,25 @@ def _exact(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.all(a == b, axis=1)))
 
 
-def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: np.ndarray, y_hls: np.ndarray,
+def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: np.ndarray, ys_hls: list[np.ndarray],
             trace: dict[str, np.ndarray], y: Any) -> dict[str, Any]:
-    """Keras and the emulation on the same (input-type) inputs: agreement, exactness, first divergent layer."""
+    """Keras and the emulation on the same (input-type) inputs: agreement, exactness, first divergent layer.
+
+    Every output is checked (``outputs``); the headline agreement is that of the first output with
+    several units (a classifier head), exactness and the largest difference are over all outputs.
+    """
     order = [layer.name for layer in hls_model.get_layers() if layer.name in trace]
     keras_out = _keras_outputs(qmodel, order, xq)
-    y_keras = np.asarray(qmodel.predict(xq.astype("float32"), verbose=0, batch_size=1024), dtype="float64")
-    y_keras = y_keras.reshape(len(xq), -1)
+    predicted = qmodel.predict(xq.astype("float32"), verbose=0, batch_size=1024)
+    ys_keras = [np.asarray(o, dtype="float64").reshape(len(xq), -1)
+                for o in (predicted if isinstance(predicted, (list, tuple)) else [predicted])]
+    checks = [_check(name, h, k) for name, h, k in zip(qmodel.output_names, ys_hls, ys_keras)]
+    head = next((i for i, k in enumerate(ys_keras) if k.shape[1] > 1), 0)
+    y_hls, y_keras = ys_hls[head], ys_keras[head]
+    all_exact = float(np.mean(np.all([np.all(h == k, axis=1) for h, k in zip(ys_hls, ys_keras)], axis=0)))
     layers_exact = {n: _exact(trace[n], keras_out[n]) for n in order if n in keras_out and trace[n].shape == keras_out[n].shape}
     first = next((n for n, f in layers_exact.items() if f < 1.0), None)
-    if first is None and _exact(y_hls, y_keras) < 1.0:
+    if first is None and all_exact < 1.0:
         first = order[-1] if order else None
     sm: SoftmaxPlan | None = derived.softmax
     logits_exact = None
@@ -506,27 +535,36 @@ def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: n
         top2 = np.sort(logits, axis=1)[:, -2:] if logits.shape[1] > 1 else np.zeros((len(xq), 2))
         ties = int(np.sum(top2[:, 1] - top2[:, 0] < sm.step / 2))
     agree = float(np.mean(np.argmax(y_hls, axis=1) == np.argmax(y_keras, axis=1)))
+    # identical: the head's logits (before a final softmax) or the head's outputs, and every other output
+    head_identical = logits_exact == 1.0 if logits_exact is not None else checks[head].exact_fraction == 1.0
+    identical = head_identical and all(c.exact_fraction == 1.0 for i, c in enumerate(checks) if i != head)
     acc_k = acc_h = None
     if y is not None:
         labels = _labels(y)
         # the Keras model's own accuracy, on the inputs as given (the seed's comparison)
-        y_raw = y_keras if np.array_equal(xs, xq) else np.asarray(
-            qmodel.predict(xs.astype("float32"), verbose=0, batch_size=1024)).reshape(len(xs), -1)
+        raw = y_keras if np.array_equal(xs, xq) else qmodel.predict(xs.astype("float32"), verbose=0, batch_size=1024)
+        y_raw = np.asarray(raw[head] if isinstance(raw, (list, tuple)) else raw).reshape(len(xs), -1)
         acc_k = float(np.mean(np.argmax(y_raw, axis=1) == labels))
         acc_h = float(np.mean(np.argmax(y_hls, axis=1) == labels))
     return {
         "argmax_agreement": agree,
-        "exact_fraction": _exact(y_hls, y_keras),
+        "exact_fraction": all_exact,
         "logits_exact_fraction": logits_exact,
-        "max_abs_diff": float(np.max(np.abs(y_hls - y_keras))) if y_hls.size else 0.0,
+        "max_abs_diff": max(c.max_abs_diff for c in checks),
         "accuracy_keras": acc_k,
         "accuracy_hls4ml": acc_h,
         "first_divergent_layer": first,
         "layers_exact": layers_exact,
         "inputs_rounded": float(np.mean(np.any((xs != xq).reshape(len(xs), -1), axis=1))),
-        "limits": _limits(derived, sm, ties, len(xq), first, _exact(y_hls, y_keras) == 1.0 if logits_exact is None
-                          else logits_exact == 1.0, set(layers_exact)),
+        "limits": _limits(derived, sm, ties, len(xq), first, identical, set(layers_exact)),
+        "outputs": tuple(checks),
     }
+
+
+def _check(name: str, h: np.ndarray, k: np.ndarray) -> OutputCheck:
+    agree = float(np.mean(np.argmax(h, axis=1) == np.argmax(k, axis=1))) if k.shape[1] > 1 else None
+    diff = float(np.max(np.abs(h - k))) if h.size else 0.0
+    return OutputCheck(name, int(k.shape[1]), _exact(h, k), diff, agree)
 
 
 def _limits(derived: Derived, sm: SoftmaxPlan | None, ties: int, n: int, first: str | None, identical: bool,

@@ -33,6 +33,7 @@ __all__ = [
     "RENAMED_LAYERS",
     "RENAMED_ARGS",
     "DROPPED_ARGS",
+    "KEPT_ARGS",
     "QKERAS_LAYERS",
     "QKERAS_OBJECTS",
     "QUANTIZER_ARGS",
@@ -84,6 +85,17 @@ DROPPED_ARGS: dict[str, dict[str, Any]] = {
     "QBatchNormalization": {"fused": _ANY, "virtual_batch_size": None, "adjustment": None},
     "Embedding": {"input_length": _ANY},
     "Dropout": {"noise_shape": None},
+    **{rnn: {"time_major": False, "implementation": _ANY}
+       for rnn in ("SimpleRNN", "GRU", "LSTM", "QSimpleRNN", "QGRU", "QLSTM")},
+}
+#: Per layer class: Keras 2 arguments the ``"*"`` row drops that this class keeps
+#: (an Embedding's ``input_dim`` is its vocabulary size, not an input shape).
+KEPT_ARGS: dict[str, frozenset[str]] = {"Embedding": frozenset({"input_dim"})}
+#: Wrapper layers: the config keys that hold a whole layer, translated as one.
+_WRAPPED_LAYER_KEYS: dict[str, tuple[str, ...]] = {
+    "Bidirectional": ("layer", "backward_layer"),
+    "QBidirectional": ("layer", "backward_layer"),
+    "TimeDistributed": ("layer",),
 }
 
 #: QKeras 0.9 layers that qkeras-v3 defines under the same name.
@@ -179,7 +191,8 @@ class _Translator:
         first = config["layers"][0] if config["layers"] else None
         if first is not None and first.get("class_name") != "InputLayer":
             shape = (first.get("config") or {}).get("batch_input_shape")
-            if shape is None and (first.get("config") or {}).get("input_dim") is not None:
+            takes_dim = "input_dim" not in KEPT_ARGS.get(first.get("class_name", ""), ())  # Embedding: a vocabulary
+            if shape is None and takes_dim and (first.get("config") or {}).get("input_dim") is not None:
                 shape = [None, first["config"]["input_dim"]]
             if shape is not None:
                 name = f"{first['config'].get('name', 'layer')}_input"
@@ -247,10 +260,14 @@ class _Translator:
         out: dict[str, Any] = {}
         renamed = RENAMED_ARGS.get(class_name, {})
         dropped = DROPPED_ARGS.get("*", {}) | DROPPED_ARGS.get(class_name, {})
-        if class_name == "InputLayer":
-            dropped = {k: v for k, v in dropped.items() if k not in renamed}
+        kept = KEPT_ARGS.get(class_name, frozenset()) | (set(renamed) if class_name == "InputLayer" else set())
+        dropped = {k: v for k, v in dropped.items() if k not in kept}
+        wrapped = _WRAPPED_LAYER_KEYS.get(class_name, ())
         for key, value in config.items():
             key = renamed.get(key, key)
+            if key in wrapped and value is not None:
+                out[key] = self.layer(value)
+                continue
             if key in dropped:
                 neutral = dropped[key]
                 if neutral is _ANY or value == neutral:

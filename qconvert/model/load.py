@@ -84,11 +84,47 @@ def load_model(
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode, custom_objects=custom_objects)
     except Exception as exc:  # Keras raises many types for bad files
         if path.suffix.lower() == ".keras":
-            raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(exc)}") from exc
-        model = _load_h5_by_translation(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
+            model = _load_keras2_archive(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
+        else:
+            model = _load_h5_by_translation(path, exc, safe_mode=safe_mode, custom_objects=custom_objects)
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path}: holds a {type(model).__name__}, not a Keras model")
+    if path.suffix.lower() == ".keras":
+        _restore_rnn_names(model, _archive_config(path))
     return model
+
+
+#: qkeras-v3 layers whose ``from_config`` hands ``name`` to their cell: reloaded, they are called qlstm_1, ...
+_RNN_NAME_LOST = frozenset({"QSimpleRNN", "QLSTM", "QGRU"})
+
+
+def _archive_config(path: Path) -> Any:
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _restore_rnn_names(model: Any, config: Any) -> None:
+    """Give the recurrent Q-layers of a loaded model the names the file gives them (nested models too)."""
+    entries = config.get("config", {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(entries, list):
+        return
+    entries = [e for e in entries if isinstance(e, dict) and e.get("class_name") != "InputLayer"]
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if len(entries) != len(layers):
+        return
+    for layer, entry in zip(layers, entries):
+        if entry.get("class_name") != type(layer).__name__:
+            return
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        if type(layer).__name__ in _RNN_NAME_LOST and isinstance(name, str) and layer.name != name:
+            layer.name = name
+        elif hasattr(layer, "layers"):
+            _restore_rnn_names(layer, entry)
 
 
 # --- what a file holds, by content ------------------------------------------------
@@ -331,6 +367,43 @@ def _load_h5_by_translation(path: Path, error: Exception, *, safe_mode: bool, cu
         raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(error)}") from error
     model = _build_from_keras2_config(path, config, safe_mode=safe_mode, custom_objects=custom_objects)
     _load_keras2_weights(model, path)
+    return model
+
+
+def _keras2_archive_config(path: Path) -> Any:
+    """The model config of a ``.keras`` archive Keras 2 (2.13–2.15, tf_keras) wrote, else None."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in archive.namelist() else {}
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
+    module = str(config.get("module", "")) if isinstance(config, dict) else ""
+    if version.startswith("2.") or module.startswith(("keras.src.engine.", "tf_keras.", "keras.engine.")):
+        return config
+    return None
+
+
+def _load_keras2_archive(path: Path, error: Exception, *, safe_mode: bool, custom_objects: dict[str, Any] | None) -> Any:
+    """A ``.keras`` archive Keras 2 wrote: its config through the legacy translator, its weights by Keras 3's
+    loader (both formats key the weights file by the same layer paths); anything else keeps Keras's message."""
+    import tempfile
+
+    config = _keras2_archive_config(path)
+    if config is None:
+        raise ModelLoadError(f"{path}: cannot load the model: {_keras_message(error)}") from error
+    model = _build_from_keras2_config(path, config, safe_mode=safe_mode, custom_objects=custom_objects)
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            raise ModelLoadError(f"{path}: a Keras 2 archive without model.weights.h5")
+        weights = Path(archive.extract("model.weights.h5", tmp))
+        try:
+            model.load_weights(weights)
+        except Exception as exc:  # Keras raises many types for weights that do not fit
+            raise ModelLoadError(f"{path}: Keras 2 archive: cannot load its weights: {_message(exc)}") from exc
     return model
 
 

@@ -18,6 +18,7 @@ from ..ruleset import LayerView, PruneSpec, Rule, RuleSet, Settings
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
 from .rewriters.batchnorm import BN_ROLES
+from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
 Key = TypeVar("Key", bound=Hashable)
@@ -33,28 +34,42 @@ FOLDABLE = tuple(WEIGHTED)
 #: weights but qconvert has no rewriter; unchanged: nothing to quantize
 #: (Flatten, Add, pooling, ...); nested: a model inside the model.
 LEFTOVER_ACTIONS = frozenset({"uncovered", "unsupported"})
+#: Why a layer family with weights stays float, where there is more to say than "no rewriter".
+_UNSUPPORTED_NOTES = {
+    "Bidirectional": "Bidirectional is not rewritten (qkeras-v3's QBidirectional is not bridged to hls4ml); kept float",
+    "Embedding": "QKeras has no quantized Embedding; kept float",
+}
 
 
 
-def split_activation_names(fused: list[tuple[Key, str]], taken: set[str]) -> dict[Key, str]:
+def split_activation_names(fused: list[tuple[Key, str | None]], taken: set[str]) -> dict[Key, str]:
     """Names for activations split out of layers, in order: ``relu1, relu2, ...``, or ``softmax`` when a
     function occurs once (the seed's naming). ``fused`` pairs a key with the function name; names in
     ``taken`` are avoided. Shared by the graph rewriter and the source codemod.
+
+    A function of None (the codemod cannot read it, e.g. ``activation=act``) gets no name but holds a
+    place in every function's numbering: whatever the saved model says it is, the names of the others
+    are then those the model route gives them (``relu2`` after it, never ``relu``).
     """
-    counts = Counter(fn for _, fn in fused)
+    wild = sum(fn is None for _, fn in fused)
+    counts = Counter(fn for _, fn in fused if fn is not None)
     taken = set(taken)
     seen: Counter[str] = Counter()
     names: dict[Key, str] = {}
     for key, fn in fused:
+        if fn is None:
+            seen.update(counts.keys())
+            continue
         seen[fn] += 1
-        k = seen[fn]
-        candidate = fn if counts[fn] == 1 else f"{fn}{k}"
+        k, n = seen[fn], counts[fn] + wild
+        candidate = fn if n == 1 else f"{fn}{k}"
         while candidate in taken:
-            k += counts[fn]
-            candidate = f"{fn}{k}" if counts[fn] > 1 else f"{fn}_{k}"
+            k += n
+            candidate = f"{fn}{k}" if n > 1 else f"{fn}_{k}"
         taken.add(candidate)
         names[key] = candidate
     return names
+
 
 @dataclass(frozen=True)
 class ActivationStep:
@@ -163,7 +178,7 @@ class _Planner:
             elif class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
                 out.append(LayerPlan(path, class_name, "nested", class_name))
                 out += self.plan_scope(layer, path)
-            elif class_name in WEIGHTED:
+            elif class_name in WEIGHTED or class_name in RECURRENT:
                 out.append(self.plan_weighted(path, class_name, config, fold_of.get(layer.name), split_names.get(layer.name)))
             elif class_name in ACTIVATION_LAYERS:
                 out.append(self.plan_activation_layer(path, class_name, config))
@@ -174,7 +189,7 @@ class _Planner:
                 rule, _, _ = self.decide(view)
                 if layer.weights:
                     out.append(LayerPlan(path, class_name, "unsupported", class_name, self.label(rule, False),
-                                         note=f"qconvert has no QKeras rewriter for {class_name}; kept float"))
+                                         note=_UNSUPPORTED_NOTES.get(class_name, f"qconvert has no QKeras rewriter for {class_name}; kept float")))
                 else:
                     out.append(LayerPlan(path, class_name, "unchanged", class_name))
         return out
@@ -222,11 +237,11 @@ class _Planner:
                       folded_bn: str | None, split_name: str | None) -> LayerPlan:
         view = LayerView(path[-1], class_name)
         rule, settings, keep = self.decide(view)
-        q_class, roles = WEIGHTED[class_name]
+        q_class, roles = {**WEIGHTED, **RECURRENT}[class_name]
         if keep:
             return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None, folded_bn=folded_bn,
                              note=rule.note or "" if rule else "")
-        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel}
+        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel, "recurrent": settings.kernel}
         specs: dict[str, QuantizerSpec] = {}
         no_bias = not config.get("use_bias", True) and folded_bn is None  # a folded BN gives the layer a bias
         for role in roles:
@@ -246,6 +261,8 @@ class _Planner:
         missing = [r for r in roles if r not in specs and not (r == "bias" and no_bias)]
         note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
         prune = settings.prune if settings.prune is not None and settings.prune.sparsity > 0 else None
+        if config.get("padding") == "causal":
+            note = "; ".join(filter(None, [note, f"causal: {path[-1]}_causal_pad (left zeros) + valid"]))
         return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),
                          tuple(specs.items()), split=split, folded_bn=folded_bn, note=note, prune=prune)
 

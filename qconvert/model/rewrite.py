@@ -34,15 +34,18 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
     else:
         import qkeras
 
-        cls = getattr(qkeras, new.class_name)
+        cls = getattr(qkeras, new.class_name, None) or getattr(keras.layers, new.class_name)
     try:
-        return cls.from_config(config)
+        layer = cls.from_config(config)
     except (TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(
             f"cannot create {new.class_name} for layer {config.get('name')!r} "
             f"({type(original).__name__}): {first}"
         ) from exc
+    if "name" in config and layer.name != config["name"]:
+        layer.name = config["name"]  # qkeras-v3's QSimpleRNN/QLSTM/QGRU hand ``name`` to their cell, not themselves
+    return layer
 
 
 def _accepted(layer: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

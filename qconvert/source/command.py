@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..ruleset import load_rules
-from .files import Outcome, migrate_paths, out_path, report_json, unified_diff, write_atomic
+from ..errors import RuleError
+from ..ruleset import RuleSet, load_rules
+from .files import FileResult, Outcome, migrate_paths, out_path, report_json, unified_diff, write_atomic
 from .findings import Status
 from .migrate import check_rules
 
@@ -35,6 +36,7 @@ def run_migrate(
     rules = load_rules(rules_path)
     check_rules(rules)
     results = migrate_paths(paths, rules, jobs=jobs)
+    _check_rules_used(rules, results)
     outcome = Outcome(tuple(results), check=check, strict=strict)
     preview = not (write or out_dir or check)
     for result in results:
@@ -64,3 +66,12 @@ def run_migrate(
         echo(f"qconvert: error: {result.path}: {result.findings[0].message if result.findings else 'failed'}", err=True)
     echo(outcome.summary() + (" (--check: nothing written)" if check else ""), err=True)
     return outcome.exit_code
+
+
+def _check_rules_used(rules: RuleSet, results: Sequence[FileResult]) -> None:
+    """A rule that matches no layer of any file is an error, as in ``convert``, before anything is written."""
+    used = frozenset().union(*(r.rules_used for r in results))
+    for rule in rules.rules:
+        if rule.index not in used:
+            raise RuleError(f"matches no layer in the {len(results)} file(s) migrated", source=rules.source,
+                            line=rule.line, key=f"rules[{rule.index}].match")

@@ -42,6 +42,7 @@ class FileResult:
     new: bytes
     findings: tuple[Finding, ...]
     encoding: str = "utf-8"
+    rules_used: frozenset[int] = frozenset()  # the rules (by index) that match a layer of the file
 
     @property
     def changed(self) -> bool:
@@ -70,13 +71,13 @@ def migrate_file(path: str | Path, rules: RuleSet) -> FileResult:
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return FileResult(name, Status.FAILED, data, data, (Finding(1, 1, "QC302", f"cannot decode: {exc}", name),))
     if path.suffix == ".ipynb":
-        new_text, status, findings = migrate_notebook(text, rules)
+        new_text, status, findings, used = migrate_notebook(text, rules)
     else:
         result = migrate_units([text], rules)[0]
-        new_text, status, findings = result.code, result.status, list(result.findings)
+        new_text, status, findings, used = result.code, result.status, list(result.findings), result.rules_used
     ordered = tuple(sorted((f.at(name, f.cell) for f in findings), key=lambda f: (f.cell or 0, f.line, f.col, f.code)))
     new = new_text.encode(encoding) if status is Status.CHANGED else data
-    return FileResult(name, status, data, new, ordered, encoding)
+    return FileResult(name, status, data, new, ordered, encoding, used)
 
 
 def _job(args: tuple[str, RuleSet]) -> FileResult:

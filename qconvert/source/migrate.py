@@ -37,6 +37,7 @@ class Migration:
     code: str
     findings: tuple[Finding, ...]
     status: Status
+    rules_used: frozenset[int] = frozenset()  # the rules (by index) that match a layer of the file
 
 
 # --- the whole -------------------------------------------------------------------
@@ -95,15 +96,16 @@ def migrate_units(codes: Sequence[str], rules: RuleSet) -> list[Migration]:
         collectors.append(collector)
     planner = Planner(rules, collectors)
     decisions = planner.run()
+    used = frozenset(planner.used)
     out: list[Migration] = []
     for i, (code, wrapper) in enumerate(zip(codes, wrappers)):
         if wrapper is None:
-            out.append(Migration(code, (errors[i],), Status.FAILED))
+            out.append(Migration(code, (errors[i],), Status.FAILED, used))
             continue
         findings = sorted(collectors[i].findings + planner.findings[i])
         mine = {k: d for k, d in decisions.items() if d.site.unit == i}
         if not mine:
-            out.append(Migration(code, tuple(findings), Status.UNCHANGED))
+            out.append(Migration(code, tuple(findings), Status.UNCHANGED, used))
             continue
         transformer = Transformer(mine)
         module = wrapper.visit(transformer)
@@ -114,9 +116,9 @@ def migrate_units(codes: Sequence[str], rules: RuleSet) -> list[Migration]:
         problem = _reparses(new)
         if problem is not None:  # a bug of ours: never hand out code that does not parse
             findings.append(Finding(1, 1, "QC301", f"the migrated code does not parse ({problem}); left unchanged"))
-            out.append(Migration(code, tuple(findings), Status.FAILED))
+            out.append(Migration(code, tuple(findings), Status.FAILED, used))
             continue
-        out.append(Migration(new, tuple(findings), Status.CHANGED if new != code else Status.UNCHANGED))
+        out.append(Migration(new, tuple(findings), Status.CHANGED if new != code else Status.UNCHANGED, used))
     return out
 
 

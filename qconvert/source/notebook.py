@@ -36,13 +36,14 @@ def _unmask(source: str) -> str:
                    for ln in source.splitlines(keepends=True))
 
 
-def migrate_notebook(text: str, rules: RuleSet) -> tuple[str, Status, list[Finding]]:
-    """The notebook's new JSON text, its status and findings (``cell``: the cell's 1-based position)."""
+def migrate_notebook(text: str, rules: RuleSet) -> tuple[str, Status, list[Finding], frozenset[int]]:
+    """The notebook's new JSON text, its status, findings (``cell``: the cell's 1-based position) and the
+    rules that match a layer in it."""
     try:
         nb = json.loads(text)
         cells = nb["cells"]
     except (ValueError, KeyError, TypeError) as exc:
-        return text, Status.FAILED, [Finding(1, 1, "QC300", f"not a readable notebook, left unchanged: {exc}")]
+        return text, Status.FAILED, [Finding(1, 1, "QC300", f"not a readable notebook, left unchanged: {exc}")], frozenset()
     picked: list[tuple[int, str]] = []  # (cell index, masked source ending in a newline)
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -64,10 +65,10 @@ def migrate_notebook(text: str, rules: RuleSet) -> tuple[str, Status, list[Findi
 
     findings = [place(f) for f in result.findings]
     if result.status is not Status.CHANGED:
-        return text, result.status, findings
+        return text, result.status, findings, result.rules_used
     parts = result.code.split(_CELL)
     if len(parts) != len(picked) + 1 or parts[0].strip():
-        return text, Status.FAILED, findings + [Finding(1, 1, "QC301", "cells could not be told apart after migration; left unchanged")]
+        return text, Status.FAILED, findings + [Finding(1, 1, "QC301", "cells could not be told apart after migration; left unchanged")], result.rules_used
     for (i, masked), new in zip(picked, parts[1:]):
         if new == masked:
             continue
@@ -80,4 +81,4 @@ def migrate_notebook(text: str, rules: RuleSet) -> tuple[str, Status, list[Findi
     if second.strip():
         indent = len(second) - len(second.lstrip(" ")) or 1
     new_text = json.dumps(nb, indent=indent, ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
-    return new_text, Status.CHANGED, findings
+    return new_text, Status.CHANGED, findings, result.rules_used

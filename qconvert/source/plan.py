@@ -131,6 +131,7 @@ class Planner:
         self.collectors = collectors
         self.taken: set[str] = set().union(*(c.names for c in collectors))
         self.findings: dict[int, list[Finding]] = {i: [] for i in range(len(collectors))}
+        self.used: set[int] = set()  # indices of the rules that match a layer, as the model planner counts them
 
     def note(self, site: Site, code: str, message: str) -> None:
         self.findings[site.unit].append(Finding(site.line, site.col, code, message))
@@ -138,6 +139,8 @@ class Planner:
     def decide(self, view: LayerView, named: bool, extra: tuple[Rule, ...] = ()) -> tuple[Rule | None, Settings, bool]:
         """As the graph planner decides; a layer without a literal name cannot match name/glob/regex rules."""
         rules = self.rules if named else self.unnamed_rules
+        self.used.update(r.index for r in rules.rules if r.match.matches(view))
+        self.used.update(r.index for r in extra)
         rule = rules.select(view, extra)
         if rule is None:
             return None, self.rules.defaults, False
@@ -192,7 +195,7 @@ class Planner:
     # -- the plan --
     def run(self) -> dict[int, Decision]:
         """id(original Call node) → its decision, for the sites that change."""
-        weighted: list[tuple[Site, Args, str | None, str]] = []
+        weighted: list[tuple[Site, Args, str | None, str | None]] = []
         decisions: dict[int, Decision] = {}
         for site in (s for c in self.collectors for s in c.sites):
             if site.skipped:
@@ -216,12 +219,14 @@ class Planner:
                 decisions[id(site.node)] = decision
         names = self.split_names([(s, fn) for s, _, _, fn in weighted if fn != "linear"])
         for site, args, name, fn in weighted:
+            if fn is None:  # an activation the codemod cannot read: left alone, reported
+                continue
             decision = self.plan_weighted(site, args, name, fn, names.get(id(site.node)))
             if decision is not None:
                 decisions[id(site.node)] = decision
         return decisions
 
-    def split_names(self, fused: list[tuple[Site, str]]) -> dict[int, str]:
+    def split_names(self, fused: list[tuple[Site, str | None]]) -> dict[int, str]:
         """relu1, relu2, ... (``softmax`` when alone), as :mod:`qconvert.model.plan` names them."""
         return split_activation_names([(id(site.node), fn) for site, fn in fused], set(self.taken))
 
@@ -242,8 +247,9 @@ class Planner:
             self.note(site, "QC202", f"{site.class_name}{_named(name)}: qconvert has no QKeras rewriter for it; left float")
         return None
 
-    def prepare_weighted(self, site: Site, args: Args) -> tuple[Site, Args, str | None, str] | None:
-        """The checks that do not depend on split naming; None when the layer is left as it is."""
+    def prepare_weighted(self, site: Site, args: Args) -> tuple[Site, Args, str | None, str | None] | None:
+        """The checks that do not depend on split naming; None when the layer is left as it is (a function of
+        None: left as it is, but its activation, which the codemod cannot read, counts in the split naming)."""
         name, open_ = self._open(site, args)
         if not open_:
             return None
@@ -253,8 +259,8 @@ class Planner:
             known = self.function_of(value, site)
             if known is None:
                 self.note(site, "QC205", f"{site.class_name}{_named(name)}: activation={_code(value)} is not an "
-                          "activation the codemod knows; left unconverted")
-                return None
+                          "activation the codemod knows; left unconverted (split names after it count it)")
+                return site, args, name, None
             fn = known
         if fn != "linear" and site.context == "other":
             self.note(site, "QC204", f"{site.class_name}{_named(name)}: activation={fn!r} cannot be split out here (the "

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["Dataset", "load_data", "check_fits_model", "label_kind"]
+__all__ = ["Dataset", "load_data", "check_fits_model", "check_one_input_one_output", "label_kind"]
 
 _LABEL_NAMES = ("label", "class", "target", "y")
 
@@ -141,6 +141,14 @@ def _get(arrays: dict[str, np.ndarray], name: str) -> np.ndarray | None:
         if key in arrays:
             return arrays[key]
     return None
+
+
+def check_one_input_one_output(spec: Any, model: str, n_inputs: int, n_outputs: int) -> None:
+    """``--data`` holds one input array and one target array per split: a model with more is refused in one line."""
+    if n_inputs != 1 or n_outputs != 1:
+        raise DataError(f"{spec}: model {model!r} has {n_inputs} input(s) and {n_outputs} output(s); --data holds one "
+                        "input (X_*) and one target (y_*), so evaluation and training need a single-input, "
+                        "single-output model (convert and --hls4ml without --data work)")
 
 
 def load_data(spec: str | Path, *, label_column: str | None = None, val_split: float = 0.25, seed: int = 0) -> Dataset:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ...quantizers import QuantizerSpec
 
-__all__ = ["NewLayer", "Rewriter", "register", "rewriter_for", "REGISTRY"]
+__all__ = ["NewLayer", "Rewriter", "register", "rewriter_for", "with_quantizers", "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -48,5 +48,16 @@ def rewriter_for(class_name: str) -> Rewriter | None:
     return REGISTRY.get(class_name)
 
 
+def with_quantizers(config: dict[str, Any], roles: tuple[str, ...], quantizers: dict[str, QuantizerSpec],
+                    inert: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with ``ROLE_quantizer`` set for each role (None: float) and the Keras 3
+    arguments the Q-layer does not take dropped where they have their ``inert`` value."""
+    new = {k: v for k, v in config.items() if not (k in inert and v == inert[k])}
+    for role in roles:
+        spec = quantizers.get(role)
+        new[f"{role}_quantizer"] = None if spec is None or spec.is_float else spec
+    return new
+
+
 # The families, imported for their registrations (order does not matter).
-from . import activation, batchnorm, weighted  # noqa: E402,F401
+from . import activation, batchnorm, recurrent, weighted  # noqa: E402,F401

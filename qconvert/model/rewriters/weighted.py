@@ -3,7 +3,10 @@
 qkeras-v3 has a Q-layer for each class below; the quantizer roles each takes
 (``kernel``, ``bias``, ``depthwise``, ``pointwise``) are listed beside it.
 A fused ``activation=`` is removed here and split into its own layer by the
-rewrite stage, which names it.
+rewrite stage, which names it. ``padding="causal"`` (Conv1D, SeparableConv1D),
+which the Q-layers cannot compute, becomes what Keras computes for it: a
+``ZeroPadding1D`` of ``dilation_rate * (kernel_size - 1)`` steps on the left,
+named ``NAME_causal_pad``, then the Q-layer with ``padding="valid"``.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from . import NewLayer, register
+from . import NewLayer, register, with_quantizers
 
-__all__ = ["WEIGHTED", "rewrite_weighted"]
+__all__ = ["WEIGHTED", "rewrite_weighted", "causal_padding"]
 
 #: Keras class → (QKeras class, quantizer roles it takes)
 WEIGHTED: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -35,12 +38,19 @@ _INERT = {"quantization_config": None, "lora_rank": None, "lora_alpha": None, "g
 def rewrite_weighted(class_name: str, config: dict[str, Any], quantizers: dict[str, QuantizerSpec]) -> list[NewLayer]:
     """``Dense(…, activation=…)`` → ``QDense(…, kernel_quantizer=…, bias_quantizer=…)``."""
     q_class, roles = WEIGHTED[class_name]
-    new = dict(config)
-    for key, inert in _INERT.items():
-        if key in new and new[key] == inert:
-            del new[key]
-    new["activation"] = "linear"
-    for role in roles:
-        spec = quantizers.get(role)
-        new[f"{role}_quantizer"] = None if spec is None or spec.is_float else spec
+    new = with_quantizers(dict(config, activation="linear"), roles, quantizers, _INERT)
+    if new.get("padding") == "causal":
+        return [causal_padding(new), NewLayer(q_class, dict(new, padding="valid"))]
     return [NewLayer(q_class, new)]
+
+
+def causal_padding(config: dict[str, Any]) -> NewLayer:
+    """The left zero-padding that makes a ``padding="valid"`` 1D convolution causal, as Keras pads it."""
+    kernel = config["kernel_size"]
+    dilation = config.get("dilation_rate", 1)
+    steps = (_first(dilation)) * (_first(kernel) - 1)
+    return NewLayer("ZeroPadding1D", {"name": f"{config['name']}_causal_pad", "padding": [steps, 0]}, takes_weights=False)
+
+
+def _first(value: Any) -> int:
+    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)

@@ -1,0 +1,103 @@
+"""hls4ml bridge for graphs beyond a chain: several outputs (a shared trunk with two heads), nested models.
+
+Through the CLI, as a user runs it; every output of the model is checked against Keras.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qconvert
+from qconvert.cli import cli
+from qconvert.errors import ExportError
+from qconvert.export import Hls4mlOptions, export
+from qconvert.export.flatten import flatten_nested
+
+ROOT = Path(__file__).resolve().parent.parent
+SIX_BIT = ROOT / "rules" / "6bit.yaml"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def through_hls4ml(model: keras.Model, tmp_path: Path):
+    """``qconvert m.keras --rules 6bit.yaml --hls4ml prj --report r.json``: the CLI output and the report's hls4ml part."""
+    model.save(tmp_path / "m.keras")
+    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj",
+                 "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    return result, json.loads((tmp_path / "r.json").read_text())["hls4ml"]
+
+
+def two_heads() -> keras.Model:
+    """A shared trunk, a classifier head (softmax) and a regression head (linear, one unit)."""
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((16,), name="x")
+    h = keras.layers.Dense(24, activation="relu", name="trunk1")(inp)
+    h = keras.layers.Dense(16, activation="relu", name="trunk2")(h)
+    cls = keras.layers.Dense(5, activation="softmax", name="cls")(h)
+    reg = keras.layers.Dense(1, name="reg")(h)
+    return keras.Model(inp, [cls, reg], name="two_heads")
+
+
+def nested() -> keras.Model:
+    """A Sequential block (two Dense) called inside a functional model, between a stem and a head."""
+    keras.utils.set_random_seed(5)
+    block = keras.Sequential([keras.Input((16,)), keras.layers.Dense(12, activation="relu", name="b_fc1"),
+                              keras.layers.Dense(8, activation="relu", name="b_fc2")], name="block")
+    inp = keras.Input((16,), name="x")
+    h = keras.layers.Dense(16, activation="relu", name="stem")(inp)
+    return keras.Model(inp, keras.layers.Dense(5, activation="softmax", name="head")(block(h)), name="nested")
+
+
+def test_flattened_model_computes_what_the_nested_one_does():
+    qmodel, _ = qconvert.convert(nested(), SIX_BIT)
+    flat = flatten_nested(qmodel)
+    assert not any(isinstance(layer, keras.Model) for layer in flat.layers)
+    assert {"b_fc1", "b_fc2", "stem", "head"} <= {layer.name for layer in flat.layers}
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(flat(x)), np.asarray(qmodel(x)))
+
+
+@pytest.mark.slow
+def test_two_output_model_through_hls4ml_every_output_verified(tmp_path):
+    result, hls = through_hls4ml(two_heads(), tmp_path)
+    outputs = {o["name"]: o for o in hls["outputs"]}
+    assert len(outputs) == 2
+    reg = next(o for o in outputs.values() if o["units"] == 1)
+    assert reg["exact_fraction"] == 1.0 and reg["argmax_agreement"] is None  # the regression head: bit for bit
+    cls = next(o for o in outputs.values() if o["units"] == 5)
+    assert cls["argmax_agreement"] >= 0.99 and hls["logits_exact_fraction"] == 1.0  # softmax: a table, logits exact
+    assert "output reg" in result.output or "(1 units)" in result.output
+
+
+@pytest.mark.slow
+def test_nested_model_through_hls4ml(tmp_path):
+    result, hls = through_hls4ml(nested(), tmp_path)
+    assert hls["logits_exact_fraction"] == 1.0 and hls["argmax_agreement"] >= 0.99
+    assert all(hls["layers_exact"][n] == 1.0 for n in ("stem", "b_fc1", "b_fc2", "head"))  # inner layers traced too
+    assert len(hls["outputs"]) == 1 and hls["outputs"][0]["argmax_agreement"] >= 0.99
+
+
+def test_several_inputs_are_refused_in_one_line(tmp_path):
+    a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model([a, b], keras.layers.Dense(2, name="out")(keras.layers.Concatenate(name="cat")([a, b])))
+    qmodel, _ = qconvert.convert(model, SIX_BIT)
+    with pytest.raises(ExportError, match="single-input models"):
+        export(qmodel, Hls4mlOptions(tmp_path / "prj"))
+
+
+def test_data_with_a_two_output_model_is_refused_in_one_line(tmp_path):
+    two_heads().save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X_train=rng.normal(size=(64, 16)).astype("float32"), y_train=rng.integers(0, 5, 64))
+    result = run(tmp_path / "m.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--data", tmp_path / "d.npz")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "2 output(s)" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "q.keras").exists()
