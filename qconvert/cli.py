@@ -194,6 +194,8 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
                                  lr_schedule=opts["lr_schedule"], resume=opts["resume"], distill=distill)
         elif opts["distill"]:
             raise click.UsageError("--distill needs --epochs")
+        if opts["calibration_rows"] is not None and not opts["data"]:
+            raise click.UsageError("--calibration-rows needs --data")
         hls4ml = None
         if opts["hls4ml_dir"]:
             from pathlib import Path
@@ -256,10 +258,12 @@ def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
 @click.option("--data", type=click.Path(path_type=str),
               help="Calibrate 'integer: auto' on training rows of this data and show what each quantizer clips.")
 @_calibration_rows_option
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split and of the calibration rows (as the main job's --seed).")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @_loading_options
 @click.pass_context
-def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, calibration_rows: int | None,
+def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, calibration_rows: int | None, seed: int,
                weights: str | None, custom_objects: tuple[str, ...], unsafe: bool) -> None:
     """Print, per layer, the rule that matches and the precisions it gives (integer: auto resolved). Converts nothing."""
 
@@ -280,9 +284,9 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
             from .model.calibrate import DEFAULT_ROWS
             from .train.data import check_fits_model, load_data
 
-            dataset = load_data(data)
+            dataset = load_data(data, seed=seed)
             check_fits_model(dataset, tuple(the_model.inputs[0].shape), None)
-            x = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS)
+            x = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=seed)
         elif calibration_rows is not None:
             raise click.UsageError("--calibration-rows needs --data")
         the_plan, calibration = calibrated_plan(the_model, ruleset, x)

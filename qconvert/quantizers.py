@@ -93,6 +93,10 @@ def _INTEGER(v: Any) -> str | None:
     return _int_range(0, 32)(v)
 
 
+#: The quantizers whose ``integer`` calibration resolves (``integer: auto``).
+_AUTO_INTEGER = ("quantized_bits", "quantized_relu")
+
+
 def _FIXED_INTEGER(v: Any) -> str | None:  # quantizers whose integer bits calibration does not resolve
     return _int_range(0, 32)(v)
 
@@ -275,6 +279,9 @@ def _validate(name: str, params: Mapping[str, Any], role: str) -> QuantizerSpec:
             f"{name} cannot quantize {role}s; use one of {', '.join(sorted(allowed))}"
         )
     for key, value in params.items():
+        if value == AUTO and key != "alpha" and not (key == "integer" and name in _AUTO_INTEGER):
+            raise QuantizerSyntaxError(f"{name}: {key} cannot be auto; 'auto' is for the integer bits of "
+                                       f"{' and '.join(_AUTO_INTEGER)}")
         check = info.params.get(key)
         if check is None:
             raise QuantizerSyntaxError(

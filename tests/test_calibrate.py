@@ -81,8 +81,9 @@ def test_calibrated_presets_pass_rules_check():
 
 
 @pytest.mark.parametrize("value, bits, signed, expected", [
-    (0.3, 6, True, 0), (1.0, 6, True, 0), (1.01, 6, True, 1), (2.5, 6, True, 2), (100.0, 6, True, 5),
-    (100.0, 6, False, 6), (0.0, 6, False, 0), (6.0, 8, False, 3),
+    (0.3, 6, True, 0), (0.98, 6, True, 0),  # quantized_bits(6, 0) rounds up to 1 - 2^-5 + 2^-6 = 0.984375 without clipping
+    (1.0, 6, True, 1),  # 1.0 itself would clip to 0.96875
+    (2.5, 6, True, 2), (100.0, 6, True, 5), (100.0, 6, False, 6), (0.0, 6, False, 0), (6.0, 8, False, 3),
 ])
 def test_integer_bits_hold_the_statistic_within_the_bit_width(value, bits, signed, expected):
     spec = parse_quantizer(f"quantized_bits({bits}, auto)") if signed else parse_quantizer(f"quantized_relu({bits}, auto)", "activation")
@@ -127,9 +128,49 @@ def test_clipped_fraction_is_what_the_quantizer_cannot_hold(write_rules):
     rules = write_rules("version: 1\ndefaults:\n  kernel: quantized_bits(8, 3)\n  activation: quantized_relu(6, 1)\n")
     _, report = qconvert.convert(model, rules, calibration_data=x)
     entry = next(e for e in report.sections["calibration"]["entries"] if e["layer"] == "act")
-    assert entry["clipped"] == pytest.approx(float(np.mean(4.0 * x > 2.0)))  # [0, 2) holds half of it
-    assert entry["needs"] == 2 and entry["saturates"]
-    assert any("act (activation)" in w and "integer 2" in w for w in report.sections["calibration"]["warnings"])
+    hi = 2.0 - 2.0 ** (1 - 6) / 2  # quantized_relu(6, 1): steps of 2^-5 up to 2 - 2^-5; above 2 - 2^-6 clips
+    assert entry["clipped"] == pytest.approx(float(np.mean(4.0 * x > hi)))  # about half of [0, 4)
+    # p99.9 of what it sees is about 3.996, above 4 - 2^-5 (where quantized_relu(6, 2) starts to clip): 3 bits
+    assert np.percentile(4.0 * x, PERCENTILE) > 4 - 2.0 ** -5
+    assert entry["needs"] == 3 and entry["saturates"]
+    assert any("act (activation)" in w and "integer 3" in w for w in report.sections["calibration"]["warnings"])
+
+
+def test_one_input_feature_out_of_range_is_named_even_when_the_others_hide_it(write_rules):
+    model = keras.Sequential([keras.Input((50,)), keras.layers.Dense(2, name="fc")])
+    x = np.random.default_rng(2).uniform(-1, 1, size=(400, 50)).astype("float32")
+    x[:, 7] *= 1000  # feature 7 has its own range: 2 % of all values, 100 % of its own
+    rules = write_rules("version: 1\ninput: quantized_bits(16, 0)\ndefaults:\n  kernel: quantized_bits(8, 3)\n")
+    _, report = qconvert.convert(model, rules, calibration_data=x)
+    entry = next(e for e in report.sections["calibration"]["entries"] if e["role"] == "input")
+    assert entry["worst_channel"] == 7 and entry["worst_clipped"] > 0.99 and entry["clipped"] < 0.03
+    assert any("channel 7" in w for w in report.sections["calibration"]["warnings"])
+
+
+def test_unsigned_weight_quantizer_counts_the_negative_weights_it_zeroes(write_rules):
+    model = mlp()
+    rules = write_rules("version: 1\ndefaults:\n  kernel: quantized_bits(6, auto, keep_negative=False, alpha=1)\n")
+    _, report = qconvert.convert(model, rules)
+    entry = next(e for e in report.sections["calibration"]["entries"] if e["layer"] == "fc1" and e["role"] == "kernel")
+    negative = float(np.mean(model.get_layer("fc1").get_weights()[0] < -2.0 ** -6 / 2))
+    assert entry["clipped"] == pytest.approx(negative) and negative > 0.3
+
+
+def test_a_shared_activation_is_calibrated_on_every_call_and_a_nested_one_is_reached():
+    inp = keras.Input((4,))
+    relu = keras.layers.ReLU(name="shared")
+    first = keras.layers.Dense(4, name="d1", kernel_initializer="identity", use_bias=False)
+    second = keras.layers.Dense(4, name="d2", kernel_initializer=keras.initializers.Identity(6.0), use_bias=False)
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="di", kernel_initializer=keras.initializers.Identity(3.0),
+                                                                     use_bias=False), keras.layers.ReLU(name="ri")], name="inner")
+    out = keras.layers.Concatenate()([relu(first(inp)), relu(second(inp)), inner(inp)])
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).uniform(0, 1, size=(300, 4)).astype("float32")
+    qmodel, report = qconvert.convert(model, qconvert.loads_rules(AUTO_RULES), calibration_data=x)
+    # the second call sees 6x in [0, 6): integer 3, not the first call's 1
+    assert quantizer_config(qmodel, "shared")["integer"] == 3
+    # inside the nested model: 3x in [0, 3) → 2
+    assert quantizer_config(qmodel.get_layer("inner"), "ri")["integer"] == 2
 
 
 def test_relu6_saturation_is_said_without_data_and_auto_resolves_from_the_bound():

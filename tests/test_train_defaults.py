@@ -101,3 +101,32 @@ def test_cli_prints_the_chosen_batch_size_and_the_verdict(digits, fp32, tmp_path
     assert training["convergence"]["converged"] is False
     res = CliRunner().invoke(cli, [str(tmp_path / "m.keras"), "--rules", "6bit", "--distill"])
     assert res.exit_code == 2 and "--distill needs --epochs" in res.output
+
+
+def test_resume_with_other_settings_is_refused_in_one_line(digits, fp32, tmp_path):
+    from qconvert.errors import DataError
+
+    ckpt = tmp_path / "ckpt"
+    qmodel, _ = qconvert.convert(fp32, preset("4bit"))
+    fine_tune(qmodel, digits, TrainOptions(epochs=1, seed=0, verbose=0, distill=Distill(), checkpoint_dir=ckpt), teacher=fp32)
+    for other, words in ((TrainOptions(epochs=2, verbose=0, checkpoint_dir=ckpt, resume=True), "--distill with T=2, alpha=0.5"),
+                         (TrainOptions(epochs=2, verbose=0, checkpoint_dir=ckpt, resume=True, distill=Distill(), lr=0.01),
+                          "--lr")):
+        with pytest.raises(DataError, match="delete .* to start over") as err:
+            fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits, other, teacher=fp32)
+        assert words in str(err.value)
+
+
+def test_binary_sigmoid_model_with_0_1_labels_evaluates():
+    import keras
+
+    from qconvert.train.data import Dataset
+    from qconvert.train.qat import evaluate
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    data = Dataset("b", x, y, x, y, label_kind="integer")
+    metrics = evaluate(model, data, x, y, "binary_crossentropy")
+    assert np.isfinite(metrics.loss) and 0 <= metrics.accuracy <= 1

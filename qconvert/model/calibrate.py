@@ -22,10 +22,13 @@ quantizer it can see, the fraction of values outside its range:
   from the bound, without data.
 
 Integer bits are counted as QKeras counts them: ``quantized_bits(b, i)`` (signed)
-holds ``[-2^i, 2^i)`` and ``quantized_relu(b, i)`` holds ``[0, 2^i)``; ``i`` is kept
-within ``[0, b - 1]`` (signed) or ``[0, b]`` (unsigned). Only ``quantized_bits``
-and ``quantized_relu`` take ``auto``; with ``alpha='auto'``/``'auto_po2'`` the
-scale is learned and nothing is counted as clipped.
+holds ``[-2^i, 2^i - lsb]`` and ``quantized_relu(b, i)`` holds ``[0, 2^i - lsb]``, with
+``lsb = 2^(i - m)`` and ``m`` the bits below the sign; a value "fits" when rounding
+does not clip it (at most ``2^i - lsb/2``). ``i`` is kept within ``[0, m]``. Only
+``quantized_bits`` and ``quantized_relu`` take ``auto``; with ``alpha='auto'`` /
+``'auto_po2'`` the scale is learned and nothing is counted as clipped. Clipping is
+counted over all values and per channel (the last axis: a feature, unit or
+filter), so one input feature with its own range is not hidden by the others.
 """
 
 from __future__ import annotations
@@ -44,15 +47,17 @@ from .rewriters.activation import ACTIVATION_LAYERS
 from .rewriters.batchnorm import BN_ROLES
 from .rewriters.weighted import WEIGHTED
 
-__all__ = ["PERCENTILE", "DEFAULT_ROWS", "SATURATION_WARN", "CalibrationEntry", "Calibration", "calibrate",
+__all__ = ["PERCENTILE", "DEFAULT_ROWS", "SATURATION_WARN", "CHANNEL_WARN", "CalibrationEntry", "Calibration", "calibrate",
            "uncalibrated", "has_auto", "integer_bits_for"]
 
 #: Percentile of |x| that sets an activation's integer bits (see the module docstring).
 PERCENTILE = 99.9
 #: Calibration rows taken from the training split unless ``--calibration-rows`` says otherwise.
 DEFAULT_ROWS = 2048
-#: A quantizer that clips more than this fraction of its values gets a saturation warning.
+#: A quantizer that clips more than this fraction of its values gets a saturation warning...
 SATURATION_WARN = 1e-3
+#: ... and so does one that clips more than this fraction of one channel (an input feature with its own range).
+CHANNEL_WARN = 1e-2
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,14 @@ class CalibrationEntry:
     value: float | None
     clipped: float | None
     needs: int | None
+    worst_channel: int | None = None  # the channel (last axis: feature, unit, filter) that clips most
+    worst_clipped: float | None = None
 
     @property
     def saturates(self) -> bool:
         """Clips more than :data:`SATURATION_WARN` of the values seen, or (no values: a bound) cannot hold its bound."""
         if self.clipped is not None:
-            return self.clipped > SATURATION_WARN
+            return self.clipped > SATURATION_WARN or (self.worst_clipped or 0.0) > CHANNEL_WARN
         return self.needs is not None and self.integer is not None and self.needs > self.integer
 
     def warning(self) -> str | None:
@@ -91,8 +98,11 @@ class CalibrationEntry:
             return (f"{self.layer} ({self.role}): {self.quantizer} holds [0, {2.0 ** self.integer:g}) but the layer "
                     f"produces up to {self.value:g} ({self.statistic}): every value above {2.0 ** self.integer:g} "
                     f"saturates; {fix}")
-        return (f"{self.layer} ({self.role}): {self.quantizer} clips {100 * self.clipped:.2f}% of its values "
-                f"({self.statistic} = {self.value:.4g}); {fix}")
+        channel = ""
+        if self.worst_clipped is not None and self.worst_clipped > CHANNEL_WARN:
+            channel = f", {100 * self.worst_clipped:.1f}% of channel {self.worst_channel} (last axis)"
+        return (f"{self.layer} ({self.role}): {self.quantizer} clips {100 * self.clipped:.2f}% of its values"
+                f"{channel} ({self.statistic} = {self.value:.4g}); {fix}")
 
 
 @dataclass(frozen=True)
@@ -114,34 +124,56 @@ class Calibration:
 
 
 # --- ranges ---------------------------------------------------------------------------------------------
-def _signed(spec: QuantizerSpec) -> bool:
-    return spec.name == "quantized_bits" and bool(spec.get("keep_negative", True))
+def _magnitude_bits(spec: QuantizerSpec) -> tuple[int, bool]:
+    """Bits below the sign, and whether negative values are kept (quantized_relu: with a negative slope)."""
+    if spec.name == "quantized_bits":
+        signed = bool(spec.get("keep_negative", True))
+    else:
+        signed = bool(spec.get("negative_slope", 0.0))
+    return spec.bits - int(signed), signed
+
+
+def _bounds(spec: QuantizerSpec, integer: int) -> tuple[float, float]:
+    """Values outside ``(lo, hi)`` are clipped by ``spec`` at ``integer`` bits (inside, they round to a step).
+
+    The largest value is ``2^i - lsb`` with ``lsb = 2^(i - m)``; anything above ``2^i - lsb/2`` rounds to it
+    clipped. The smallest is ``-2^i`` (quantized_bits), ``-slope·2^i`` (quantized_relu with a negative slope),
+    0 when negatives are not kept; a plain quantized_relu's relu sets negatives to 0, which is no clipping.
+    """
+    m, signed = _magnitude_bits(spec)
+    top = 2.0 ** integer
+    half = 2.0 ** (integer - m) / 2
+    if spec.name == "quantized_relu":
+        lo = -float(spec.get("negative_slope", 0.0)) * top - half if signed else -math.inf
+    else:
+        lo = -top - half if signed else -half
+    return lo, top - half
 
 
 def integer_bits_for(value: float, spec: QuantizerSpec) -> int:
-    """The smallest integer part ``i`` with ``value <= 2^i``, kept within what ``spec.bits`` allows."""
-    need = math.ceil(math.log2(value)) if value > 0 else 0
-    top = spec.bits - 1 if _signed(spec) else spec.bits
-    return int(min(max(need, 0), max(top, 0)))
+    """The smallest integer part ``i >= 0`` at which ``spec`` holds ``value`` (a magnitude) without clipping it,
+    at most what ``spec.bits`` allows (``bits`` below the sign)."""
+    top, _ = _magnitude_bits(spec)
+    for integer in range(0, max(top, 0) + 1):
+        if value <= _bounds(spec, integer)[1]:
+            return integer
+    return max(top, 0)
 
 
 def _has_range(spec: QuantizerSpec) -> bool:
     return spec.name in ("quantized_bits", "quantized_relu") and spec.get("alpha", 1) in (1, 1.0, None)
 
 
-def _clipped(values: np.ndarray, spec: QuantizerSpec) -> float | None:
-    """Fraction of ``values`` outside the range of ``spec`` (None when its range is not fixed)."""
+def _clipped(values: np.ndarray, spec: QuantizerSpec) -> tuple[float, int, float] | None:
+    """``(fraction clipped, worst channel, its fraction)`` of ``(values, channels)`` under ``spec``
+    (None when its range is not fixed: alpha learned)."""
     if not _has_range(spec) or values.size == 0:
         return None
-    top = 2.0 ** int(spec.get("integer", 0))
-    if spec.name == "quantized_relu":
-        slope = float(spec.get("negative_slope", 0.0) or 0.0)
-        outside = (values > top) | (values < -slope * top)
-    elif _signed(spec):
-        outside = np.abs(values) > top
-    else:
-        outside = (values > top) | (values < 0)
-    return float(np.mean(outside))
+    lo, hi = _bounds(spec, int(spec.get("integer", 0)))
+    outside = (values > hi) | (values < lo)
+    per_channel = outside.mean(axis=0)
+    worst = int(np.argmax(per_channel))
+    return float(outside.mean()), worst, float(per_channel[worst])
 
 
 # --- the stage ------------------------------------------------------------------------------------------
@@ -164,8 +196,11 @@ class _Calibrator:
         if not _has_range(spec) or value is None:
             return spec
         clipped = None if values is None else _clipped(values, spec)
+        fraction, channel, worst = clipped if clipped is not None else (None, None, None)
         self.entries.append(CalibrationEntry(layer, role, str(spec), int(spec.get("integer", 0)), resolved, source,
-                                             statistic, float(value), clipped, integer_bits_for(value, spec)))
+                                             statistic, float(value), fraction, integer_bits_for(value, spec),
+                                             channel if values is not None and values.shape[-1] > 1 else None,
+                                             worst if values is not None and values.shape[-1] > 1 else None))
         return spec
 
     def weights(self, item: LayerPlan) -> LayerPlan:
@@ -179,9 +214,9 @@ class _Calibrator:
             if w is None or spec.is_float:
                 specs.append((role, spec))
                 continue
-            flat = np.abs(np.asarray(w, dtype=np.float64)).ravel()
+            flat = np.asarray(w, dtype=np.float64).reshape(-1, 1)
             specs.append((role, self.entry(item.qualified_name, role, spec, flat, "weights", "max|w|",
-                                           float(flat.max()) if flat.size else 0.0)))
+                                           float(np.abs(flat).max()) if flat.size else 0.0)))
         return replace(item, quantizers=tuple(specs))
 
     def _role_weights(self, item: LayerPlan, layer: Any) -> dict[str, np.ndarray]:
@@ -224,7 +259,7 @@ class _Calibrator:
                 out[i] = replace(item, split=replace(item.split, spec=self._activation(name, item.split.spec, v)))
         input_spec = self.plan.input_quantizer
         if input_spec is not None and not input_spec.is_float:
-            x = None if self.x is None else np.asarray(self.x, dtype=np.float64).ravel()
+            x = None if self.x is None else _channels(self.x)
             input_spec = self._activation(",".join(self.plan.input_names) + " (input)", input_spec, x, role="input")
         return out, input_spec
 
@@ -240,26 +275,65 @@ class _Calibrator:
         return self.entry(name, role, spec, None, "data", self.data_stat, None)
 
     def _probe(self, items: list[LayerPlan]) -> list[np.ndarray | None]:
-        """The FP32 outputs of each item's layer on the calibration rows (None where unreachable)."""
+        """What each item's layer outputs in the FP32 model on the calibration rows, every call of it (a shared
+        layer) and inside nested models; ``(values, channels)`` arrays, None without rows."""
         if self.x is None or not items:
             return [None] * len(items)
+        by_scope: dict[tuple[str, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            by_scope.setdefault(item.path[:-1], []).append(i)
+        values: list[np.ndarray | None] = [None] * len(items)
+        for scope, indices in by_scope.items():
+            scope_model = self._layer(scope) if scope else self.model
+            layers = [scope_model.get_layer(items[i].path[-1]) for i in indices]
+            outs = self._run(scope, [[t for node in layer._inbound_nodes for t in node.outputs] for layer in layers])
+            for i, out in zip(indices, outs):
+                values[i] = out
+        return values
+
+    def _run(self, scope: tuple[str, ...], tensor_groups: list[list[Any]]) -> list[np.ndarray]:
+        """Evaluate groups of tensors of the model at ``scope`` on the rows that reach it: one
+        ``(values, channels)`` array per group (a group: the outputs of every call of one layer)."""
         import keras
 
-        tensors, reachable = [], []
-        for item in items:
-            layer = self._layer(item.path) if len(item.path) == 1 else None
-            try:
-                tensors.append(layer.output)
-                reachable.append(True)
-            except (AttributeError, ValueError):  # nested, or a layer called more than once
-                reachable.append(False)
-        probe = keras.Model(self.model.inputs, tensors) if tensors else None
-        outs = probe.predict(self.x, batch_size=1024, verbose=0) if probe is not None else []
-        outs = [outs] if len(tensors) == 1 else list(outs)
-        values: list[np.ndarray | None] = []
-        for ok in reachable:
-            values.append(np.asarray(outs.pop(0), dtype=np.float64).ravel() if ok else None)
-        return values
+        scope_model = self._layer(scope) if scope else self.model
+        flat = [t for group in tensor_groups for t in group]
+        probe = keras.Model(scope_model.inputs, flat)
+        results: list[list[np.ndarray]] = [[] for _ in flat]
+        for call_inputs in self._scope_inputs(scope):
+            outs = probe.predict(call_inputs if len(call_inputs) > 1 else call_inputs[0], batch_size=1024, verbose=0)
+            for k, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
+                results[k].append(_channels(out))
+        grouped, k = [], 0
+        for group in tensor_groups:
+            grouped.append(np.concatenate([a for r in results[k:k + len(group)] for a in r]))
+            k += len(group)
+        return grouped
+
+    def _scope_inputs(self, scope: tuple[str, ...]) -> list[list[np.ndarray]]:
+        """The input arrays of the model at ``scope``, one list per call of it, computed from the rows."""
+        if not scope:
+            return [[np.asarray(self.x)]]
+        import keras
+
+        parent = scope[:-1]
+        parent_model = self._layer(parent) if parent else self.model
+        sub = parent_model.get_layer(scope[-1])
+        tensors = [node.input_tensors for node in sub._inbound_nodes]
+        probe = keras.Model(parent_model.inputs, [t for call in tensors for t in call])
+        calls: list[list[np.ndarray]] = []
+        for parent_inputs in self._scope_inputs(parent):
+            outs = probe.predict(parent_inputs if len(parent_inputs) > 1 else parent_inputs[0], batch_size=1024, verbose=0)
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            for call in tensors:
+                calls.append([np.asarray(outs.pop(0)) for _ in call])
+        return calls
+
+
+def _channels(values: Any) -> np.ndarray:
+    """``(rows, ..., channels)`` → ``(values, channels)`` float64: statistics per channel (last axis) and overall."""
+    a = np.asarray(values, dtype=np.float64)
+    return a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
 
 
 def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile: float = PERCENTILE,
@@ -268,12 +342,16 @@ def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile
 
     ``model`` is the FP32 model the plan was made for; ``x`` the calibration rows
     (shape ``(rows, *input_shape)``; None: weights and bounded activations only).
-    Raises :class:`DataError` for an activation whose ``auto`` needs data that
-    was not given or cannot reach it (inside a nested model, a shared layer);
-    with ``require=False`` such a quantizer is left ``auto`` instead (a preview).
+    Activations are seen on every call of a shared layer and inside nested models.
+    Raises :class:`DataError` for an activation whose ``auto`` needs rows that
+    were not given, for rows that do not fit the model, and for a percentile
+    outside (0, 100]; with ``require=False`` an activation's ``auto`` without
+    rows is left ``auto`` instead (a preview).
     """
-    if x is not None and not np.all(np.isfinite(np.asarray(x, dtype=np.float64))):
-        raise DataError("calibration rows hold NaN or infinite values")
+    if not 0 < percentile <= 100:
+        raise DataError(f"the calibration percentile must be in (0, 100], got {percentile}")
+    if x is not None:
+        x = _check_rows(model, x)
     calibrator = _Calibrator(model, plan, x, percentile, require)
     layers = [calibrator.weights(item) if item.action == "quantize" and item.class_name not in ACTIVATION_LAYERS
               else item for item in plan.layers]
@@ -281,6 +359,22 @@ def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile
     resolved = replace(plan, layers=tuple(layers), input_quantizer=input_spec)
     rows = 0 if x is None else int(len(x))
     return resolved, Calibration(rows, percentile, tuple(calibrator.entries))
+
+
+def _check_rows(model: Any, x: Any) -> np.ndarray:
+    """``x`` as a float32 array shaped like the model's (single) input, finite; else :class:`DataError`."""
+    if len(model.inputs) != 1:
+        raise DataError(f"calibration needs a single-input model; {model.name!r} has {len(model.inputs)} inputs")
+    try:
+        rows = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"calibration rows are not an array of numbers: {exc}") from None
+    expected = tuple(model.inputs[0].shape[1:])
+    if rows.ndim != len(expected) + 1 or len(rows) == 0 or any(e is not None and e != g for e, g in zip(expected, rows.shape[1:])):
+        raise DataError(f"calibration rows have shape {rows.shape}; the model takes (rows, {', '.join(map(str, expected))})")
+    if not np.all(np.isfinite(rows)):
+        raise DataError("calibration rows hold NaN or infinite values")
+    return rows
 
 
 def uncalibrated(plan: Plan, integer: int = 0) -> Plan:

@@ -35,7 +35,8 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
     keys = [k for k, v in accuracies.items() if v is not None]
     values = [accuracies[k] for k in keys]
     colors = [_COLORS.get(k, "#777777") for k in keys]
-    bars = axes[2].bar([_LABELS.get(k, k) for k in keys], values, color=colors)
+    labels = dict(_LABELS, ptq="PTQ\n(calibrated)") if "ptq_uncalibrated" in keys else _LABELS
+    bars = axes[2].bar([labels.get(k, k) for k in keys], values, color=colors)
     axes[2].bar_label(bars, labels=[f"{v:.3f}" for v in values])
     low = min(values, default=0.0)
     axes[2].set_ylim(max(0.0, low - 0.1), 1.0)

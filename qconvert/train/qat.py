@@ -39,7 +39,7 @@ def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
     """``batch_size`` when given; else the largest power of two ``b <= n_train / 32`` within [16, 1024].
 
     An epoch then has at least :data:`AUTO_STEPS_PER_EPOCH` optimizer steps on a
-    small set (1,257 digits rows → 32), and large sets keep the seed's 1024
+    small set (1,077 digits training rows → 32), and large sets keep the seed's 1024
     (the jets' ~500,000 training rows → 1024), so the seed's case is unchanged.
     """
     if batch_size is not None:
@@ -116,11 +116,11 @@ def assess_convergence(history: dict[str, list[float]], steps_per_epoch: int, st
     """
     val = history.get("val_loss") or history.get("loss") or []
     steps = steps_per_epoch * len(val)
-    if stopped_early:
-        return {"converged": True, "reason": "early stopping: val_loss stopped improving", "advice": ""}
     more = "train longer (--epochs), or take more optimizer steps per epoch (a smaller --batch-size) or larger ones (--lr)"
     if steps < MIN_TOTAL_STEPS:
         return {"converged": False, "reason": f"only {steps} optimizer steps ({steps_per_epoch} per epoch)", "advice": more}
+    if stopped_early:
+        return {"converged": True, "reason": "early stopping: val_loss stopped improving", "advice": ""}
     k = max(3, len(val) // 5)
     if len(val) < k + 1:
         return {"converged": None, "reason": f"too few epochs ({len(val)}) to tell", "advice": more}
@@ -128,7 +128,8 @@ def assess_convergence(history: dict[str, list[float]], steps_per_epoch: int, st
     if recent < before - 0.01 * abs(before):
         return {"converged": False, "reason": f"val_loss still falling over the last {k} epochs ({before:.4g} → {recent:.4g})",
                 "advice": more}
-    return {"converged": True, "reason": f"val_loss flat over the last {k} epochs ({before:.4g} → {recent:.4g})", "advice": ""}
+    return {"converged": True, "reason": f"val_loss no longer falling over the last {k} epochs (best before "
+                                         f"{before:.4g}, since {recent:.4g})", "advice": ""}
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,20 @@ def _save_weights(model: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _check_resume(directory: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """A resumed run continues the checkpoint's optimization: the settings that shape it must be the same."""
+    for key, flag in (("distill", "--distill"), ("lr", "--lr"), ("lr_schedule", "--lr-schedule"), ("batch_size", "--batch-size")):
+        if key in saved and saved[key] != now[key]:
+            raise DataError(f"{directory}: the interrupted run used {flag} {_setting(saved[key])}, this one "
+                            f"{_setting(now[key])}; resume with the same settings, or delete {directory} to start over")
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, dict):
+        return "with T=" + ", alpha=".join(f"{v:g}" for v in value.values())
+    return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss: str | None = None,
               teacher: Any = None, callbacks: Sequence[Any] = (), monitor_from: int = 1) -> tuple[Any, TrainResult]:
     """Train ``model`` (in place) on ``data``; returns the model to keep (best weights) and the result.
@@ -283,7 +298,10 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
             raise DataError("--distill needs a classifier and its FP32 model as the teacher")
         y_train = pack_targets(y_train, data.label_kind, np.asarray(teacher.predict(data.x_train, batch_size=4096, verbose=0)))
         y_val = pack_targets(y_val, data.label_kind, np.asarray(teacher.predict(data.x_val, batch_size=4096, verbose=0)))
-    state: dict[str, Any] = {"epoch": 0, "history": {}, "best": math.inf, "best_epoch": 0, "wait": 0, "stopped_early": False}
+    settings = {"batch_size": batch_size, "lr": options.lr, "lr_schedule": options.lr_schedule,
+                "distill": asdict(options.distill) if options.distill is not None else None}
+    state: dict[str, Any] = {"epoch": 0, "history": {}, "best": math.inf, "best_epoch": 0, "wait": 0, "stopped_early": False,
+                             "settings": settings}
     directory = options.checkpoint_dir
     resumed_from = 0
     if directory is not None:
@@ -291,6 +309,9 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         state_file = directory / "state.json"
         if options.resume and state_file.exists() and (directory / "last.keras").exists():
             state.update(json.loads(state_file.read_text()))
+            _check_resume(directory, state.get("settings") or {}, settings)
+            from . import distill as _registers_the_distillation_loss  # noqa: F401 - the checkpoint may use it
+
             model = keras.saving.load_model(directory / "last.keras")  # compiled, optimizer state included
             resumed_from = state["epoch"]
             if (directory / "best.weights.h5").exists() and state["best_epoch"]:
@@ -336,7 +357,8 @@ def evaluate(model: Any, data: Dataset, x: np.ndarray, y: np.ndarray, loss: str)
 
     pred = np.asarray(model.predict(x, batch_size=4096, verbose=0))
     loss_fn = keras.losses.get(loss)
-    loss_value = float(np.mean(np.asarray(loss_fn(y, pred))))
+    y_loss = y.reshape(pred.shape) if y.ndim == 1 and pred.ndim == 2 and pred.shape[-1] == 1 else y  # 0/1 labels, one sigmoid
+    loss_value = float(np.mean(np.asarray(loss_fn(y_loss, pred))))
     if not _is_classifier(loss):
         return Metrics(loss_value, None)
     truth = data.class_indices(y)
