@@ -14,6 +14,7 @@ project is written and compiled all the same) — :meth:`Hls4mlResult.raise_for_
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import os
 import re
@@ -461,6 +462,7 @@ def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> 
         if pid == 0:  # the child: run the C++ and leave, never back into the caller's code
             code = 1
             try:
+                faulthandler.disable()  # an abort here is reported by the parent, not dumped on the caller's stderr
                 fd = os.open(errors, os.O_WRONLY | os.O_CREAT)
                 os.dup2(fd, 2)
                 os.dup2(fd, 1)
