@@ -311,7 +311,8 @@ def render_hls4ml(h: dict[str, Any], console: Any) -> None:
     if h.get("logits_exact_fraction") is not None:
         line += f", logits bit-identical {pct(h['logits_exact_fraction'])}"
     console.print(line + f", max |diff| {h['max_abs_diff']:.3g}")
-    for o in h.get("outputs") or [] if len(h.get("outputs") or []) > 1 else []:
+    outputs = h.get("outputs") or []
+    for o in outputs if len(outputs) > 1 else []:  # a model with several outputs: each one
         agree = "" if o["argmax_agreement"] is None else f"argmax agreement {pct(o['argmax_agreement'])}, "
         console.print(f"  output {o['name']} ({o['units']} units): {agree}bit-identical {pct(o['exact_fraction'])}, "
                       f"max |diff| {o['max_abs_diff']:.3g}")

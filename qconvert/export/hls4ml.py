@@ -520,7 +520,8 @@ def _verify(qmodel: Any, hls_model: Any, derived: Derived, xs: np.ndarray, xq: n
     predicted = qmodel.predict(xq.astype("float32"), verbose=0, batch_size=1024)
     ys_keras = [np.asarray(o, dtype="float64").reshape(len(xq), -1)
                 for o in (predicted if isinstance(predicted, (list, tuple)) else [predicted])]
-    checks = [_check(name, h, k) for name, h, k in zip(qmodel.output_names, ys_hls, ys_keras)]
+    names = list(getattr(hls_model, "outputs", None) or [f"output_{i}" for i in range(len(ys_keras))])
+    checks = [_check(name, h, k) for name, h, k in zip(names, ys_hls, ys_keras)]
     head = next((i for i, k in enumerate(ys_keras) if k.shape[1] > 1), 0)
     y_hls, y_keras = ys_hls[head], ys_keras[head]
     all_exact = float(np.mean(np.all([np.all(h == k, axis=1) for h, k in zip(ys_hls, ys_keras)], axis=0)))
