@@ -45,6 +45,7 @@ from .fold import fold_batchnorm
 from .plan import LayerPlan, Plan
 from .rewriters.activation import ACTIVATION_LAYERS
 from .rewriters.batchnorm import BN_ROLES
+from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
 __all__ = ["PERCENTILE", "DEFAULT_ROWS", "SATURATION_WARN", "CHANNEL_WARN", "CalibrationEntry", "Calibration", "calibrate",
@@ -230,7 +231,10 @@ class _Calibrator:
             bn = self._layer(item.path[:-1] + (item.folded_bn,))
             weights = fold_batchnorm(item.class_name, weights, use_bias, bn.get_weights(), bn.get_config())
             use_bias = True
-        roles = [r for r in WEIGHTED[item.class_name][1] if r != "bias" or use_bias]
+        families = {**WEIGHTED, **RECURRENT}  # roles in the order of the layer's weights (``state`` holds none)
+        if item.class_name not in families:
+            return {}
+        roles = [r for r in families[item.class_name][1] if r != "state" and (r != "bias" or use_bias)]
         return dict(zip(roles, weights))
 
     def _layer(self, path: tuple[str, ...]) -> Any:
