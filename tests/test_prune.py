@@ -2,11 +2,9 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ from qconvert.errors import DataError, RuleError
 from qconvert.ruleset import PruneSpec, loads_rules
 from qconvert.train.prune import PruneTarget, kernel_sparsity, make_pruning_callback, prune_targets, scheduled_sparsity
 from qconvert.train.qat import TrainOptions, fine_tune
+
+from conftest import jets_npz, kill_after_first_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "version: 1\ndefaults:\n  kernel: quantized_bits(6, 0, alpha=1)\n  bias: quantized_bits(6, 0, alpha=1)\n  activation: quantized_relu(6)\n"
@@ -231,11 +231,7 @@ def test_distributed_arithmetic_estimates_luts_and_stays_bit_exact(tmp_path):
 @pytest.mark.slow
 def test_resume_after_a_kill_keeps_masks_and_sparsity(tmp_path, write_rules):
     """Kill a pruned QAT run after an epoch inside the pruning schedule; --resume ends at the target sparsity."""
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, 60000)
-    x = (rng.normal(size=(5, 16))[labels] + rng.normal(0, 1.5, size=(60000, 16))).astype("float32")
-    data = tmp_path / "jets.npz"
-    np.savez(data, X_train=x, y_train=np.eye(5, dtype="float32")[labels])
+    data = jets_npz(tmp_path / "jets.npz")
     rules = write_rules(BASE + "  prune: {sparsity: 0.75, start_epoch: 1, end_epoch: 6}\n")
     model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
     out = tmp_path / "q.keras"
@@ -243,17 +239,10 @@ def test_resume_after_a_kill_keeps_masks_and_sparsity(tmp_path, write_rules):
             "--data", str(data), "--epochs", "8", "--batch-size", "32", "--lr", "1e-3"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     state = tmp_path / "q.ckpt" / "state.json"
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(args, state)
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 6, "the run must have been killed inside the pruning schedule"
-    import keras
-
-    checkpoint = keras.saving.load_model(tmp_path / "q.ckpt" / "last.keras")
+    checkpoint = qconvert.load_model(tmp_path / "q.ckpt" / "last.keras")  # imports QKeras, whatever ran before
     zeros = {n: np.mean(checkpoint.get_layer(n).get_weights()[0] == 0) for n in ("fc1", "fc2", "fc3", "output")}
     assert all(0 < z < 0.75 for z in zeros.values()), zeros  # part-way along the schedule, in the checkpoint
     report = tmp_path / "r.json"

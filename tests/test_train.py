@@ -2,11 +2,9 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ import qconvert
 from qconvert.cli import cli
 from qconvert.demo import digits_dataset, digits_mlp, preset, run_case_study, train_baseline
 from qconvert.train.qat import TrainOptions, fine_tune
+
+from conftest import jets_npz, kill_after_first_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,23 +108,14 @@ def test_data_alone_evaluates_without_training(digits_files, tmp_path):
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_last_finished_epoch(tmp_path):
     """Kill a QAT run after its first checkpoint; --resume continues from there."""
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, 60000)
-    x = (rng.normal(size=(5, 16))[labels] + rng.normal(0, 1.5, size=(60000, 16))).astype("float32")
-    data = tmp_path / "jets.npz"
-    np.savez(data, X_train=x, y_train=np.eye(5, dtype="float32")[labels])
+    data = jets_npz(tmp_path / "jets.npz")
     model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
     out = tmp_path / "q.keras"
     args = [sys.executable, "-m", "qconvert", str(model), "-r", str(preset("6bit")), "-o", str(out),
             "--data", str(data), "--epochs", "8", "--batch-size", "32", "--lr", "1e-3"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     state = tmp_path / "q.ckpt" / "state.json"
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(args, state)
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 8, "the run must have been killed part-way"
     assert not out.exists()  # nothing written before the run finishes
