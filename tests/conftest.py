@@ -54,3 +54,19 @@ def kill_after_first_checkpoint(args: list[str], state: Path) -> dict:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return json.loads(state.read_text())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's digits, split 60/20/20 (shared by the QAT and pruning tests)."""
+    from qconvert.demo import digits_dataset
+
+    return digits_dataset()
+
+
+@pytest.fixture(scope="module")
+def digits_fp32(digits):
+    """The digits MLP baseline, trained once per module."""
+    from qconvert.demo import digits_mlp, train_baseline
+
+    return train_baseline(digits_mlp(), digits)

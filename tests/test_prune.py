@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import qconvert
 from qconvert.cli import cli
-from qconvert.demo import digits_dataset, digits_mlp, train_baseline
+from qconvert.demo import digits_mlp
 from qconvert.errors import DataError, RuleError
 from qconvert.ruleset import PruneSpec, loads_rules
 from qconvert.train.prune import PruneTarget, kernel_sparsity, make_pruning_callback, prune_targets, scheduled_sparsity
@@ -85,16 +85,6 @@ def test_polynomial_schedule_by_hand():
 
 
 # --- QAT with masks ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def digits():
-    return digits_dataset()
-
-
-@pytest.fixture(scope="module")
-def digits_fp32(digits):
-    return train_baseline(digits_mlp(), digits)
-
-
 def _pruned_qat(model, data, rules_text, epochs=6, **options):
     rules = loads_rules(rules_text)
     qmodel, _ = qconvert.convert(model, rules)

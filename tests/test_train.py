@@ -13,22 +13,12 @@ from click.testing import CliRunner
 
 import qconvert
 from qconvert.cli import cli
-from qconvert.demo import digits_dataset, digits_mlp, preset, run_case_study, train_baseline
+from qconvert.demo import digits_mlp, preset, run_case_study
 from qconvert.train.qat import TrainOptions, fine_tune
 
 from conftest import jets_npz, kill_after_first_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return digits_dataset()
-
-
-@pytest.fixture(scope="module")
-def digits_fp32(digits):
-    return train_baseline(digits_mlp(), digits)
 
 
 @pytest.mark.slow
