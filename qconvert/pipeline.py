@@ -214,7 +214,7 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     targets) and its accuracy. Adds the report sections."""
     from dataclasses import replace
 
-    from .train.qat import evaluate, fine_tune, infer_loss, loss_from_file
+    from .train.qat import evaluate, infer_loss, loss_from_file
 
     compiled = loss_from_file(source)
     loss = (train.loss if train is not None else None) or infer_loss(model, dataset, compiled)
@@ -226,21 +226,7 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     training = None
     if train is not None:
         options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=_checkpoint_dir(out))
-        options = replace(options, loss=loss)
-        teacher = model if options.distill is not None else None
-        if prune:
-            from .train.prune import make_pruning_callback, sparsity_report
-
-            before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
-            qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher,
-                                         callbacks=[make_pruning_callback(prune)],
-                                         monitor_from=max(t.end_epoch for t in prune))
-            layers = sparsity_report(qmodel, prune)
-            after = _refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
-            report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}
-        else:
-            qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher)
-            _refresh_cost(report, qmodel, {})
+        qmodel, training = _train_stage(model, qmodel, dataset, replace(options, loss=loss), report, prune)
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
@@ -255,6 +241,52 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
     if training is not None:
         report.sections["training"] = training.to_dict()
     return qmodel, training
+
+
+def _train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: ConversionReport,
+                 prune: tuple[Any, ...] | list[Any] = (), callbacks: tuple[Any, ...] = ()) -> tuple[Any, Any]:
+    """QAT of ``qmodel`` (pruning the ``prune`` targets), then its cost refreshed in ``report`` (EBOPs of the
+    trained weights; sparsity per layer). ``callbacks`` run first each epoch (e.g. a search trial's early stop)."""
+    from .train.qat import fine_tune
+
+    teacher = model if options.distill is not None else None
+    if prune:
+        from .train.prune import make_pruning_callback, sparsity_report
+
+        before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
+        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher,
+                                     callbacks=[make_pruning_callback(prune), *callbacks],
+                                     monitor_from=max(t.end_epoch for t in prune))
+        layers = sparsity_report(qmodel, prune)
+        after = _refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
+        report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}
+    else:
+        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher, callbacks=list(callbacks))
+        _refresh_cost(report, qmodel, {})
+    return qmodel, training
+
+
+def train_rules(model: Any, ruleset: RuleSet, dataset: Any, train: Any, *, calibration_rows: int | None = None,
+                callbacks: tuple[Any, ...] = ()) -> tuple[Any, ConversionReport, Any]:
+    """Convert, calibrate and fine-tune: the main job's stages on data already loaded, nothing written.
+
+    ``model`` is the FP32 Keras model, ``dataset`` a :class:`~qconvert.train.data.Dataset`, ``train`` a
+    :class:`~qconvert.train.TrainOptions` (its ``loss`` None: inferred as the main job infers it). The
+    conversion, calibration rows, pruning schedule and training are those of :func:`convert_file` with the
+    same ``--seed``, so a search trial run through here is reproduced by the main job with its rule file.
+    Returns ``(qmodel, report, training)``; the report's totals hold the trained model's EBOPs.
+    """
+    from dataclasses import replace
+
+    from .model.calibrate import DEFAULT_ROWS
+    from .train.qat import infer_loss
+
+    x_cal = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=train.seed)
+    qmodel, report = convert(model, ruleset, calibration_data=x_cal)
+    prune = _prune_targets(model, ruleset, train, report)
+    options = replace(train, loss=train.loss or infer_loss(model, dataset, None))
+    qmodel, training = _train_stage(model, qmodel, dataset, options, report, prune, callbacks)
+    return qmodel, report, training
 
 
 def _prune_targets(model: Any, ruleset: RuleSet, train: Any, report: ConversionReport) -> list[Any]:

@@ -475,18 +475,32 @@ def resolve_rules_path(path: str | Path) -> Path:
     return given
 
 
-def load_rules(path: str | Path) -> RuleSet:
-    """Read and validate a rule file (or a shipped preset by name: ``6bit``). Raises :class:`RuleError`."""
+def read_rules_text(path: str | Path) -> tuple[Path, str]:
+    """The resolved path (a preset name → its file) and the UTF-8 text of a rule or space file.
+    Raises :class:`RuleError` when it cannot be read."""
     path = resolve_rules_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path, path.read_text(encoding="utf-8")
     except IsADirectoryError:
         raise RuleError("is a directory, not a rule file", source=str(path)) from None
     except FileNotFoundError:
         raise RuleError(f"no such rule file (shipped presets: {', '.join(preset_names())})", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read: {exc}", source=str(path)) from None
-    return loads_rules(text, str(path))
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate a rule file (or a shipped preset by name: ``6bit``). Raises :class:`RuleError`."""
+    path, text = read_rules_text(path)
+    try:
+        return loads_rules(text, str(path))
+    except RuleError:
+        from .search.space import is_space
+
+        if is_space(text, str(path)):
+            raise RuleError("is a search space (it has choices or ranges), not one rule file: run `qconvert search` "
+                            "with it, or use one of the front/NN.yaml files a search writes", source=str(path)) from None
+        raise
 
 
 def as_ruleset(rules: "RuleSet | str | Path | Mapping[str, Any]") -> RuleSet:

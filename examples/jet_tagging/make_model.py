@@ -6,6 +6,10 @@ from a short fit on a *synthetic stand-in* (Gaussian clusters of the same shape,
 converter, not a physics result.
 
     python examples/jet_tagging/make_model.py [OUT.h5]
+    python examples/jet_tagging/make_model.py --data jets.npz    # the stand-in as data for --data
+
+``--data`` writes 40,000 stand-in jets split 50/25/25 into ``X_train``/``y_train``, ``X_val``/``y_val``
+and ``X_test``/``y_test`` (the split the benchmarks use).
 """
 
 import os
@@ -25,6 +29,14 @@ def synthetic_jets(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.astype("float32"), np.eye(5, dtype="float32")[labels]
 
 
+def write_stand_in(path: str, n: int = 40000, seed: int = 0) -> str:
+    """The synthetic stand-in as a .npz with train (50 %), validation (25 %) and test (25 %) splits."""
+    x, y = synthetic_jets(n, seed=seed)
+    a, b = n // 2, 3 * n // 4
+    np.savez(path, X_train=x[:a], y_train=y[:a], X_val=x[a:b], y_val=y[a:b], X_test=x[b:], y_test=y[b:])
+    return path
+
+
 def baseline() -> keras.Model:
     model = keras.Sequential(name="jet_tagger_fp32")
     model.add(keras.Input(shape=(16,)))
@@ -36,6 +48,9 @@ def baseline() -> keras.Model:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--data":
+        print(f"wrote {write_stand_in(sys.argv[2])}")
+        sys.exit(0)
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "keras_model_fp32.h5")
     keras.utils.set_random_seed(0)
     x, y = synthetic_jets(20000)

@@ -1,0 +1,201 @@
+"""`qconvert search` on the digits MLP and the jet tagger's stand-in: the front against uniform 6-bit QAT.
+
+    python benchmarks/bench_search.py [--cases mlp,jet] [--trials 40] [--epochs 30] [-j 2]
+                                      [--throughput] [--overhead] [--plots DIR] [--out DIR]
+
+Per case, through the CLI (the commands a user types):
+
+1. ``qconvert search`` over ``examples/search/<case>_space.yaml`` (per-layer kernel bits and sparsity,
+   the activation and input widths, integer bits calibrated), with the reference
+   ``6bit + input quantized_bits(16, 6)``: the seed's uniform 6-bit QAT with hls4ml's default 16-bit input
+   (ap_fixed<16,6>), measured in the same run with the same epochs and seed;
+2. the cheapest front point with validation accuracy >= the reference's - 0.5 pp, its EBOPs against 1/4
+   of the reference's;
+3. that point's ``front/NN.yaml`` through the main job (``qconvert MODEL --rules front/NN.yaml --data D
+   --epochs E --hls4ml DIR``): its test accuracy and EBOPs against the search's, and the hls4ml logits'
+   bit-identical fraction.
+
+``--throughput``: the same small study (8 trials, 10 epochs, no early stopping, no reference) with
+``-j 1`` and ``-j 2``; trials per hour of each, from the command's wall time. ``--overhead``: one trial
+(:meth:`qconvert.search.objective.Workbench.run`, ``--epochs`` epochs) against a bare ``model.fit`` of the
+same converted model, epochs, batch size and validation data, in one process, median of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples" / "jet_tagging"))
+QCONVERT = [sys.executable, "-m", "qconvert"]
+REFERENCE = "input: quantized_bits(16, 6)\n"
+SPACES = {"mlp": ROOT / "examples" / "search" / "digits_mlp_space.yaml",
+          "jet": ROOT / "examples" / "search" / "jet_tagger_space.yaml"}
+
+
+def write_case(name: str, folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """The FP32 model file and the data .npz (train/val/test) of a case."""
+    import numpy as np
+
+    if name == "jet":
+        from make_model import write_stand_in
+
+        model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
+        return model, Path(write_stand_in(str(folder / "jet.npz"), seed=seed))
+    else:
+        from qconvert.demo import digits_dataset, digits_mlp, train_baseline
+
+        data = digits_dataset(seed=seed)
+        model = folder / "mlp_fp32.keras"
+        train_baseline(digits_mlp(seed), data, seed=seed).save(model)
+        split = {"X_train": data.x_train, "y_train": data.y_train, "X_val": data.x_val, "y_val": data.y_val,
+                 "X_test": data.x_test, "y_test": data.y_test}
+    npz = folder / f"{name}.npz"
+    np.savez(npz, **split)
+    return model, npz
+
+
+def reference_rules(folder: Path) -> Path:
+    text = (ROOT / "rules" / "6bit.yaml").read_text()
+    path = folder / "6bit-in16.yaml"
+    path.write_text(text.replace("defaults:", REFERENCE + "defaults:", 1))
+    return path
+
+
+def run(args: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(QCONVERT + args, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"failed ({proc.returncode}): qconvert {' '.join(args)}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def front_case(name: str, folder: Path, args: argparse.Namespace) -> None:
+    model, npz = write_case(name, folder)
+    ref = reference_rules(folder)
+    out = folder / f"search_{name}"
+    wall = run(["search", str(model), "--rules", str(SPACES[name]), "--data", str(npz), "-o", str(out),
+                "--trials", str(args.trials), "--epochs", str(args.epochs), "-j", str(args.jobs),
+                "--reference", str(ref)])
+    result = json.loads((out / "search.json").read_text())
+    reference = next(iter(result["references"].values()))
+    trials = {t["number"]: t for t in result["trials"]}
+    front = [trials[n] for n in result["front"]]
+    counts = result["counts"]
+    print(f"\n== {name}: {args.trials} trials x {args.epochs} epochs, -j {args.jobs}: {wall:.0f} s wall "
+          f"({', '.join(f'{v} {k.lower()}' for k, v in counts.items())})")
+    print(f"FP32            val {result['fp32']['val_accuracy']:.4f}  test {result['fp32']['test_accuracy']:.4f}")
+    print(f"6-bit reference val {reference['val_accuracy']:.4f}  test {reference['test_accuracy']:.4f}  "
+          f"EBOPs {reference['ebops']:,.0f}")
+    print("front (by EBOPs):")
+    for i, t in enumerate(front):
+        print(f"  {i:02d} trial {t['number']:3d}  val {t['val_accuracy']:.4f}  test {t['test_accuracy']:.4f}  "
+              f"EBOPs {t['ebops']:>9,.0f}  ({t['ebops'] / reference['ebops']:.3f} of 6-bit)  {t['params']}")
+    ok = [t for t in front if t["val_accuracy"] >= reference["val_accuracy"] - 0.005]
+    if not ok:
+        print("no front point within 0.5 pp of the 6-bit reference")
+        return
+    point = ok[0]
+    index = front.index(point)
+    print(f"cheapest within 0.5 pp of 6-bit (validation): front/{index:02d}.yaml, trial {point['number']}: "
+          f"val {100 * (point['val_accuracy'] - reference['val_accuracy']):+.2f} pp, test "
+          f"{100 * (point['test_accuracy'] - reference['test_accuracy']):+.2f} pp, EBOPs "
+          f"{point['ebops']:,.0f} = 1/{reference['ebops'] / point['ebops']:.1f} of 6-bit "
+          f"({'meets' if point['ebops'] <= reference['ebops'] / 4 else 'misses'} the 1/4 target)")
+    report = folder / f"main_{name}.json"
+    wall = run([str(model), "--rules", str(out / "front" / f"{index:02d}.yaml"), "--data", str(npz), "--epochs",
+                str(args.epochs), "--seed", "0", "-o", str(folder / f"main_{name}.keras"), "--report", str(report),
+                "--hls4ml", str(folder / f"hls4ml_{name}")])
+    main = json.loads(report.read_text())
+    hls = main["hls4ml"]
+    print(f"main job on front/{index:02d}.yaml ({wall:.0f} s): test accuracy {main['accuracy']['qat']:.4f} "
+          f"(search {point['test_accuracy']:.4f}), EBOPs {main['totals']['ebops']:,.0f} (search {point['ebops']:,.0f}, "
+          f"{'equal' if main['totals']['ebops'] == point['ebops'] else 'DIFFERENT'}); hls4ml logits bit-identical "
+          f"{100 * hls['logits_exact_fraction']:.1f} % of {hls['n_samples']}, limits: {hls['limits'] or 'none'}")
+    if args.plots:
+        Path(args.plots).mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "pareto.png", Path(args.plots) / f"pareto_{name}.png")
+
+
+def throughput(folder: Path) -> None:
+    model, npz = write_case("mlp", folder)
+    rates = {}
+    for jobs in (1, 2):
+        out = folder / f"throughput_j{jobs}"
+        trials = 8
+        wall = run(["search", str(model), "--rules", str(SPACES["mlp"]), "--data", str(npz), "-o", str(out),
+                    "--trials", str(trials), "--epochs", "10", "-j", str(jobs), "--reference", "none",
+                    "--no-early-stop"])
+        rates[jobs] = trials / wall * 3600
+        print(f"-j {jobs}: {trials} trials in {wall:.0f} s = {rates[jobs]:.0f} trials/hour")
+    print(f"throughput -j 2 / -j 1: {rates[2] / rates[1]:.2f}x (target >= 1.7x)")
+
+
+def overhead(folder: Path, epochs: int) -> None:
+    import keras
+
+    from qconvert.model.calibrate import DEFAULT_ROWS
+    from qconvert.pipeline import convert
+    from qconvert.ruleset import load_rules
+    from qconvert.search import load_space
+    from qconvert.search.objective import SearchSettings, Workbench
+    from qconvert.train.qat import _compile, resolve_batch_size, resolve_lr
+
+    model, npz = write_case("mlp", folder)
+    space = load_space(SPACES["mlp"])
+    bench = Workbench(SearchSettings(model=str(model), space=str(SPACES["mlp"]), data=str(npz), epochs=epochs), space)
+    ruleset = load_rules(reference_rules(folder))
+    data, options = bench.dataset, bench.train_options()
+    batch = resolve_batch_size(None, len(data.x_train))
+    options = type(options)(**{**options.__dict__, "batch_size": batch, "lr": resolve_lr(None, batch)})
+    trial_s, fit_s = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        bench.run(ruleset)
+        trial_s.append(time.perf_counter() - start)
+        qmodel, _ = convert(bench.model, ruleset, calibration_data=data.calibration_rows(DEFAULT_ROWS))
+        _compile(qmodel, options, bench.loss, 1)
+        keras.utils.set_random_seed(0)
+        start = time.perf_counter()
+        qmodel.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+                   batch_size=batch, verbose=0)
+        fit_s.append(time.perf_counter() - start)
+    t, f = statistics.median(trial_s), statistics.median(fit_s)
+    print(f"one trial (convert, calibrate, QAT, evaluate val+test, EBOPs): {t:.2f} s; bare model.fit of the same "
+          f"{epochs} epochs: {f:.2f} s; ratio {t / f:.2f}x (target <= 1.2x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="mlp,jet")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("-j", "--jobs", type=int, default=2)
+    parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--plots", help="copy each case's pareto.png here")
+    parser.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
+    args = parser.parse_args()
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [c for c in args.cases.split(",") if c]:
+        front_case(name, folder, args)
+    if args.throughput:
+        throughput(folder)
+    if args.overhead:
+        overhead(folder, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

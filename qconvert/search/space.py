@@ -1,0 +1,276 @@
+"""Search spaces: a rule file in which values may be choices or ranges.
+
+Any value of a rule file outside ``match`` (and ``version``, ``description``,
+``note``) may be replaced by
+
+* a **list of choices**: ``bits: [3, 4, 6, 8]``, ``prune: {sparsity: [0, 0.5, 0.75]}``,
+  ``kernel: ["quantized_bits(4, 0, alpha=1)", "quantized_bits(6, 0, alpha=1)"]``;
+* a **range**: a mapping with ``low`` and ``high`` (and optionally ``step``, ``log``):
+  ``sparsity: {low: 0.5, high: 0.95, step: 0.05}``; integers when ``low``, ``high``
+  (and ``step``) are integers, floats otherwise.
+
+Each choice or range is one dimension of the space, named by its key path
+(``defaults.kernel.bits``, ``rules[2].prune.sparsity``). Where it sits sets the
+granularity: in ``defaults`` one value is chosen for the whole model, in a rule
+matched by ``name`` one per layer, in a rule matched by ``glob``/``regex``/``type``
+one per group. A trial fixes every dimension (:meth:`Space.concrete`) and gets
+an ordinary rule file, validated like any other.
+
+This module imports neither Keras nor Optuna.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..errors import RuleError
+from ..ruleset import RuleSet, _Builder, _Map, _parse_yaml, _Seq, read_rules_text
+
+__all__ = ["Dimension", "Space", "load_space", "loads_space", "is_space"]
+
+_RANGE_KEYS = frozenset({"low", "high", "step", "log"})
+_FIXED_KEYS = ("version", "description")  # top-level keys that are never searched
+_NOT_SEARCHED = ("match", "note")  # keys inside a rule that are never searched
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched value: its key path, where it is written, and its choices or range.
+
+    ``kind`` is ``categorical`` (``choices``), ``int`` or ``float`` (``low``..``high``,
+    with ``step`` and ``log`` as in Optuna's ``suggest_int``/``suggest_float``).
+    """
+
+    name: str
+    line: int
+    kind: str
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def size(self) -> float:
+        """Number of values (``math.inf`` for a continuous float range)."""
+        if self.kind == "categorical":
+            return len(self.choices)
+        if self.kind == "int":
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1
+        if self.step is not None:
+            return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        return math.inf
+
+    @property
+    def first(self) -> Any:
+        return self.choices[0] if self.kind == "categorical" else (int(self.low) if self.kind == "int" else self.low)
+
+    def values(self) -> list[Any]:
+        """Every value of a finite dimension (for validation and display)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            return [self.low, self.high]
+        return [round(self.low + i * self.step, 12) for i in range(int(self.size))]
+
+    def __str__(self) -> str:
+        if self.kind == "categorical":
+            return "[" + ", ".join(_short(c) for c in self.choices) + "]"
+        step = f" step {self.step:g}" if self.step is not None else ""
+        return f"{self.low:g}..{self.high:g}{step}{' log' if self.log else ''}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Parsed YAML (with line-number containers) as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed search space. ``dimensions`` in file order; ``tree`` the parsed YAML (never mutated)."""
+
+    source: str
+    dimensions: tuple[Dimension, ...]
+    tree: Any
+
+    @property
+    def size(self) -> float:
+        """Number of distinct rule files the space holds (``math.inf`` with a continuous range)."""
+        return math.prod(d.size for d in self.dimensions) if self.dimensions else 1
+
+    def dimension(self, name: str) -> Dimension:
+        for dim in self.dimensions:
+            if dim.name == name:
+                return dim
+        raise KeyError(name)
+
+    def concrete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The rule file (a plain mapping) with every dimension fixed from ``params`` (name → value)."""
+        missing = [d.name for d in self.dimensions if d.name not in params]
+        if missing:
+            raise KeyError(f"no value for {', '.join(missing)}")
+        return _plain(self._fill(self.tree, "", params))
+
+    def ruleset(self, params: Mapping[str, Any], source: str | None = None) -> RuleSet:
+        """The validated :class:`RuleSet` of ``params``. Raises :class:`RuleError` (lines of the space file)."""
+        tree = self._fill(self.tree, "", params)
+        text = self.yaml(params)
+        return _Builder(source or self.source).ruleset(tree, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+    def yaml(self, params: Mapping[str, Any], header: str = "") -> str:
+        """The concrete rule file as YAML text (what ``front/NN.yaml`` holds), ``header`` as comment lines."""
+        comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+        return comment + yaml.safe_dump(self.concrete(params), sort_keys=False, default_flow_style=None, width=100)
+
+    def _fill(self, node: Any, path: str, params: Mapping[str, Any]) -> Any:
+        if path in self._names:
+            return params[path]
+        if isinstance(node, _Map):
+            out = _Map()
+            out.line, out.lines = node.line, dict(node.lines)
+            for key, value in node.items():
+                out[key] = self._fill(value, _join(path, key), params)
+            return out
+        if isinstance(node, _Seq):
+            out_seq = _Seq(self._fill(v, f"{path}[{i}]", params) for i, v in enumerate(node))
+            out_seq.line, out_seq.lines = node.line, list(node.lines)
+            return out_seq
+        return node
+
+    @property
+    def _names(self) -> frozenset[str]:
+        return frozenset(d.name for d in self.dimensions)
+
+    def describe(self) -> list[tuple[str, int, str, float]]:
+        """``(name, line, values, size)`` per dimension, for ``rules check`` and ``rules show``."""
+        return [(d.name, d.line, str(d), d.size) for d in self.dimensions]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Scanner:
+    """Finds the dimensions of a parsed space file, with the file's lines."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.dims: list[Dimension] = []
+
+    def fail(self, message: str, line: int, key: str) -> RuleError:
+        return RuleError(message, source=self.source, line=line, key=key)
+
+    def scan(self, tree: Any) -> None:
+        if not isinstance(tree, _Map):
+            return  # the rule-file builder says what is wrong
+        for key, value in tree.items():
+            line = tree.lines[key]
+            if key in _FIXED_KEYS:
+                continue
+            if key == "rules" and isinstance(value, _Seq):
+                for i, rule in enumerate(value):
+                    if isinstance(rule, _Map):
+                        for rkey, rvalue in rule.items():
+                            if rkey not in _NOT_SEARCHED:
+                                self.value(rvalue, rule.lines[rkey], f"rules[{i}].{rkey}")
+                continue
+            self.value(value, line, key)
+
+    def value(self, node: Any, line: int, path: str) -> None:
+        if isinstance(node, _Seq):
+            self.choices(node, line, path)
+        elif isinstance(node, _Map) and "low" in node and set(node) <= _RANGE_KEYS:
+            self.range(node, line, path)
+        elif isinstance(node, _Map):
+            for key, value in node.items():
+                self.value(value, node.lines[key], f"{path}.{key}")
+
+    def choices(self, node: _Seq, line: int, path: str) -> None:
+        if not node:
+            raise self.fail("empty choice list: give at least one value", line, path)
+        values = tuple(_plain(v) for v in node)
+        for i, value in enumerate(values):
+            if isinstance(value, list):
+                raise self.fail(f"choice {i + 1} is itself a list; a choice is one value", node.lines[i], path)
+            if values.index(value) != i:
+                raise self.fail(f"choice {value!r} is listed twice", node.lines[i], path)
+        self.dims.append(Dimension(path, line, "categorical", choices=values))
+
+    def range(self, node: _Map, line: int, path: str) -> None:
+        if "high" not in node:
+            raise self.fail("a range needs 'low' and 'high'", line, path)
+        low, high, step, log = node["low"], node["high"], node.get("step"), node.get("log", False)
+        for key, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise self.fail(f"must be a number, got {value!r}", node.lines[key], f"{path}.{key}")
+        if not isinstance(log, bool):
+            raise self.fail(f"expected true or false, got {log!r}", node.lines["log"], f"{path}.log")
+        if high < low:
+            raise self.fail(f"empty range: high {high} is below low {low}", line, path)
+        if step is not None and step <= 0:
+            raise self.fail(f"step must be positive, got {step}", node.lines["step"], f"{path}.step")
+        if log and (low <= 0 or step is not None):
+            raise self.fail("a log range needs low > 0 and no step", line, path)
+        is_int = all(isinstance(v, int) for v in (low, high) + ((step,) if step is not None else ()))
+        self.dims.append(Dimension(path, line, "int" if is_int else "float", low=low, high=high, step=step, log=log))
+
+
+def loads_space(text: str, source: str = "<space>") -> Space:
+    """Parse and validate a space (a rule file with choices). Raises :class:`RuleError` with file, line, key.
+
+    Every choice of every dimension is validated as part of a rule file (the
+    other dimensions at their first value), before any training: a choice that
+    is not a valid quantizer, sparsity, mode... fails here, naming its line.
+    """
+    tree = _parse_yaml(text, source)
+    scanner = _Scanner(source)
+    scanner.scan(tree)
+    space = Space(source=source, dimensions=tuple(scanner.dims), tree=tree)
+    base = {d.name: d.first for d in space.dimensions}
+    space.ruleset(base)  # the structure (unknown keys, missing match...) with the first choices
+    for dim in space.dimensions:
+        for value in dim.values()[1:] if dim.kind == "categorical" else dim.values():
+            try:
+                space.ruleset({**base, dim.name: value})
+            except RuleError as exc:
+                raise RuleError(f"choice {_short(value)!s} is invalid: {exc.message}", source=source,
+                                line=dim.line, key=dim.name) from None
+    return space
+
+
+def load_space(path: str | Path) -> Space:
+    """Read a space file (or a preset by name). Raises :class:`RuleError`."""
+    path, text = read_rules_text(path)
+    return loads_space(text, str(path))
+
+
+def is_space(text: str, source: str = "<rules>") -> bool:
+    """Does this rule-file text hold choices or ranges (a search space rather than one rule file)?"""
+    try:
+        tree = _parse_yaml(text, source)
+    except RuleError:
+        return False
+    scanner = _Scanner(source)
+    try:
+        scanner.scan(tree)
+    except RuleError:
+        return True
+    return bool(scanner.dims)
