@@ -142,14 +142,12 @@ def test_a_setting_every_trial_fails_on_stops_the_search_with_its_error(tmp_path
 
 # --- searches ---------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_search_writes_the_front_and_its_rule_files_reproduce_through_the_main_job(tmp_path, case):
-    from qconvert.pipeline import convert_file
-    from qconvert.train.qat import TrainOptions
-
+def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the_main_job(tmp_path, case):
     model, data = case
     space = write_space(tmp_path)
     out = tmp_path / "out"
-    result = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3")
+    result = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3",
+                 "--hls4ml")
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "6bit" in result.output and "FP32" in result.output
     summary = json.loads((out / "search.json").read_text())
@@ -165,17 +163,20 @@ def test_search_writes_the_front_and_its_rule_files_reproduce_through_the_main_j
     for t in finished:
         assert set(t["params"]) == {d.name for d in load_space(space).dimensions}
         assert 0 <= t["val_accuracy"] <= 1 and t["test_accuracy"] is not None
-    # the cheapest front point through the main job: same EBOPs, same accuracy (one process, same seed)
-    point = front[0]
-    rules = out / "front" / "00.yaml"
-    assert f"trial {point['number']}" in rules.read_text() and "--epochs 3 --seed 0" in rules.read_text()
-    report = convert_file(model, load_rules(rules), output=tmp_path / "again.keras", data=data,
-                          train=TrainOptions(epochs=3, seed=0, verbose=0)).report
-    assert report.totals.ebops == point["ebops"]
-    assert abs(report.sections["accuracy"]["qat"] - point["test_accuracy"]) <= 0.02
+    # --hls4ml: the main job on the chosen point's rule file gives the same model, and hls4ml emulates it exactly
+    chosen = trials[summary["chosen"]]
+    rules = out / chosen["rules_file"]
+    load_rules(rules)
+    assert f"trial {chosen['number']}" in rules.read_text() and "--epochs 3 --seed 0" in rules.read_text()
+    again = summary["reproduced"]
+    assert again["trial"] == chosen["number"] and again["split"] == "test"
+    assert again["ebops"] == chosen["ebops"]
+    assert abs(again["accuracy"] - chosen["test_accuracy"]) <= 0.02
+    assert again["hls4ml"]["logits_exact_fraction"] == 1.0
+    assert (out / "chosen.keras").exists() and "hls4ml logits bit-identical 100.0 %" in result.output
     # a second run into the same folder without --resume is refused; with --resume it has nothing left to do
-    again = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3")
-    assert again.exit_code == 2 and "--resume continues it" in again.output
+    refused = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3")
+    assert refused.exit_code == 2 and "--resume continues it" in refused.output
     resumed = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3",
                   "--resume")
     assert resumed.exit_code == 0

@@ -222,7 +222,7 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
         trials.append(row)
     cost = settings.cost
     finished = [t for t in trials if t["state"] == "COMPLETE" and t.get("val_accuracy") is not None]
-    front = [dict(p) for p in pareto_front(finished, cost)]
+    front = list(pareto_front(finished, cost))  # the same dicts: a front trial in search.json names its rule file
     fp32 = dict(study.user_attrs.get("fp32", {}))
     references = {k.split(":", 1)[1]: v for k, v in study.user_attrs.items() if k.startswith("reference:")}
     chosen = None

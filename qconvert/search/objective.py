@@ -180,7 +180,8 @@ class DominanceStop:
                 accuracy = float((logs or {}).get("val_accuracy", math.nan))
                 if on_epoch is not None:
                     on_epoch(epoch + 1, accuracy)
-                if epoch + 1 < warmup or self.stopped_at is not None or math.isnan(accuracy):
+                last = epoch + 1 >= int(self.params.get("epochs", 0) or 0)  # a trial that ran to the end is complete
+                if epoch + 1 < warmup or last or self.stopped_at is not None or math.isnan(accuracy):
                     return
                 margin = stop_margin(accuracy, n_val)
                 for other in finished:

@@ -224,7 +224,7 @@ def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
     if "fp32" not in study.user_attrs:
         study.set_user_attr("fp32", {"val_accuracy": bench.fp32[0], "test_accuracy": bench.fp32[1]})
     for name in names:
-        key = f"reference:{name}"
+        key = f"reference:{Path(name).stem if Path(name).suffix in ('.yaml', '.yml') else name}"
         if key in study.user_attrs:
             continue
         if on_event is not None:
