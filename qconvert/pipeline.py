@@ -397,3 +397,28 @@ def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionRep
     if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
         report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
     return result
+
+
+def rtl_file(model_path: str | os.PathLike, options: Any, *, data: str | os.PathLike | None = None,
+             report_path: str | os.PathLike | None = None, seed: int = 0, safe_mode: bool = True) -> Any:
+    """``qconvert rtl``: the RTL of a converted model (da4ml), emulated against Keras on the held-out split of
+    ``data`` (else on sampled inputs) and synthesized with yosys; the JSON report's ``rtl`` section."""
+    import json
+
+    from .export.rtl import export_rtl
+    from .model.load import load_model
+
+    qmodel = load_model(model_path, safe_mode=safe_mode)
+    x = y = None
+    if data is not None:
+        from .train.data import check_fits_model, load_data
+
+        dataset = load_data(data, seed=seed)
+        check_fits_model(dataset, tuple(qmodel.inputs[0].shape), int(qmodel.outputs[0].shape[-1]))
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export_rtl(qmodel, options, x=x, y=y)
+    if report_path is not None:
+        doc = {"model": str(model_path), "versions": versions(), "rtl": result.to_dict()}
+        write_text_atomic(report_path, json.dumps(doc, indent=2) + "\n")
+    return result

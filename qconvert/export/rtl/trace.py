@@ -243,9 +243,16 @@ def _global_pool(x: Any, kind: str, where: str) -> Any:
     return _arr(flat.sum(axis=0) * (1.0 / n), x)
 
 
+def _flat_args(args: Any) -> list[Any]:
+    """The traced arrays a call receives: ``(x,)`` or ``([a, b],)`` (Add, Concatenate) → ``[x]`` / ``[a, b]``."""
+    if isinstance(args, (list, tuple)):
+        return [v for a in args for v in _flat_args(a)]
+    return [args]
+
+
 def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
     kind = type(layer).__name__
-    ins = args if isinstance(args, (list, tuple)) else [args]
+    ins = _flat_args(args)
     x = ins[0]
     if kind == "QActivation":
         act = layer.activation
@@ -345,7 +352,7 @@ def trace_model(qmodel: Any, x: Any = None, input_precision: str | None = None) 
         layer = qmodel.get_layer(c.layer)
         where = f"layer '{layer.name}' ({type(layer).__name__})"
         if absorbed is not None and layer is absorbed:
-            value = args[0] if isinstance(args, (list, tuple)) else args
+            value = _flat_args(args)[0]
         else:
             is_final = final_softmax and layer is last
             value = _layer(layer, args, where, is_final)
