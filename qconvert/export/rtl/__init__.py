@@ -24,7 +24,7 @@ from .tools import FAMILIES, SynthFigures, ToolMissing
 from .trace import RtlRefusal
 
 __all__ = ["RtlOptions", "RtlFigures", "RtlResult", "SynthFigures", "export_rtl", "synth_figures", "ToolMissing",
-           "RtlRefusal", "FAMILIES", "FLAVORS"]  # fmt: skip
+           "RtlRefusal", "FAMILIES", "FLAVORS", "check_options"]  # fmt: skip
 
 FLAVORS = ("verilog", "vhdl")
 TOP = "qconvert_model"
@@ -118,7 +118,8 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
-def _check(options: RtlOptions) -> None:
+def check_options(options: RtlOptions) -> None:
+    """Bad flavor, family or clock, and a missing da4ml, before any work (one line, exit 2)."""
     if options.flavor not in FLAVORS:
         raise ExportError(f"--rtl-flavor {options.flavor!r}: one of {', '.join(FLAVORS)}")
     if options.family not in FAMILIES:
@@ -184,7 +185,7 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
     """
     options = RtlOptions(Path(output_dir or "."), clock_ns=clock_ns, family=family, emulate=False, synth=synth,
                          input_precision=input_precision)
-    _check(options)
+    check_options(options)
     _, traced, _ = _trace(qmodel, x, input_precision)
     with tempfile.TemporaryDirectory(prefix="qconvert-rtl-") as tmp:
         where = Path(output_dir) if output_dir is not None else Path(tmp)
@@ -283,7 +284,7 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
     :class:`RtlRefusal` before anything is written; a missing Verilator or yosys is ``emulation_error``
     / ``synth_error`` on the result (the RTL is written all the same).
     """
-    _check(options)
+    check_options(options)
     qmodel, traced, trace_seconds = _trace(qmodel, x, options.input_precision)
     rtl, sol, twin, write_seconds = _write(traced, options)
     notes = []
