@@ -366,6 +366,8 @@ def render_rtl(r: dict[str, Any], console: Any) -> None:
         if r.get("first_divergent_layer"):
             console.print(f"  first divergent layer: {r['first_divergent_layer']}")
         console.print(f"  limits: {r['limits']}")
+    elif r.get("emulation_skipped"):
+        console.print(f"  emulation: {r['emulation_skipped']}")
     table = Table(title=f"hardware at {r['clock_ns']:g} ns", title_justify="left")
     for col in ("", "LUT", "CARRY", "FF", "DSP", "BRAM", "latency", "seconds"):
         table.add_column(col, justify="left" if not col else "right")

@@ -242,3 +242,28 @@ def test_main_job_rtl_stage_without_tools(tmp_path, monkeypatch):
     assert (tmp_path / "q.keras").is_file() and (tmp_path / "prj" / "src" / "qconvert_model.v").is_file()
     section = json.loads(report.read_text())["rtl"]
     assert section["clock_ns"] == 3.0 and section["logits_layer"] == "output" and section["input_source"] == "default"
+
+
+def _wide_sum_model() -> keras.Model:
+    from qkeras.qlayers import QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = dict(kernel_quantizer=quantized_bits(8, 0, alpha=1), bias_quantizer=quantized_bits(8, 0, alpha=1))
+    inp = keras.Input((8,))
+    return keras.Model(inp, QDense(3, name="fc", **q)(inp))
+
+
+def test_float32_sums_name_the_first_divergent_layer(tmp_path):
+    """18 fraction bits in, 8-bit weights: sums of 25 fraction bits, which Keras's float32 rounds and the RTL does not;
+    the report gives the fraction, names 'fc' and says why."""
+    result = export_rtl(_wide_sum_model(), RtlOptions(tmp_path / "prj", synth=False, input_precision="ap_fixed<20,2>"))
+    assert result.emulation_skipped is None and result.emulation_error is None
+    assert 0.0 <= result.logits_exact_fraction < 0.9 and result.max_abs_diff < 2**-15
+    assert result.first_divergent_layer == "fc" and "float32" in result.limits
+
+
+def test_ports_wider_than_32_bits_are_not_emulated(tmp_path):
+    result = export_rtl(_wide_sum_model(), RtlOptions(tmp_path / "prj", synth=False, input_precision="ap_fixed<30,2>"))
+    assert result.emulation_skipped.startswith("not emulated: the RTL's inputs are 30 and its outputs")
+    assert result.limits == result.emulation_skipped and result.logits_exact_fraction is None
+    assert result.emulation_error is None and result.missing_tool is None

@@ -83,7 +83,8 @@ class RtlResult:
     limits: str = ""
     compile_seconds: float | None = None
     emulate_seconds: float | None = None
-    emulation_error: str | None = None
+    emulation_error: str | None = None  # Verilator is missing (exit 2)
+    emulation_skipped: str | None = None  # the design cannot be emulated (why), e.g. ports wider than 32 bits
     synth_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -110,7 +111,8 @@ class RtlResult:
             "seconds": {"trace": round(self.trace_seconds, 2), "write": round(self.write_seconds, 2),
                         "verilator": _round(self.compile_seconds), "emulate": _round(self.emulate_seconds),
                         "yosys": _round(f.synth.seconds if f.synth else None)},
-            "emulation_error": self.emulation_error, "synth_error": self.synth_error, "notes": list(self.notes),
+            "emulation_error": self.emulation_error, "emulation_skipped": self.emulation_skipped,
+            "synth_error": self.synth_error, "notes": list(self.notes),
         }  # fmt: skip
 
 
@@ -243,6 +245,18 @@ def _first_divergent(traced: Any, keras_out: dict[str, np.ndarray], xq: np.ndarr
     return None
 
 
+def _too_wide(sol: Any) -> str | None:
+    """Why da4ml's emulation binder cannot carry this design's ports (it packs each value in an int32), or None."""
+    widths = []
+    for kifs in (sol.inp_kifs, sol.out_kifs):
+        k, i, f = (int(np.max(a)) for a in kifs)
+        widths.append(k + i + f)
+    if max(widths) <= 32:
+        return None
+    return (f"not emulated: the RTL's inputs are {widths[0]} and its outputs {widths[1]} bits wide; da4ml's "
+            "emulation binder carries at most 32 (narrow --input-precision or the last layer's quantizers)")
+
+
 def _emulate(qmodel: Any, traced: Any, rtl: Any, twin: Path, options: RtlOptions, x: Any, y: Any) -> dict[str, Any]:
     from ..hls4ml import _labels
     from .tools import compile_emulation
@@ -296,7 +310,10 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
                      f"in {twin}")
     emulated: dict[str, Any] = {}
     emulation_error = synth_error = None
-    if options.emulate:
+    skipped = _too_wide(sol) if options.emulate else None
+    if skipped:
+        emulated = {"limits": skipped, "emulation_skipped": skipped}
+    elif options.emulate:
         try:
             emulated = _emulate(qmodel, traced, rtl, twin, options, x, y)
         except ToolMissing as exc:
