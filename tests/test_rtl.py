@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("da4ml")
-
-import qconvert  # noqa: E402
-from qconvert.cli import cli  # noqa: E402
-from qconvert.export.rtl import RtlOptions, RtlRefusal, export_rtl, synth_figures  # noqa: E402
-from qconvert.export.rtl.trace import round_half_even, trace_model  # noqa: E402
+import qconvert
+from qconvert.cli import cli
+from qconvert.export.rtl import RtlOptions, RtlRefusal, export_rtl, synth_figures
+from qconvert.export.rtl.trace import round_half_even, trace_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TIE_INPUT = "ap_fixed<8,3>"  # inputs on a 2^-5 grid (the test feeds a 2^-2 subset of it)
@@ -123,7 +121,7 @@ def _conv_model() -> keras.Model:
     from qkeras.qlayers import QActivation, QDense
     from qkeras.quantizers import quantized_bits, quantized_relu
 
-    q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
+    q = {"kernel_quantizer": quantized_bits(4, 0, alpha=1), "bias_quantizer": quantized_bits(4, 0, alpha=1)}
     inp = keras.Input((6, 6, 2))
     x = QActivation(quantized_bits(8, 2, alpha=1), name="input_q")(inp)
     a = QConv2D(3, 3, padding="same", name="conv_a", **q)(x)
@@ -248,7 +246,7 @@ def _wide_sum_model() -> keras.Model:
     from qkeras.qlayers import QDense
     from qkeras.quantizers import quantized_bits
 
-    q = dict(kernel_quantizer=quantized_bits(8, 0, alpha=1), bias_quantizer=quantized_bits(8, 0, alpha=1))
+    q = {"kernel_quantizer": quantized_bits(8, 0, alpha=1), "bias_quantizer": quantized_bits(8, 0, alpha=1)}
     inp = keras.Input((8,))
     return keras.Model(inp, QDense(3, name="fc", **q)(inp))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ def _write(traced: Any, options: RtlOptions) -> tuple[Any, Any, Path, float]:
     sol = comb_trace(traced.inp, traced.out)
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(latency_cutoff=options.clock_ns, clock_period=options.clock_ns, print_latency=False)
+    kwargs = {"latency_cutoff": options.clock_ns, "clock_period": options.clock_ns, "print_latency": False}
     meta = {"qconvert": {"input_precision": str(traced.input_type), "logits_layer": traced.logits_layer}}
     if options.flavor == "vhdl":
         VHDLModel(sol, TOP, out, **kwargs).write(metadata=dict(meta))
@@ -191,8 +191,6 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
     _, traced, _ = _trace(qmodel, x, input_precision)
     with tempfile.TemporaryDirectory(prefix="qconvert-rtl-") as tmp:
         where = Path(output_dir) if output_dir is not None else Path(tmp)
-        from dataclasses import replace
-
         rtl, sol, twin, _ = _write(traced, replace(options, output_dir=where))
         figures = None
         if synth:
@@ -202,8 +200,8 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
         return _figures(rtl, sol, clock_ns, figures)
 
 
-def _inputs(qmodel: Any, traced: Any, x: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """(inputs as given or sampled, the same as the RTL receives them, "given" | "sampled")."""
+def _inputs(qmodel: Any, traced: Any, x: Any) -> tuple[np.ndarray, str]:
+    """(the inputs as the RTL receives them: given or sampled, then rounded to its type, "given" | "sampled")."""
     from ..hls4ml import _sample_inputs, round_to_type
 
     given = x is not None
@@ -214,7 +212,7 @@ def _inputs(qmodel: Any, traced: Any, x: Any) -> tuple[np.ndarray, np.ndarray, s
         xq = np.asarray(keras.ops.convert_to_numpy(traced.input_quantizer(xs.astype("float32"))), dtype="float64")
     else:
         xq = round_to_type(xs, traced.input_type)
-    return xs, np.ascontiguousarray(xq), "given" if given else "sampled"
+    return np.ascontiguousarray(xq), "given" if given else "sampled"
 
 
 def _keras_layers(qmodel: Any, names: list[str], xq: np.ndarray) -> dict[str, np.ndarray]:
@@ -262,7 +260,7 @@ def _emulate(qmodel: Any, traced: Any, rtl: Any, twin: Path, options: RtlOptions
     from .tools import compile_emulation
 
     compile_seconds = compile_emulation(rtl, twin, TOP, options.jobs)
-    xs, xq, inputs = _inputs(qmodel, traced, x)
+    xq, inputs = _inputs(qmodel, traced, x)
     start = time.perf_counter()
     y_rtl = np.asarray(rtl.predict(xq.reshape(len(xq), -1)), dtype="float64")
     emulate_seconds = time.perf_counter() - start

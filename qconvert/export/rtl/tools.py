@@ -62,7 +62,7 @@ class SynthFigures:
 
 def _version(exe: str) -> tuple[int, int] | None:
     try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"Verilator (\d+)\.(\d+)", out)
@@ -125,7 +125,7 @@ def compile_emulation(rtl: Any, project: Path, top: str, jobs: int | None = None
         args.append(f"VERILATOR_ROOT={root}")
     start = time.perf_counter()
     shutil.rmtree(sim / "obj_dir", ignore_errors=True)
-    proc = subprocess.run(args, cwd=sim, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=sim, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise ExportError(f"Verilator build of {sim} failed: {tail[0]} (full log: make -f build_binder.mk in {sim})")
@@ -174,13 +174,13 @@ def synthesize(project: Path, top: str, family: str = "xcup", timeout: float | N
     start = time.perf_counter()
     try:
         proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-p", script], cwd=project, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise ExportError(f"yosys synth_xilinx on {project} took more than {timeout:.0f} s; stopped") from None
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not (project / stat).is_file():
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln] or ["(see yosys.log)"]
         raise ExportError(f"yosys synth_xilinx failed on {project}: {lines[0].strip()}")
-    version = subprocess.run([*cmd, "-V"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([*cmd, "-V"], capture_output=True, text=True, check=False).stdout.strip()
     cells = parse_stat(json.loads((project / stat).read_text()), top)
     return figures_from_cells(cells, family, seconds, version)

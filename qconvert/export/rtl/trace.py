@@ -66,8 +66,6 @@ def round_half_even(x: Any, k: int, i: int, f: int, overflow: str = "SAT") -> An
     ``b`` is one wire (``x`` wrapped to one bit at ``2^-f``); ``b·u`` is a shift. Saturation clips
     after rounding, which is what QKeras does (it clips to bounds that lie on the grid, then rounds).
     """
-    import numpy as np
-
     from da4ml.trace import FixedVariableArray
 
     flat = np.asarray(x._vars).ravel() if isinstance(x, FixedVariableArray) else [x]
