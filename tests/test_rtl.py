@@ -151,6 +151,31 @@ def test_conv_pool_add_concat_trace_is_exact():
     assert np.array_equal(_interpreted(traced, xq), _keras_logits(model, "out", x))
 
 
+def test_data_movers_trace_is_exact():
+    """ZeroPadding, Cropping, UpSampling, Permute around a Conv2D: the traced logic equals Keras bit for bit."""
+    from qkeras.qconvolutional import QConv2D
+    from qkeras.qlayers import QActivation, QDense
+    from qkeras.quantizers import quantized_bits
+
+    q = {"kernel_quantizer": quantized_bits(4, 0, alpha=1), "bias_quantizer": quantized_bits(4, 0, alpha=1)}
+    inp = keras.Input((4, 5, 2))
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="input_q")(inp)
+    x = keras.layers.ZeroPadding2D(((1, 0), (2, 1)), name="pad")(x)
+    x = keras.layers.UpSampling2D((2, 1), name="up")(x)
+    x = QConv2D(3, 3, name="conv", **q)(x)
+    x = keras.layers.Cropping2D(((1, 2), (0, 1)), name="crop")(x)
+    x = keras.layers.Permute((2, 1, 3), name="perm")(x)
+    x = keras.layers.Reshape((-1, 3), name="seq")(x)
+    x = keras.layers.ZeroPadding1D(2, name="pad1")(x)
+    x = keras.layers.UpSampling1D(2, name="up1")(x)
+    x = keras.layers.Cropping1D((1, 3), name="crop1")(x)
+    model = keras.Model(inp, QDense(2, name="out", **q)(keras.layers.Flatten(name="flat")(x)))
+    x = np.random.default_rng(0).normal(0, 1.5, (200, 4, 5, 2))
+    traced = trace_model(model)
+    xq = np.asarray(keras.ops.convert_to_numpy(traced.input_quantizer(x.astype("float32"))), dtype="float64")
+    assert np.array_equal(_interpreted(traced, xq), _keras_logits(model, "out", x))
+
+
 @pytest.mark.slow
 def test_seed_jet_tagger_trace_is_exact():
     """The shipped jet model at 6 bits (no input quantizer: 16 bits from the data range), 2,000 synthetic jets."""

@@ -241,6 +241,30 @@ def _global_pool(x: Any, kind: str, where: str) -> Any:
     return _arr(flat.sum(axis=0) * (1.0 / n), x)
 
 
+def _move(layer: Any, x: Any, kind: str) -> Any:
+    """Layers that only move values (padding with zeros, cropping, repeating, permuting): index operations."""
+    cfg = layer.get_config()
+    v = np.asarray(x._vars)
+    nd = v.ndim - 1
+    if kind.startswith("ZeroPadding"):
+        pads = np.broadcast_to(np.asarray(cfg["padding"]).reshape(-1, 2), (nd, 2))
+        return _arr(_pad(v, [tuple(int(p) for p in row) for row in pads], 0.0), x)
+    if kind.startswith("Cropping"):
+        crops = np.broadcast_to(np.asarray(cfg["cropping"]).reshape(-1, 2), (nd, 2))
+        return _arr(v[tuple(slice(int(a), n - int(b)) for (a, b), n in zip(crops, v.shape))], x)
+    if kind.startswith("UpSampling"):
+        if cfg.get("interpolation", "nearest") != "nearest":
+            raise RtlRefusal(f"layer '{layer.name}' ({kind}): only nearest-neighbour upsampling is traced for da4ml")
+        sizes = np.atleast_1d(cfg["size"] if "size" in cfg else cfg["length"])
+        for axis, n in enumerate(np.broadcast_to(sizes, (nd,))):
+            v = np.repeat(v, int(n), axis=axis)
+        return _arr(v, x)
+    return _arr(np.transpose(v, [int(d) - 1 for d in cfg["dims"]]), x)  # Permute: dims count from 1
+
+
+_MOVERS = ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "Permute")
+
+
 def _flat_args(args: Any) -> list[Any]:
     """The traced arrays a call receives: ``(x,)`` or ``([a, b],)`` (Add, Concatenate) → ``[x]`` / ``[a, b]``."""
     if isinstance(args, (list, tuple)):
@@ -273,6 +297,8 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
         return x.reshape(tuple(int(d) for d in layer.compute_output_shape((1, *x.shape))[1:]))
     if kind in _PASS:
         return x
+    if kind in _MOVERS:
+        return _move(layer, x, kind)
     if kind in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"):
         return _pool(layer, x, where, "max" if kind.startswith("Max") else "avg")
     if kind in ("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"):
@@ -290,7 +316,7 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
         return _arr(np.concatenate([np.asarray(a._vars) for a in ins], axis=axis), x)
     raise RtlRefusal(f"{where}: da4ml cannot express this layer in qconvert's RTL trace "
                      "(traced: QDense, QConv1D/2D, QActivation with quantized_bits/quantized_relu, relu, pooling, "
-                     "Flatten, Reshape, Add, Concatenate, Dropout, a final softmax)")
+                     "Flatten, Reshape, ZeroPadding, Cropping, UpSampling, Permute, Add, Concatenate, Dropout, a final softmax)")
 
 
 def _input_quantizer(model: Any, graph: Any) -> Any:
