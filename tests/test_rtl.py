@@ -151,6 +151,31 @@ def test_conv_pool_add_concat_trace_is_exact():
     assert np.array_equal(_interpreted(traced, xq), _keras_logits(model, "out", x))
 
 
+def test_depthwise_and_separable_trace_is_exact():
+    """QDepthwiseConv2D (depth multiplier 2, strides, 'same'), QSeparableConv2D and QSeparableConv1D: bit for bit."""
+    from qkeras.qconvolutional import QDepthwiseConv2D, QSeparableConv1D, QSeparableConv2D
+    from qkeras.qlayers import QActivation, QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    w4 = quantized_bits(4, 0, alpha=1)
+    inp = keras.Input((6, 6, 2))
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="input_q")(inp)
+    x = QDepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, depthwise_quantizer=w4,
+                         bias_quantizer=w4, name="dw")(x)
+    x = QActivation(quantized_relu(4, 1), name="relu_dw")(x)
+    x = QSeparableConv2D(3, 2, depthwise_quantizer=w4, pointwise_quantizer=w4, bias_quantizer=w4, name="sep2")(x)
+    x = QActivation(quantized_relu(4, 1), name="relu_sep")(x)
+    x = keras.layers.Reshape((-1, 3), name="seq")(x)
+    x = QSeparableConv1D(2, 2, padding="same", depthwise_quantizer=w4, pointwise_quantizer=w4, bias_quantizer=w4,
+                         name="sep1")(x)
+    out = QDense(2, kernel_quantizer=w4, bias_quantizer=w4, name="out")(keras.layers.Flatten(name="flat")(x))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(0, 1.5, (200, 6, 6, 2))
+    traced = trace_model(model)
+    xq = np.asarray(keras.ops.convert_to_numpy(traced.input_quantizer(x.astype("float32"))), dtype="float64")
+    assert np.array_equal(_interpreted(traced, xq), _keras_logits(model, "out", x))
+
+
 def test_data_movers_trace_is_exact():
     """ZeroPadding, Cropping, UpSampling, Permute around a Conv2D: the traced logic equals Keras bit for bit."""
     from qkeras.qconvolutional import QConv2D

@@ -176,13 +176,14 @@ def _trace(qmodel: Any, x: Any, input_precision: str | None) -> tuple[Any, Any, 
 
 def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns: float = 5.0,
                   output_dir: str | Path | None = None, synth: bool = True,
-                  input_precision: str | None = None) -> RtlFigures:
+                  input_precision: str | None = None, timeout: float | None = None) -> RtlFigures:
     """LUTs, FFs, DSPs, BRAM (yosys) and da4ml's estimate and latency of ``qmodel``'s RTL; no emulation.
 
     For ``qconvert search --objective accuracy,lut``: ``figures.lut`` is yosys's LUT count (``synth``)
     or da4ml's estimate (``synth=False``: seconds instead of a minute for the seed's jet tagger).
     ``x``: inputs whose range sets the input type when the model has no input quantizer.
-    ``output_dir``: where the RTL goes (default: a temporary folder, removed). Raises
+    ``output_dir``: where the RTL goes (default: a temporary folder, removed). ``timeout``: seconds
+    yosys may take (an :class:`ExportError` past it; about 190 s for the seed's 6-bit tagger). Raises
     :class:`ToolMissing` when yosys is wanted and absent, :class:`RtlRefusal` for a layer da4ml cannot express.
     """
     options = RtlOptions(Path(output_dir or "."), clock_ns=clock_ns, family=family, emulate=False, synth=synth,
@@ -196,7 +197,7 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
         if synth:
             from .tools import synthesize
 
-            figures = synthesize(twin, TOP, family)
+            figures = synthesize(twin, TOP, family, timeout=timeout)
         return _figures(rtl, sol, clock_ns, figures)
 
 

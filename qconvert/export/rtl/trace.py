@@ -172,27 +172,56 @@ def _windows(v: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]) -
     return v[tuple(coords)]
 
 
-def _conv(layer: Any, x: Any, where: str) -> Any:
+def _patches(layer: Any, x: Any, kernel: tuple[int, ...], where: str) -> np.ndarray:
+    """(outs..., kernel..., C) windows of ``x`` for a channels_last, undilated convolution (zeros for 'same')."""
     cfg = layer.get_config()
     if cfg.get("data_format", "channels_last") != "channels_last" or int(cfg.get("groups", 1) or 1) != 1:
         raise RtlRefusal(f"{where}: only channels_last, ungrouped convolutions are traced for da4ml")
     if any(int(d) != 1 for d in np.atleast_1d(cfg.get("dilation_rate", 1))):
         raise RtlRefusal(f"{where}: dilated convolutions are not traced for da4ml")
-    w = _weights(layer, "kernel", "kernel")
-    kernel, strides = tuple(w.shape[:-2]), tuple(int(s) for s in np.atleast_1d(cfg["strides"]))
+    strides = tuple(int(s) for s in np.atleast_1d(cfg["strides"]))
+    strides = strides * (len(kernel) // len(strides))
     v = np.asarray(x._vars)
     if cfg["padding"] == "same":
         v = _pad(v, [_same_pads(n, k, s) for n, k, s in zip(v.shape[:-1], kernel, strides)], 0.0)
     elif cfg["padding"] != "valid":
         raise RtlRefusal(f"{where}: padding='{cfg['padding']}' is not traced for da4ml")
-    patches = _windows(v, kernel, strides)  # (outs..., kernel..., C)
-    nd = len(kernel)
-    outs = patches.shape[:nd]
-    cols = _arr(patches.reshape(int(np.prod(outs)), -1), x)
-    y = (cols @ w.reshape(-1, w.shape[-1])).reshape(*outs, w.shape[-1])
+    return _windows(v, kernel, strides)
+
+
+def _bias_act(layer: Any, y: Any, where: str) -> Any:
     if getattr(layer, "use_bias", False):
         y = y + _weights(layer, "bias", "bias")
     return _activation(y, _fn_name(layer), where)
+
+
+def _pointwise(cols: Any, w: np.ndarray, outs: tuple[int, ...]) -> Any:
+    """Each row of ``cols`` (one output position) times the kernel ``w`` (fan-in..., out channels)."""
+    return (cols @ w.reshape(-1, w.shape[-1])).reshape(*outs, w.shape[-1])
+
+
+def _conv(layer: Any, x: Any, where: str) -> Any:
+    w = _weights(layer, "kernel", "kernel")
+    kernel = tuple(w.shape[:-2])
+    patches = _patches(layer, x, kernel, where)
+    outs = patches.shape[: len(kernel)]
+    return _bias_act(layer, _pointwise(_arr(patches.reshape(int(np.prod(outs)), -1), x), w, outs), where)
+
+
+def _depthwise(layer: Any, x: Any, where: str, separable: bool) -> Any:
+    """Each channel's windows times its own kernel (depth_multiplier outputs per channel, channel-major),
+    then, for a separable convolution, the pointwise kernel over all of them."""
+    w = _weights(layer, "depthwise", "depthwise_kernel")  # (kernel..., C, multiplier)
+    kernel = tuple(w.shape[:-2])
+    patches = _patches(layer, x, kernel, where)
+    outs = patches.shape[: len(kernel)]
+    per_pos = patches.reshape(int(np.prod(outs)), -1, w.shape[-2])  # (positions, kernel taps, C)
+    channels = [_pointwise(_arr(per_pos[:, :, c], x), w[..., c, :], outs) for c in range(w.shape[-2])]
+    y = _arr(np.concatenate([np.asarray(c._vars) for c in channels], axis=-1), x)  # (outs..., C·multiplier)
+    if separable:
+        y = _pointwise(_arr(np.asarray(y._vars).reshape(int(np.prod(outs)), -1), x),
+                       _weights(layer, "pointwise", "pointwise_kernel"), outs)
+    return _bias_act(layer, y, where)
 
 
 def _pool(layer: Any, x: Any, where: str, kind: str) -> Any:
@@ -286,6 +315,8 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
         return _dense(layer, x, where)
     if kind in ("QConv1D", "QConv2D", "Conv1D", "Conv2D"):
         return _conv(layer, x, where)
+    if kind in ("QDepthwiseConv2D", "QSeparableConv1D", "QSeparableConv2D"):
+        return _depthwise(layer, x, where, separable=kind.startswith("QSeparable"))
     if kind in ("Activation", "ReLU"):
         fn = _fn_name(layer) if kind == "Activation" else "relu"
         if kind == "ReLU" and (layer.max_value is not None or float(layer.negative_slope) or float(layer.threshold)):
@@ -315,7 +346,7 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
         axis = axis - 1 if axis > 0 else axis  # the batch axis is not traced
         return _arr(np.concatenate([np.asarray(a._vars) for a in ins], axis=axis), x)
     raise RtlRefusal(f"{where}: da4ml cannot express this layer in qconvert's RTL trace "
-                     "(traced: QDense, QConv1D/2D, QActivation with quantized_bits/quantized_relu, relu, pooling, "
+                     "(traced: QDense, QConv1D/2D, QDepthwiseConv2D, QSeparableConv1D/2D, QActivation with quantized_bits/quantized_relu, relu, pooling, "
                      "Flatten, Reshape, ZeroPadding, Cropping, UpSampling, Permute, Add, Concatenate, Dropout, a final softmax)")
 
 
