@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,9 @@ def compile_emulation(rtl: Any, project: Path, top: str, jobs: int | None = None
     """
     exe, root = find_verilator()
     sim = project / "sim"
-    stamp = f"qconvert-{os.getpid()}-{time.monotonic_ns() % 10**8:08d}"
-    stamp = re.sub(r"[^0-9a-f-]", "0", stamp)  # da4ml's library names end in a uuid-like stamp
+    stamp = str(uuid.uuid4())  # da4ml names the library lib<top>_wrapper_<stamp>.so
+    for old in sim.glob(f"lib{top}_wrapper_*.so"):  # an earlier build in this folder
+        old.unlink()
     env = dict(os.environ)
     env["PATH"] = f"{exe.parent}{os.pathsep}{env.get('PATH', '')}"
     if root is not None:
