@@ -263,6 +263,7 @@ def test_synth_figures_estimate_only():
     """The search objective's function: da4ml's estimate without yosys (fast), in a temporary folder."""
     figures = synth_figures(_ties_model(), synth=False, input_precision=TIE_INPUT)
     assert figures.synth is None and figures.lut == figures.lut_da4ml > 0 and figures.latency_cycles >= 1
+    assert json.loads(json.dumps(figures.to_dict()))["lut"] == figures.lut_da4ml
 
 
 def test_vhdl_written_with_verilog_twin(tmp_path):

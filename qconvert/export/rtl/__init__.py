@@ -59,6 +59,10 @@ class RtlFigures:
         """yosys's LUT count when it ran, else da4ml's estimate (what a search minimises)."""
         return float(self.synth.lut) if self.synth is not None else self.lut_da4ml
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON), ``lut`` included: what a search trial records."""
+        return {**asdict(self), "lut": self.lut}
+
 
 @dataclass(frozen=True)
 class RtlResult:
