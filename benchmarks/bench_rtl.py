@@ -38,8 +38,8 @@ def _model(name: str):
     return qmodel
 
 
-def _naive(qmodel, x) -> float:
-    """Fraction of logits a half-up trace (no parity correction) gets bit-identical."""
+def _naive(qmodel, x) -> tuple[float, float]:
+    """(fraction of logits bit-identical, da4ml's LUT estimate) of a half-up trace (no parity correction)."""
     import keras
     import numpy as np
     from da4ml.trace import comb_trace
@@ -57,7 +57,7 @@ def _naive(qmodel, x) -> float:
     xq = round_to_type(x, traced.input_type)
     logits = keras.Model(qmodel.inputs, qmodel.get_layer(traced.logits_layer).output).predict(
         xq.astype("float32"), verbose=0, batch_size=1024)
-    return float(np.mean(np.all(sol.predict(xq) == logits, axis=1)))
+    return float(np.mean(np.all(sol.predict(xq) == logits, axis=1))), float(sol.cost)
 
 
 def main() -> None:
@@ -98,7 +98,9 @@ def main() -> None:
         print(f"  seconds: trace {d['trace']}, write {d['write']}, Verilator build {d['verilator']}, emulate "
               f"{d['emulate']}, yosys {d['yosys']}; total {total:.1f}")
         if args.naive:
-            print(f"  naive half-up trace: logits bit-identical {_naive(qmodel, x):.4%}")
+            fraction, lut = _naive(qmodel, x)
+            print(f"  naive half-up trace: logits bit-identical {fraction:.4%}, da4ml estimate {lut:,.0f} LUT "
+                  f"(exact rounding adds {f.lut_da4ml - lut:,.0f})")
 
 
 if __name__ == "__main__":
