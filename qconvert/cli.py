@@ -163,6 +163,19 @@ def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The RTL stage's clock and synthesis family (main job with --rtl, and `qconvert rtl`)."""
+    options = [
+        click.option("--clock-ns", type=float, default=5.0, show_default=True,
+                     help="RTL clock period: da4ml puts pipeline registers every this many units of its delay model."),
+        click.option("--family", default="xcup", show_default=True,
+                     help="yosys synth_xilinx -family for the RTL figures: xcup (UltraScale+), xcu, xc7, ..."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("convert")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
@@ -171,6 +184,9 @@ def _hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--strict", is_flag=True, help="Layers the rules leave float without saying so: exit 1, write nothing.")
 @_training_options
 @_hls4ml_options
+@click.option("--rtl", "rtl_dir", type=click.Path(path_type=str),
+              help="Write the RTL (da4ml → Verilog) to DIR, emulate it with Verilator against Keras, synthesize with yosys.")
+@_rtl_options
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @_loading_options
 @click.pass_context
@@ -208,12 +224,19 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
                                    build=opts["build"], strategy=opts["strategy"])
         elif opts["build"] or opts["hls4ml_config"] or opts["strategy"]:
             raise click.UsageError("--build, --hls4ml-config and --strategy need --hls4ml DIR")
+        rtl = None
+        if opts["rtl_dir"]:
+            from pathlib import Path
+
+            from .export.rtl import RtlOptions
+
+            rtl = RtlOptions(Path(opts["rtl_dir"]), clock_ns=opts["clock_ns"], family=opts["family"])
         from .model.load import resolve_custom_objects
 
         result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
                               data=opts["data"], train=train, plot_path=opts["plot_path"],
                               weights=opts["weights"], custom_objects=resolve_custom_objects(opts["custom_objects"]),
-                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"])
+                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"], rtl=rtl)
         result.report.render(_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
@@ -573,6 +596,44 @@ def batch_cmd(ctx: click.Context, inputs: tuple[str, ...], rules: str, out_dir: 
         if markdown_path is not None:
             write_text_atomic(markdown_path, report.to_markdown())
         return report.exit_code
+
+    _run(ctx, job)
+
+
+@cli.command("rtl")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=str),
+              help="Folder for the RTL project (da4ml's layout: src/, sim/, model/, build scripts).")
+@click.option("--data", type=click.Path(path_type=str),
+              help="Check the emulation on the held-out split of this data (else 1,000 sampled inputs).")
+@click.option("--vhdl", is_flag=True, help="Write VHDL (Verilator and yosys run on the same logic as Verilog in OUT/verilog).")
+@_rtl_options
+@click.option("--no-emulate", is_flag=True, help="Skip the Verilator emulation.")
+@click.option("--no-synth", is_flag=True, help="Skip yosys (da4ml's estimate only).")
+@click.option("--input-precision", help="Input type, e.g. 'ap_fixed<16,6>' (default: input quantizer, else data range).")
+@click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the JSON report (an 'rtl' section).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
+@click.pass_context
+def rtl_cmd(ctx: click.Context, model: str, out_dir: str, data: str | None, vhdl: bool, clock_ns: float, family: str,
+            no_emulate: bool, no_synth: bool, input_precision: str | None, report_path: str | None, seed: int) -> None:
+    """RTL of a converted MODEL (.keras) without Vivado: da4ml → Verilog, Verilator emulation vs Keras, yosys figures."""
+
+    def job() -> int:
+        _quiet_backends()
+        from pathlib import Path
+
+        from .export.rtl import RtlOptions
+        from .pipeline import rtl_file
+        from .report import render_rtl
+
+        options = RtlOptions(Path(out_dir), flavor="vhdl" if vhdl else "verilog", clock_ns=clock_ns, family=family,
+                             emulate=not no_emulate, synth=not no_synth, input_precision=input_precision)
+        result = rtl_file(model, options, data=data, report_path=report_path, seed=seed)
+        render_rtl(result.to_dict(), _console())
+        if result.missing_tool:
+            click.echo(f"qconvert: error: {result.missing_tool}", err=True)
+            return 2
+        return 0
 
     _run(ctx, job)
 

@@ -325,6 +325,7 @@ def convert_file(
     plot_path: str | os.PathLike | None = None,
     hls4ml: Any = None,
     calibration_rows: int | None = None,
+    rtl: Any = None,
 ) -> FileResult:
     """The main job: convert a model file, write ``.keras`` and the JSON report.
 
@@ -334,6 +335,7 @@ def convert_file(
     ``strict`` and leftovers, the report is returned and nothing is written.
     ``integer: auto`` is calibrated on ``calibration_rows`` training rows of
     ``data`` (default :data:`~qconvert.model.calibrate.DEFAULT_ROWS`).
+    ``rtl`` (a :class:`~qconvert.export.rtl.RtlOptions`): the RTL stage after hls4ml (``rtl`` section).
     """
     from .model.load import check_model_path
     from .model.save import save_model
@@ -343,6 +345,10 @@ def convert_file(
         from .export import check_options
 
         hls4ml = check_options(hls4ml)
+    if rtl is not None:
+        from .export.rtl import check_options as check_rtl
+
+        check_rtl(rtl)
     source = check_model_path(model_path)
     out = Path(output) if output is not None else default_output(source)
     if out.suffix != ".keras":
@@ -386,6 +392,7 @@ def convert_file(
     report.output = str(out)
     try:
         exported = _hls4ml_stage(qmodel, dataset, hls4ml, report) if hls4ml is not None else None
+        rtl_result = _rtl_stage(qmodel, dataset, rtl, report.sections) if rtl is not None else None
     except ExportError as exc:  # the converted model is kept, and the report as far as it got
         if report_path is not None:
             write_text_atomic(report_path, report.to_json() + "\n")
@@ -404,6 +411,8 @@ def convert_file(
         write_text_atomic(report_path, report.to_json() + "\n")
     if exported is not None:
         exported.raise_for_build()  # --build without the synthesis tool: exit 2, project written and compiled
+    if rtl_result is not None and rtl_result.missing_tool:
+        raise ExportError(f"{rtl_result.missing_tool}; {out} is written")  # exit 2, RTL written
     return FileResult(report, out)
 
 
@@ -428,4 +437,40 @@ def _hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionRep
     report.totals = replace(report.totals, bops_hls4ml=costs["bops"], lut_da=sum(lut.values()) if lut else None)
     if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
         report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
+    return result
+
+
+def _rtl_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any]) -> Any:
+    """RTL through da4ml, Verilator and yosys (on the held-out split of ``dataset`` when given): the ``rtl`` section."""
+    from .export.rtl import export_rtl
+
+    x = y = None
+    if dataset is not None:
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export_rtl(qmodel, options, x=x, y=y)
+    sections["rtl"] = result.to_dict()
+    return result
+
+
+def rtl_file(model_path: str | os.PathLike, options: Any, *, data: str | os.PathLike | None = None,
+             report_path: str | os.PathLike | None = None, seed: int = 0, safe_mode: bool = True) -> Any:
+    """``qconvert rtl``: the RTL of a converted model (da4ml), emulated against Keras on the held-out split of
+    ``data`` (else on sampled inputs) and synthesized with yosys; the JSON report's ``rtl`` section."""
+    import json
+
+    from .model.load import load_model
+
+    qmodel = load_model(model_path, safe_mode=safe_mode)
+    dataset = None
+    if data is not None:
+        from .train.data import check_fits_model, load_data
+
+        dataset = load_data(data, seed=seed)
+        check_fits_model(dataset, tuple(qmodel.inputs[0].shape), int(qmodel.outputs[0].shape[-1]))
+    sections: dict[str, Any] = {}
+    result = _rtl_stage(qmodel, dataset, options, sections)
+    if report_path is not None:
+        doc = {"model": str(model_path), "versions": versions(), **sections}
+        write_text_atomic(report_path, json.dumps(doc, indent=2) + "\n")
     return result

@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count", "render_calibration"]
+__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count", "render_calibration",
+           "render_rtl"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ class ConversionReport:
             render_pruning(self.sections["pruning"], console)
         if "hls4ml" in self.sections:
             render_hls4ml(self.sections["hls4ml"], console)
+        if "rtl" in self.sections:
+            render_rtl(self.sections["rtl"], console)
 
 
 def _type(row: LayerRow) -> str:
@@ -344,3 +347,40 @@ def render_pruning(p: dict[str, Any], console: Any) -> None:
     lines.append(f"EBOPs {format_count(before['ebops'])} → {format_count(after['ebops'])}; "
                  f"multiplies {before['multiplies']:,} → {after['multiplies']:,}; DSP {before['dsp']:,} → {after['dsp']:,}")
     console.print(Panel("\n".join(lines), title="pruning (QAT)", title_align="left", expand=False))
+
+
+def render_rtl(r: dict[str, Any], console: Any) -> None:
+    """The ``rtl`` section: emulation against Keras, yosys's cells beside da4ml's estimate, latency, wall times."""
+    from rich.table import Table
+
+    s = r["seconds"]
+    console.print(f"RTL ({r['flavor']}, top {r['top']}): {r['project_dir']}; input {r['input_precision']} "
+                  f"({r['input_source']}); outputs the logits of '{r['logits_layer']}'")
+    if r.get("logits_exact_fraction") is not None:
+        line = (f"  Verilator emulation, {r['n_samples']} {r['inputs']} samples: logits bit-identical "
+                f"{100 * r['logits_exact_fraction']:.2f}%, argmax agreement {100 * r['argmax_agreement']:.2f}%, "
+                f"max |diff| {r['max_abs_diff']:.3g}")
+        console.print(line)
+        if r.get("accuracy_keras") is not None:
+            console.print(f"  accuracy: Keras {r['accuracy_keras']:.4f}, RTL {r['accuracy_rtl']:.4f}")
+        if r.get("first_divergent_layer"):
+            console.print(f"  first divergent layer: {r['first_divergent_layer']}")
+        console.print(f"  limits: {r['limits']}")
+    elif r.get("emulation_skipped"):
+        console.print(f"  emulation: {r['emulation_skipped']}")
+    table = Table(title=f"hardware at {r['clock_ns']:g} ns", title_justify="left")
+    for col in ("", "LUT", "CARRY", "FF", "DSP", "BRAM", "latency", "seconds"):
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row("da4ml estimate", format_count(r["lut_da4ml"]), "-", f"{r['ff_da4ml']:,}", "0", "0",
+                  f"{r['latency_cycles']} cycles", f"{s['trace'] + s['write']:.1f}")
+    synth = r.get("synth")
+    if synth:
+        sizes = " ".join(f"{k[3:]}:{v:,}" for k, v in synth["lut_by_size"].items())
+        table.add_row(f"yosys {synth['family']}", f"{synth['lut']:,} ({sizes})", f"{synth['carry']:,}",
+                      f"{synth['ff']:,}", f"{synth['dsp']}", f"{synth['bram']:g}", "", f"{synth['seconds']:.1f}")
+    console.print(table)
+    if s.get("verilator") is not None:
+        console.print(f"  seconds: trace {s['trace']}, write {s['write']}, Verilator build {s['verilator']}, "
+                      f"emulation {s['emulate']}, yosys {s['yosys']}")
+    for note in r.get("notes", []):
+        console.print(f"  note: {note}")
