@@ -431,7 +431,8 @@ def migrate_cmd(ctx: click.Context, paths: tuple[str, ...], rules: str, write: b
               help="Finished trials the study runs to (all workers together; failed ones do not count).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="QAT epochs per trial.")
 @click.option("--objective", default="accuracy,ebops", show_default=True,
-              help="accuracy,COST: the Pareto front of validation accuracy against COST (ebops, dsp or multiplies).")
+              help="accuracy,COST: the Pareto front of validation accuracy against COST: ebops, dsp, multiplies, lut "
+                   "(da4ml's LUT estimate of the RTL, seconds a trial) or lut_yosys (yosys synth_xilinx, minutes).")
 @click.option("--max-drop", type=click.FloatRange(min=0), metavar="PP",
               help="Instead of a front: the cheapest model within PP percentage points of FP32 validation accuracy.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),

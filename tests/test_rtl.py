@@ -86,6 +86,19 @@ def test_round_half_even_exhaustive():
         assert np.array_equal(sol.predict(values), expect), (k, i, f)
 
 
+def test_round_half_even_of_a_constant_is_exact():
+    """A value the trace knows to be constant (a neuron whose kernel column is all zeros after pruning, x·0 + b)
+    is rounded at trace time, half to even, like the wires."""
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    inp = FixedVariableArrayInput(1)
+    x = inp.quantize(1, 3, 6)
+    for const, f, expect in [(0.375, 2, 0.5), (0.625, 2, 0.5), (-0.375, 2, -0.5), (0.1875, 3, 0.25), (1.0, 2, 1.0)]:
+        c = x * 0 + const  # da4ml folds it to a constant
+        sol = comb_trace(inp, [x, round_half_even(c, 1, 3, f)])
+        assert np.array_equal(sol.predict(np.array([[0.5]]))[:, 1], [expect]), (const, f)
+
+
 def test_ties_hit_and_emulation_is_bit_exact(ties):
     """Keras (QKeras rounds half to even) and the Verilator-compiled RTL agree bit for bit on inputs that hit ties."""
     model, result = ties

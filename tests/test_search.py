@@ -271,6 +271,23 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
     assert not [t for t in trials if t.state.name == "RUNNING"]
 
 
+@pytest.mark.slow
+def test_the_lut_objective_is_da4mls_estimate_of_each_trials_rtl(tmp_path, case):
+    model, data = case
+    out = tmp_path / "out"
+    result = run("search", model, "--rules", write_space(tmp_path), "--data", data, "-o", out, "--trials", "2",
+                 "--epochs", "1", "--objective", "accuracy,lut", "--reference", "4bit", "--no-early-stop")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["cost"] == "lut"
+    done = [t for t in summary["trials"] if t["state"] == "COMPLETE"] + [summary["references"]["4bit"]]
+    assert len(done) == 3
+    for t in done:
+        assert t["lut"] == t["rtl"]["lut_da4ml"] > 0 and t["rtl"]["synth"] is None and t["rtl"]["latency_cycles"] >= 1
+    front = [next(t for t in summary["trials"] if t["number"] == n) for n in summary["front"]]
+    assert [t["lut"] for t in front] == sorted(t["lut"] for t in front)
+
+
 def test_the_result_renders_its_front_in_a_notebook(tmp_path):
     trials = [{"number": i, "state": "COMPLETE", "params": {"x": i}, "val_accuracy": a, "test_accuracy": a,
                "ebops": e, "dsp": 0} for i, (a, e) in enumerate([(0.9, 100.0), (0.95, 400.0), (0.93, 500.0)])]

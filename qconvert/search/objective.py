@@ -27,8 +27,9 @@ from .space import Space
 
 __all__ = ["SearchSettings", "TrialOutcome", "Workbench", "DominanceStop", "stop_margin", "COSTS"]
 
-#: Costs a search can minimize: report totals of the trained model.
-COSTS = ("ebops", "dsp", "multiplies")
+#: Costs a search can minimize: report totals of the trained model (EBOPs, DSPs, multiplies), da4ml's LUT
+#: estimate of its RTL (``lut``: seconds per trial, no tool) or yosys's LUT count (``lut_yosys``: minutes).
+COSTS = ("ebops", "dsp", "multiplies", "lut", "lut_yosys")
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,21 @@ class TrialOutcome:
     seconds: float
     curve: tuple[float, ...] = ()  # validation accuracy after each epoch
     sparsity: dict[str, float] = field(default_factory=dict)
+    rtl: dict[str, Any] | None = None  # da4ml/yosys figures (RtlFigures.to_dict()) when the cost is a LUT count
 
     def cost(self, name: str) -> float:
+        if name in ("lut", "lut_yosys"):
+            return float(self.rtl["lut"]) if self.rtl else math.nan
         return float(getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy, "ebops": self.ebops,
-                "dsp": self.dsp, "multiplies": self.multiplies, "cost_estimate": self.cost_estimate,
-                "epochs_run": self.epochs_run, "seconds": round(self.seconds, 2), "curve": list(self.curve),
-                "sparsity": self.sparsity}
+        out = {"val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy, "ebops": self.ebops,
+               "dsp": self.dsp, "multiplies": self.multiplies, "cost_estimate": self.cost_estimate,
+               "epochs_run": self.epochs_run, "seconds": round(self.seconds, 2), "curve": list(self.curve),
+               "sparsity": self.sparsity}
+        if self.rtl is not None:
+            out.update(rtl=self.rtl, lut=self.rtl["lut"], lut_yosys=self.rtl["lut"] if self.rtl.get("synth") else None)
+        return out
 
 
 def stop_margin(accuracy: float, n: int) -> float:
@@ -136,6 +143,11 @@ class Workbench:
                                                calibration_rows=self.settings.calibration_rows,
                                                callbacks=tuple(callbacks))
         val, test = self.accuracies(qmodel)
+        rtl = None
+        if self.settings.cost in ("lut", "lut_yosys"):
+            from ..export.rtl import synth_figures
+
+            rtl = synth_figures(qmodel, x=self.dataset.x_val, synth=self.settings.cost == "lut_yosys").to_dict()
         totals = report.totals
         pruning = report.sections.get("pruning", {})
         estimate = next((c.estimate for c in callbacks if isinstance(c, DominanceStop)), math.nan)
@@ -143,7 +155,7 @@ class Workbench:
             val_accuracy=val, test_accuracy=test, ebops=float(totals.ebops or 0.0), dsp=int(totals.dsp or 0),
             multiplies=int(totals.multiplies or 0), cost_estimate=float(estimate), epochs_run=training.epochs_run,
             seconds=time.perf_counter() - start, curve=tuple(training.history.get("val_accuracy", ())),
-            sparsity={k: v["sparsity"] for k, v in pruning.get("layers", {}).items()})
+            sparsity={k: v["sparsity"] for k, v in pruning.get("layers", {}).items()}, rtl=rtl)
 
     def target_sparsity(self, ruleset: Any) -> dict[str, float]:
         """Layer name → the sparsity its rule prunes to (for the cost estimate before training)."""

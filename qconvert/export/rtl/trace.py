@@ -82,7 +82,7 @@ def _round_one(v: Any, k: int, i: int, f: int, overflow: str) -> Any:
         parity = v.quantize(0, 1 - f, f, "WRAP", "TRN")  # b · 2^-f
         v = (v + (2.0 ** -(f + 1) - u) + parity * 2.0 ** (f - vf)).quantize(1, 64, f, "WRAP", "TRN")
     elif vf > f:  # a constant: round it here
-        v = v.from_const(float(np.round(v.low * 2.0**f) / 2.0**f), hwconf=v.hwconf)
+        v = v.from_const(float(np.round(float(v.low) * 2.0**f) / 2.0**f), hwconf=v.hwconf)  # low is a Decimal
     return v.quantize(k, i, f, overflow, "TRN")
 
 
