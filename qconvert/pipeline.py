@@ -256,7 +256,9 @@ def _train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: Co
         before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
         qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher,
                                      callbacks=[make_pruning_callback(prune), *callbacks],
-                                     monitor_from=max(t.end_epoch for t in prune))
+                                     # masks grow at the end of an epoch, after Keras validated it: the first
+                                     # epoch validated with the final masks is the one after end_epoch
+                                     monitor_from=max(t.end_epoch for t in prune) + 1)
         layers = sparsity_report(qmodel, prune)
         after = _refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
         report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}

@@ -114,6 +114,21 @@ def test_pruned_kernels_are_exactly_sparse_and_stay_so_when_saved(digits, digits
 
 
 @pytest.mark.slow
+def test_the_kept_weights_are_the_pruned_ones_that_were_validated(digits, digits_fp32):
+    """Masks grow at the end of an epoch, after Keras validated it: the epoch that set the final masks was
+    validated unpruned, so it is never the best epoch; the model handed back scores what its history says."""
+    from qconvert.pipeline import train_rules
+    from qconvert.train.qat import evaluate
+
+    rules = loads_rules("version: 1\ndefaults:\n  kernel: quantized_bits(6, 0, alpha=1)\n  bias: quantized_bits(6, 0, alpha=1)\n"
+                        "  activation: quantized_relu(6)\n  prune: {sparsity: 0.9, end_epoch: 1}\n")
+    qmodel, _, training = train_rules(digits_fp32, rules, digits, TrainOptions(epochs=3, seed=0, verbose=0))
+    assert training.best_epoch in (2, 3)
+    val = evaluate(qmodel, digits, digits.x_val, digits.y_val, training.loss).accuracy
+    assert val == pytest.approx(training.history["val_accuracy"][training.best_epoch - 1], abs=1e-6)
+    assert kernel_sparsity(qmodel, ("fc1",)) == pytest.approx(0.9, abs=1e-3)
+
+
 def test_pruning_on_jax():
     pytest.importorskip("jax")
     rules_text = BASE + "  prune: {sparsity: 0.75, end_epoch: 2}\n"
