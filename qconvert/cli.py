@@ -497,8 +497,14 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
         from .search import search
 
         console = _console()
-        with _search_progress(console, trials) as on_progress:
-            result = search(settings, options, hls4ml=hls4ml, on_progress=on_progress)
+        try:
+            with _search_progress(console, trials) as on_progress:
+                result = search(settings, options, hls4ml=hls4ml, on_progress=on_progress)
+        except KeyboardInterrupt:
+            click.echo(f"qconvert: interrupted; finished trials are kept in the study: run the same command with "
+                       f"--resume to continue{'' if storage is None else ' (or without it, on the shared --storage)'}",
+                       err=True)
+            return 130
         console.print(result.table())
         counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts.items()))
         console.print(f"trials: {counts}")

@@ -90,6 +90,9 @@ def test_space_dimensions_sizes_and_concrete_rule_files():
         (("bits: [4, 6], integer", "bits: [4, 0], integer"), 6, "defaults.activation.bits", "choice 0 is invalid"),
         (("  bias:", "  biass:"), 5, "defaults.biass", "unknown key"),
         (("{low: 0.5, high: 0.9, step: 0.2}", "{low: 0.9, high: 0.5}"), 9, "rules[0].prune.sparsity", "empty range"),
+        (("step: 0.2}", "stpe: 0.2}"), 9, "rules[0].prune.sparsity.stpe", "unknown range key 'stpe'"),
+        (("step: 0.2}", "step: 0.3}"), 9, "rules[0].prune.sparsity", "not a whole number of steps of 0.3"),
+        (("bits: [6, 8], integer", "bits: {low: 6.5, high: 8}, integer"), 2, "input.bits", "choice 6.5 is invalid"),
     ],
 )
 def test_bad_space_exit_2_naming_file_line_and_key_before_any_training(tmp_path, edit, line, key, says):
@@ -103,6 +106,42 @@ def test_bad_space_exit_2_naming_file_line_and_key_before_any_training(tmp_path,
     assert not out.exists()
     checked = run("rules", "check", bad)
     assert checked.exit_code == 2 and f"{bad}:{line}: {key}" in checked.output
+
+
+def test_whole_mappings_can_be_choices():
+    space = loads_space(
+        "version: 1\ndefaults:\n"
+        "  kernel: [{quantizer: quantized_bits, bits: 4, integer: 0, alpha: 1}, 'quantized_bits(6, 0, alpha=1)']\n"
+        "  activation: [{relu: 'quantized_relu(4, 0)'}, {relu: 'quantized_relu(6, 0)'}]\n"
+        "  prune: [{sparsity: 0.5, start_epoch: 2}, 0.75]\n", "space.yaml")
+    assert [d.name for d in space.dimensions] == ["defaults.kernel", "defaults.activation", "defaults.prune"]
+    first = loads_rules(space.yaml({d.name: d.choices[0] for d in space.dimensions}))
+    assert dict(first.defaults.kernel.params)["bits"] == 4 and first.defaults.prune.start_epoch == 2
+    assert first.defaults.activation.by_function[0][1].params[0] == ("bits", 4)
+    second = space.ruleset({d.name: d.choices[1] for d in space.dimensions})
+    assert dict(second.defaults.kernel.params)["bits"] == 6 and second.defaults.prune.sparsity == 0.75
+
+
+def test_bad_settings_leave_no_output_folder_and_foreign_folders_are_refused(tmp_path, case):
+    model, data = case
+    space = write_space(tmp_path)
+    out = tmp_path / "out"
+    for args, says in [
+        (("--data", tmp_path / "missing.npz"), "missing.npz"),
+        (("--data", data, "--storage", tmp_path), "is a folder"),
+        (("--data", data, "--reference", "none", "--reference", "6bit"), "--reference none"),
+    ]:
+        result = run("search", model, "--rules", space, *args, "-o", out, "--trials", "1", "--epochs", "1")
+        assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1
+        assert not out.exists()
+    (out / "front").mkdir(parents=True)
+    (out / "front" / "index.html").write_text("mine")
+    result = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "1", "--epochs", "1")
+    assert result.exit_code == 2 and "front/ folder that no search wrote" in result.output
+    assert (out / "front" / "index.html").read_text() == "mine"
+    (out / "search.json").write_text(json.dumps({"study": "another"}))
+    result = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "1", "--epochs", "1")
+    assert result.exit_code == 2 and "holds the results of search 'another'" in result.output
 
 
 def test_rules_check_prints_the_dimensions_and_the_main_job_refuses_a_space(tmp_path, case):
@@ -150,9 +189,9 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
                  "--hls4ml")
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "6bit" in result.output and "FP32" in result.output
-    summary = json.loads((out / "search.json").read_text())
+    summary = json.loads((out / "search.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     finished = [t for t in summary["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
-    assert len(finished) == 4
+    assert len(finished) == 4 and summary["study"] == "qconvert-search"
     assert summary["references"]["6bit"]["ebops"] > 0 and summary["fp32"]["test_accuracy"] > 0.9
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trials = {t["number"]: t for t in summary["trials"]}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..report import new_file_mode
 
 __all__ = ["save_model", "read_provenance", "PROVENANCE_MEMBER"]
 
@@ -41,6 +42,7 @@ def save_model(model: Any, path: str | Path, provenance: dict[str, Any]) -> Path
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(PROVENANCE_MEMBER, json.dumps(provenance, indent=2, sort_keys=True))
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -33,6 +33,8 @@ def _check(settings: SearchSettings, options: StudyOptions) -> None:
         raise QConvertError(f"search: --max-drop must be >= 0 percentage points, got {settings.max_drop}")
     if options.trials < 1 or options.jobs < 1:
         raise QConvertError("search: --trials and -j must be at least 1")
+    if "none" in options.references:
+        raise QConvertError("search: --reference none means no reference; it cannot be given with others")
     for name in options.references:
         load_rules(name)  # a bad reference preset fails before any training
     out = Path(options.outdir)
@@ -40,6 +42,18 @@ def _check(settings: SearchSettings, options: StudyOptions) -> None:
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():
         raise OutputError(f"{out}: folder {out.parent} does not exist")
+    summary = out / "search.json"
+    if summary.is_file():  # the results of another study would be replaced
+        import json
+
+        try:
+            held = json.loads(summary.read_text(encoding="utf-8")).get("study")
+        except (OSError, ValueError):
+            held = None
+        if held != options.study:
+            raise OutputError(f"{out}: holds the results of search {held!r}, not {options.study!r}; choose another -o")
+    elif (out / "front").exists():
+        raise OutputError(f"{out}: has a front/ folder that no search wrote here; choose another -o")
 
 
 def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = None,
@@ -66,6 +80,13 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         from ..export import check_options
 
         hls4ml = check_options(hls4ml)
+    from .objective import Workbench
+
+    bench = Workbench(settings, space)  # the model and data, checked before anything is written
+    if options.storage is not None:
+        from .study import open_storage
+
+        open_storage(options.storage)  # a shared storage that cannot be opened: before OUTDIR is made
     Path(options.outdir).mkdir(exist_ok=True)
     study = open_study(settings, space, options, create=True)
 
@@ -77,7 +98,7 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
 
     progress("start")
     if options.jobs == 1:
-        run_worker(settings, space, options, 0, on_event=lambda event: progress(event))
+        run_worker(settings, space, options, 0, on_event=lambda event: progress(event), bench=bench)
     else:
         errors = run_workers(settings, space, options, on_poll=lambda s: progress("poll", s))
         if errors and count_trials(study) < options.trials:

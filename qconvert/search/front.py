@@ -57,6 +57,7 @@ class SearchResult:
     front: list[dict[str, Any]]
     chosen: dict[str, Any] | None
     max_drop: float | None = None
+    study: str = ""
     files: dict[str, str] = field(default_factory=dict)
     reproduced: dict[str, Any] | None = None
 
@@ -68,7 +69,7 @@ class SearchResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"settings": self.settings, "cost": self.cost, "max_drop": self.max_drop, "fp32": self.fp32,
+        return {"study": self.study, "settings": self.settings, "cost": self.cost, "max_drop": self.max_drop, "fp32": self.fp32,
                 "references": self.references, "counts": self.counts,
                 "front": [t["number"] for t in self.front], "chosen": self.chosen["number"] if self.chosen else None,
                 "files": self.files, "reproduced": self.reproduced, "trials": self.trials}
@@ -79,21 +80,26 @@ class SearchResult:
         from rich.table import Table
 
         fp32 = self.fp32.get("val_accuracy")
-        table = Table(title=f"Pareto front: validation accuracy vs {self.cost} ({len(self.front)} of "
-                            f"{self.counts.get('COMPLETE', 0)} complete trials)")
-        for col in ("#", "trial", "val acc", "Δ FP32", "test acc", self.cost, "DSP", "rule file"):
+        title = f"Pareto front: validation accuracy vs {self.cost}"
+        if self.max_drop is not None:
+            title += f" (* the cheapest within {self.max_drop:g} pp of FP32)"
+        table = Table(title=f"{title} ({len(self.front)} of {self.counts.get('COMPLETE', 0)} complete trials)")
+        extra = ["DSP"] if self.cost != "dsp" else []
+        for col in ("#", "trial", "val acc", "Δ FP32", "test acc", self.cost, *extra, "rule file"):
             table.add_column(col, justify="right" if col not in ("rule file",) else "left")
+
+        def cells(t: Mapping[str, Any]) -> list[str]:
+            return [f"{t['val_accuracy']:.4f}", _delta(t["val_accuracy"], fp32), _fmt(t.get("test_accuracy")),
+                    f"{t[self.cost]:,.0f}", *([str(t.get("dsp", ""))] if extra else [])]
+
         for i, t in enumerate(self.front):
             mark = " *" if self.chosen is not None and t["number"] == self.chosen["number"] else ""
-            table.add_row(f"{i:02d}{mark}", str(t["number"]), f"{t['val_accuracy']:.4f}", _delta(t["val_accuracy"], fp32),
-                          _fmt(t.get("test_accuracy")), f"{t[self.cost]:,.0f}", str(t.get("dsp", "")),
-                          t.get("rules_file", ""))
+            table.add_row(f"{i:02d}{mark}", str(t["number"]), *cells(t), t.get("rules_file", ""))
         for name, ref in self.references.items():
             if "val_accuracy" in ref:
-                table.add_row("ref", name, f"{ref['val_accuracy']:.4f}", _delta(ref["val_accuracy"], fp32),
-                              _fmt(ref.get("test_accuracy")), f"{ref[self.cost]:,.0f}", str(ref.get("dsp", "")), "preset")
+                table.add_row("ref", name, *cells(ref), "reference")
         if fp32 is not None:
-            table.add_row("FP32", "", f"{fp32:.4f}", "", _fmt(self.fp32.get("test_accuracy")), "", "", "")
+            table.add_row("FP32", "", f"{fp32:.4f}", "", _fmt(self.fp32.get("test_accuracy")), "", *extra and [""], "")
         return table
 
     def figure(self) -> Any:
@@ -125,13 +131,17 @@ class SearchResult:
         fp32 = self.fp32.get("val_accuracy")
         if fp32 is not None:
             ax.axhline(fp32, color="k", ls="--", lw=1, label=f"FP32 ({fp32:.4f})")
-        ax.set_xscale("log")
+        costs = [t[self.cost] for t in done + stopped] + [r[self.cost] for r in self.references.values() if self.cost in r]
+        if costs and min(costs) <= 0:  # a zero cost (no DSP) has no place on a log axis
+            ax.set_xscale("symlog", linthresh=1.0)
+        else:
+            ax.set_xscale("log")
         ax.set_xlabel(self.cost.upper() if self.cost != "ebops" else "EBOPs")
         ax.set_ylabel("validation accuracy")
         accs = [t["val_accuracy"] for t in done + stopped] + ([fp32] if fp32 is not None else [])
         if accs:
             top = max(accs)
-            low = max(min(accs), top - 0.25) - 0.01
+            low = min([max(min(accs), top - 0.25), *(t["val_accuracy"] for t in self.front)]) - 0.01  # all the front
             ax.set_ylim(low, top + 0.01)
             hidden = sum(a < low for a in accs)
             if hidden:
@@ -165,9 +175,9 @@ class SearchResult:
         ``search.json`` into ``outdir``, each atomically (the front folder is replaced whole)."""
         out = Path(self.outdir)
         staging = Path(tempfile.mkdtemp(prefix=".front-", dir=out))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
+        from ..report import new_file_mode
+
+        staging.chmod(new_file_mode() | 0o111)  # a folder as mkdir makes it, not mkdtemp's 0700
         for i, t in enumerate(self.front):
             name = f"front/{i:02d}.yaml"
             (staging / f"{i:02d}.yaml").write_text(space.yaml(t["params"], header(t, str(out / name))), encoding="utf-8")
@@ -187,13 +197,19 @@ class SearchResult:
     def write_json(self) -> None:
         from ..report import write_text_atomic
 
-        write_text_atomic(Path(self.outdir) / "search.json", json.dumps(self.to_dict(), indent=1, default=_json_default) + "\n")
+        text = json.dumps(_finite(self.to_dict()), indent=1, default=str, allow_nan=False)
+        write_text_atomic(Path(self.outdir) / "search.json", text + "\n")
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: search.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _fmt(value: Any) -> str:
@@ -217,6 +233,8 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
         for key in ("host", "pid", "heartbeat", "constraint"):
             attrs.pop(key, None)
         row.update(attrs)
+        if row["state"] == "FAIL" and "error" not in row:
+            row["error"] = "its worker stopped (killed, interrupted or lost) before the trial finished"
         if t.datetime_start and t.datetime_complete:
             row["wall_seconds"] = round((t.datetime_complete - t.datetime_start).total_seconds(), 2)
         trials.append(row)
@@ -231,4 +249,4 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
         ok = [t for t in front if fp32.get("val_accuracy") is None or t["val_accuracy"] >= fp32["val_accuracy"] - drop]
         chosen = ok[0] if ok else max(front, key=lambda t: t["val_accuracy"])
     return SearchResult(outdir=outdir, cost=cost, settings=asdict(settings), fp32=fp32, references=references,
-                        trials=trials, front=front, chosen=chosen, max_drop=max_drop)
+                        trials=trials, front=front, chosen=chosen, max_drop=max_drop, study=study.study_name)

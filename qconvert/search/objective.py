@@ -233,6 +233,10 @@ def reproduce_command(settings: SearchSettings, rules: str) -> str:
                         ("--weights", settings.weights)):
         if value is not None:
             parts += [flag, _q(str(value))]
+    for spec in settings.custom_objects:
+        parts += ["--custom-objects", _q(spec)]
+    if not settings.safe_mode:
+        parts.append("--unsafe")
     return " ".join(parts)
 
 

@@ -142,7 +142,7 @@ class Space:
 
     def _fill(self, node: Any, path: str, params: Mapping[str, Any]) -> Any:
         if path in self._names:
-            return params[path]
+            return _node(params[path], self.dimension(path).line)
         if isinstance(node, _Map):
             out = _Map()
             out.line, out.lines = node.line, dict(node.lines)
@@ -162,6 +162,19 @@ class Space:
     def describe(self) -> list[tuple[str, int, str, float]]:
         """``(name, line, values, size)`` per dimension, for ``rules check`` and ``rules show``."""
         return [(d.name, d.line, str(d), d.size) for d in self.dimensions]
+
+
+def _node(value: Any, line: int) -> Any:
+    """A chosen value as the rule-file builder reads it: mappings and lists carry the choice's line."""
+    if isinstance(value, dict):
+        out = _Map((k, _node(v, line)) for k, v in value.items())
+        out.line, out.lines = line, {k: line for k in value}
+        return out
+    if isinstance(value, list):
+        seq = _Seq(_node(v, line) for v in value)
+        seq.line, seq.lines = line, [line] * len(value)
+        return seq
+    return value
 
 
 def _join(path: str, key: str) -> str:
@@ -197,7 +210,7 @@ class _Scanner:
     def value(self, node: Any, line: int, path: str) -> None:
         if isinstance(node, _Seq):
             self.choices(node, line, path)
-        elif isinstance(node, _Map) and "low" in node and set(node) <= _RANGE_KEYS:
+        elif isinstance(node, _Map) and ("low" in node or "high" in node):  # no rule-file mapping has these keys
             self.range(node, line, path)
         elif isinstance(node, _Map):
             for key, value in node.items():
@@ -215,7 +228,11 @@ class _Scanner:
         self.dims.append(Dimension(path, line, "categorical", choices=values))
 
     def range(self, node: _Map, line: int, path: str) -> None:
-        if "high" not in node:
+        for key in node:
+            if key not in _RANGE_KEYS:
+                raise self.fail(f"unknown range key {key!r}; a range has low, high, step, log", node.lines[key],
+                                f"{path}.{key}")
+        if "low" not in node or "high" not in node:
             raise self.fail("a range needs 'low' and 'high'", line, path)
         low, high, step, log = node["low"], node["high"], node.get("step"), node.get("log", False)
         for key, value in (("low", low), ("high", high), ("step", step)):
@@ -229,6 +246,8 @@ class _Scanner:
             raise self.fail(f"step must be positive, got {step}", node.lines["step"], f"{path}.step")
         if log and (low <= 0 or step is not None):
             raise self.fail("a log range needs low > 0 and no step", line, path)
+        if step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
+            raise self.fail(f"{low}..{high} is not a whole number of steps of {step}", line, path)
         is_int = all(isinstance(v, int) for v in (low, high) + ((step,) if step is not None else ()))
         self.dims.append(Dimension(path, line, "int" if is_int else "float", low=low, high=high, step=step, log=log))
 
@@ -245,7 +264,15 @@ def loads_space(text: str, source: str = "<space>") -> Space:
     scanner.scan(tree)
     space = Space(source=source, dimensions=tuple(scanner.dims), tree=tree)
     base = {d.name: d.first for d in space.dimensions}
-    space.ruleset(base)  # the structure (unknown keys, missing match...) with the first choices
+    try:
+        space.ruleset(base)  # the structure (unknown keys, missing match...) with the first choices
+    except RuleError as exc:
+        owner = next((d for d in space.dimensions if exc.key and (d.name == exc.key or d.name.startswith(exc.key + "."))),
+                     None)
+        if owner is None:
+            raise
+        raise RuleError(f"choice {_short(owner.first)} is invalid: {exc.message}", source=source, line=owner.line,
+                        key=owner.name) from None
     for dim in space.dimensions:
         for value in dim.values()[1:] if dim.kind == "categorical" else dim.values():
             try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import time
 import zlib
@@ -77,6 +78,9 @@ def open_storage(url: str) -> Any:
         except Exception as exc:  # SQLAlchemy's many error types: an unusable URL, a missing driver
             raise QConvertError(f"--storage {url}: cannot open: {' '.join(str(exc).split())[:200]}") from None
     path = Path(url.removeprefix("journal:"))
+    if path.is_dir():
+        raise QConvertError(f"--storage {url}: is a folder; give a journal file in it (e.g. {path / 'study.journal'}) "
+                            "or an RDB URL")
     if not path.parent.is_dir():
         raise QConvertError(f"--storage {url}: folder {path.parent} does not exist")
     from optuna.storages.journal import JournalFileBackend
@@ -91,8 +95,26 @@ def _identity(settings: SearchSettings, space: Space) -> dict[str, Any]:
     values = asdict(settings)
     values["space_sha256"] = hashlib.sha256(text).hexdigest()
     values["model"] = str(Path(settings.model).resolve())
-    values["data"] = str(settings.data)
+    values["data"] = _data_identity(settings.data)
     return {k: values[k] for k in _IDENTITY}
+
+
+def _data_identity(spec: str) -> str:
+    """The data files (``a.npz`` or ``X.npy,y.npy``) by their contents: a moved file is the same data, a changed
+    one is not."""
+    import hashlib
+
+    digests = []
+    for part in str(spec).split(","):
+        digest = hashlib.sha256()
+        try:
+            with Path(part).open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            return str(spec)  # load_data says what is wrong with it
+        digests.append(f"{Path(part).name}:{digest.hexdigest()[:16]}")
+    return ",".join(digests)
 
 
 def _sampler(settings: SearchSettings, options: StudyOptions, worker: int) -> Any:
@@ -112,19 +134,24 @@ def open_study(settings: SearchSettings, space: Space, options: StudyOptions, wo
     other settings, or an existing embedded study without ``resume``."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(options.storage_url)
     directions = ["minimize"] if settings.max_drop is not None else ["maximize", "minimize"]
     identity = _identity(settings, space)
     if create:
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-        if options.study in existing and options.storage is None and not options.resume:
+        if (options.study in existing and options.storage is None and not options.resume
+                and existing[options.study].n_trials):
             raise QConvertError(f"{options.outdir}: already holds search {options.study!r} "
                                 f"({existing[options.study].n_trials} trials); --resume continues it, "
                                 "or choose another -o")
         study = optuna.create_study(storage=storage, study_name=options.study, directions=directions,
                                     sampler=_sampler(settings, options, worker), load_if_exists=True)
         saved = study.user_attrs.get("identity")
+        if saved is not None and saved != identity and not count_trials(study) and options.storage is None:
+            optuna.delete_study(study_name=options.study, storage=storage)  # nothing finished in it: start afresh
+            study = optuna.create_study(storage=storage, study_name=options.study, directions=directions,
+                                        sampler=_sampler(settings, options, worker))
+            saved = None
         if saved is None:
             study.set_user_attr("identity", identity)
             study.set_user_attr("dimensions", [d.name for d in space.dimensions])
@@ -216,6 +243,15 @@ def _finished_curves(study: Any) -> list[dict[str, Any]]:
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
 
 
+def reference_label(name: str) -> str:
+    """How a reference shows in the table and plot: a preset by its name, a file by its stem (with its folder
+    when the stem is a number, as for ``front/03.yaml``)."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        return name
+    return f"{path.parent.name}/{path.stem}" if path.stem.isdigit() and path.parent.name else path.stem
+
+
 def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
                         on_event: Callable[[str], None] | None) -> None:
     """Run each reference preset once per study (kept in the study's user attributes)."""
@@ -224,7 +260,7 @@ def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
     if "fp32" not in study.user_attrs:
         study.set_user_attr("fp32", {"val_accuracy": bench.fp32[0], "test_accuracy": bench.fp32[1]})
     for name in names:
-        key = f"reference:{Path(name).stem if Path(name).suffix in ('.yaml', '.yml') else name}"
+        key = f"reference:{reference_label(name)}"
         if key in study.user_attrs:
             continue
         if on_event is not None:
@@ -238,7 +274,7 @@ def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
 
 
 def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, worker: int = 0,
-               on_event: Callable[[str], None] | None = None) -> int:
+               on_event: Callable[[str], None] | None = None, bench: Workbench | None = None) -> int:
     """Run trials of the study in this process until it has ``options.trials``; returns how many this worker ran.
 
     Worker 0 also runs the reference presets (once per study). Raises the trials' error when the first
@@ -247,7 +283,7 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
     import optuna
 
     study = open_study(settings, space, options, worker)
-    bench = Workbench(settings, space)
+    bench = bench or Workbench(settings, space)
     if worker == 0:
         _reference_outcomes(study, bench, options.references, on_event)
     host, pid = socket.gethostname(), os.getpid()
@@ -308,13 +344,18 @@ def _worker_process(settings: SearchSettings, space_path: str, options: StudyOpt
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        import optuna
+
         from ..cli import _quiet_backends
 
         _quiet_backends()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error is in search.json
         run_worker(settings, load_space(space_path), options, worker)
     except QConvertError as exc:
         Path(error_file).write_text(str(exc))
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: the parent reports it
+        raise SystemExit(130) from None
 
 
 def run_workers(settings: SearchSettings, space: Space, options: StudyOptions,
@@ -342,14 +383,15 @@ def run_workers(settings: SearchSettings, space: Space, options: StudyOptions,
                 try:
                     study = study or open_study(settings, space, options)
                     on_poll(study)
-                except Exception:  # the storage is busy or not created yet: try at the next poll
+                except Exception:  # noqa: BLE001 - the storage is busy (SQLAlchemy's errors vary): the next poll
                     pass
             time.sleep(poll_seconds)
+        messages = [f.read_text() for f in sorted(errors_dir.glob("*.err"))]
     finally:
         for proc in procs:
-            proc.join()
-    messages = [f.read_text() for f in sorted(errors_dir.glob("*.err"))]
-    for f in errors_dir.glob("*"):
-        f.unlink()
-    errors_dir.rmdir()
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        shutil.rmtree(errors_dir, ignore_errors=True)
     return messages
