@@ -239,6 +239,19 @@ def test_one_worker_with_a_seed_gives_the_same_trials(tmp_path, case):
     assert len({json.dumps(p, sort_keys=True) for p, *_ in runs[0]}) > 1  # the sampler did vary them
 
 
+@pytest.mark.slow
+def test_two_local_workers_share_the_study(tmp_path, case):
+    model, data = case
+    out = tmp_path / "out"
+    result = run("search", model, "--rules", write_space(tmp_path), "--data", data, "-o", out, "--trials", "4",
+                 "--epochs", "2", "-j", "2", "--reference", "none", "--no-early-stop")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["counts"] == {"COMPLETE": 4}
+    assert {t["worker"] for t in summary["trials"]} <= {0, 1}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
+
+
 def _journal_search(storage: Path, out: Path, trials: int, model: Path, data: Path, space: Path,
                     *extra: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "qconvert", "search", str(model), "--rules", str(space), "--data", str(data),

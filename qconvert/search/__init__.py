@@ -100,7 +100,8 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
     if options.jobs == 1:
         run_worker(settings, space, options, 0, on_event=lambda event: progress(event), bench=bench)
     else:
-        errors = run_workers(settings, space, options, on_poll=lambda s: progress("poll", s))
+        errors = run_workers(settings, space, options, bench, on_event=lambda event: progress(event),
+                             on_poll=lambda s: progress("poll", s))
         if errors and count_trials(study) < options.trials:
             raise QConvertError(errors[0])
     result = collect(study, space, settings, options.outdir, settings.max_drop)

@@ -273,6 +273,13 @@ def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
         study.set_user_attr(key, outcome)
 
 
+def _beat(trial: Any, stale_after: float) -> None:
+    """Record the trial's heartbeat, at most every ``stale_after / 10`` seconds (each write is a transaction)."""
+    now = time.time()
+    if now - float(trial.user_attrs.get("heartbeat", 0.0)) >= stale_after / 10:
+        trial.set_user_attr("heartbeat", now)
+
+
 def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, worker: int = 0,
                on_event: Callable[[str], None] | None = None, bench: Workbench | None = None) -> int:
     """Run trials of the study in this process until it has ``options.trials``; returns how many this worker ran.
@@ -303,7 +310,7 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
             ruleset = space.ruleset(params, source=f"{space.source} (trial {trial.number})")
             stop = DominanceStop.create(
                 _finished_curves(study) if settings.early_stop else (), bench.target_sparsity(ruleset),
-                settings.warmup, n_val, lambda epoch, acc: trial.set_user_attr("heartbeat", time.time()))
+                settings.warmup, n_val, lambda epoch, acc: _beat(trial, options.stale_after))
             outcome = bench.run(ruleset, [stop])
         except (QConvertError, ValueError, ArithmeticError) as exc:
             last_error = exc if isinstance(exc, QConvertError) else QConvertError(f"trial {trial.number}: {exc}")
@@ -358,11 +365,14 @@ def _worker_process(settings: SearchSettings, space_path: str, options: StudyOpt
         raise SystemExit(130) from None
 
 
-def run_workers(settings: SearchSettings, space: Space, options: StudyOptions,
-                on_poll: Callable[[Any], None] | None = None, poll_seconds: float = 2.0) -> list[str]:
-    """Run ``options.jobs`` worker processes on the study and wait for them; returns their error lines.
+def run_workers(settings: SearchSettings, space: Space, options: StudyOptions, bench: Workbench | None = None,
+                on_event: Callable[[str], None] | None = None, on_poll: Callable[[Any], None] | None = None,
+                poll_seconds: float = 2.0) -> list[str]:
+    """Run ``options.jobs`` workers on the study and wait for them; returns their error lines.
 
-    ``on_poll(study)`` is called every ``poll_seconds`` while they run (progress).
+    Worker 0 runs in this process (its model and data already loaded in ``bench``; ``on_event`` after each of
+    its trials), workers 1.. in spawned processes with their own TensorFlow. ``on_poll(study)`` is called every
+    ``poll_seconds`` while spawned workers are still running after worker 0 has finished.
     """
     import multiprocessing
     import tempfile
@@ -371,13 +381,18 @@ def run_workers(settings: SearchSettings, space: Space, options: StudyOptions,
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
     errors_dir = Path(tempfile.mkdtemp(prefix=".workers-", dir=options.outdir))
     procs = []
-    for worker in range(options.jobs):
-        proc = context.Process(target=_worker_process, args=(settings, space.source, options, worker, threads,
-                                                             str(errors_dir / f"{worker}.err")), daemon=False)
-        proc.start()
-        procs.append(proc)
-    study = None
+    messages: list[str] = []
     try:
+        for worker in range(1, options.jobs):
+            proc = context.Process(target=_worker_process, args=(settings, space.source, options, worker, threads,
+                                                                 str(errors_dir / f"{worker}.err")), daemon=False)
+            proc.start()
+            procs.append(proc)
+        try:
+            run_worker(settings, space, options, 0, on_event=on_event, bench=bench)
+        except QConvertError as exc:
+            messages.append(str(exc))
+        study = None
         while any(p.is_alive() for p in procs):
             if on_poll is not None:
                 try:
@@ -386,7 +401,7 @@ def run_workers(settings: SearchSettings, space: Space, options: StudyOptions,
                 except Exception:  # noqa: BLE001 - the storage is busy (SQLAlchemy's errors vary): the next poll
                     pass
             time.sleep(poll_seconds)
-        messages = [f.read_text() for f in sorted(errors_dir.glob("*.err"))]
+        messages += [f.read_text() for f in sorted(errors_dir.glob("*.err"))]
     finally:
         for proc in procs:
             proc.join(timeout=30)
