@@ -42,6 +42,15 @@ def write_space(folder: Path, text: str = SPACE) -> Path:
     return path
 
 
+def small_search(folder: Path, case: tuple[Path, Path], *args: str) -> tuple[Path, dict]:
+    """``qconvert search`` of the digits MLP over SPACE without early stopping, into ``folder/out``: (out, search.json)."""
+    model, data = case
+    out = folder / "out"
+    result = run("search", model, "--rules", write_space(folder), "--data", data, "-o", out, "--no-early-stop", *args)
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "search.json").read_text())
+
+
 def run(*args: object):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
@@ -241,12 +250,7 @@ def test_one_worker_with_a_seed_gives_the_same_trials(tmp_path, case):
 
 @pytest.mark.slow
 def test_two_local_workers_share_the_study(tmp_path, case):
-    model, data = case
-    out = tmp_path / "out"
-    result = run("search", model, "--rules", write_space(tmp_path), "--data", data, "-o", out, "--trials", "4",
-                 "--epochs", "2", "-j", "2", "--reference", "none", "--no-early-stop")
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "search.json").read_text())
+    out, summary = small_search(tmp_path, case, "--trials", "4", "--epochs", "2", "-j", "2", "--reference", "none")
     assert summary["counts"] == {"COMPLETE": 4}
     assert {t["worker"] for t in summary["trials"]} <= {0, 1}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
@@ -325,12 +329,8 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
 
 @pytest.mark.slow
 def test_the_lut_objective_is_da4mls_estimate_of_each_trials_rtl(tmp_path, case):
-    model, data = case
-    out = tmp_path / "out"
-    result = run("search", model, "--rules", write_space(tmp_path), "--data", data, "-o", out, "--trials", "2",
-                 "--epochs", "1", "--objective", "accuracy,lut", "--reference", "4bit", "--no-early-stop")
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "search.json").read_text())
+    _, summary = small_search(tmp_path, case, "--trials", "2", "--epochs", "1", "--objective", "accuracy,lut",
+                              "--reference", "4bit")
     assert summary["cost"] == "lut"
     done = [t for t in summary["trials"] if t["state"] == "COMPLETE"] + [summary["references"]["4bit"]]
     assert len(done) == 3
