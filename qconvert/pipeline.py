@@ -246,7 +246,8 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
 def _train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: ConversionReport,
                  prune: tuple[Any, ...] | list[Any] = (), callbacks: tuple[Any, ...] = ()) -> tuple[Any, Any]:
     """QAT of ``qmodel`` (pruning the ``prune`` targets), then its cost refreshed in ``report`` (EBOPs of the
-    trained weights; sparsity per layer). ``callbacks`` run first each epoch (e.g. a search trial's early stop)."""
+    trained weights; sparsity per layer). ``callbacks`` (e.g. a search trial's early stop) run at each epoch's end
+    after the pruning masks and before the checkpointing."""
     from .train.qat import fine_tune
 
     teacher = model if options.distill is not None else None
