@@ -70,3 +70,18 @@ def digits_fp32(digits):
     from qconvert.demo import digits_mlp, train_baseline
 
     return train_baseline(digits_mlp(), digits)
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory, digits, digits_fp32):
+    """The digits MLP baseline as a .keras file (compiled: its loss travels with it) and its data as a .npz
+    with train/validation/test splits."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("digits")
+    model = folder / "mlp.keras"
+    digits_fp32.save(model)
+    data = folder / "digits.npz"
+    np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
+             X_test=digits.x_test, y_test=digits.y_test)
+    return model, data

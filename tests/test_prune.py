@@ -159,17 +159,6 @@ def test_pruning_on_jax():
 
 
 # --- the CLI: report, figure, hls4ml, resume ----------------------------------------
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory, digits, digits_fp32):
-    folder = tmp_path_factory.mktemp("digits")
-    model = folder / "mlp.keras"
-    digits_fp32.save(model)
-    data = folder / "digits.npz"
-    np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
-             X_test=digits.x_test, y_test=digits.y_test)
-    return model, data
-
-
 def test_cli_without_epochs_says_pruning_was_not_applied(digits_files, tmp_path):
     model, data = digits_files
     report = tmp_path / "r.json"

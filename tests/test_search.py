@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -55,16 +54,10 @@ def run(*args: object):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-@pytest.fixture(scope="module")
-def case(tmp_path_factory, digits, digits_fp32) -> tuple[Path, Path]:
+@pytest.fixture
+def case(digits_files) -> tuple[Path, Path]:
     """The digits MLP (FP32, trained) as a .keras file, and its data with train/val/test splits."""
-    folder = tmp_path_factory.mktemp("search")
-    model = folder / "mlp.keras"
-    digits_fp32.save(model)
-    d = digits
-    data = folder / "digits.npz"
-    np.savez(data, X_train=d.x_train, y_train=d.y_train, X_val=d.x_val, y_val=d.y_val, X_test=d.x_test, y_test=d.y_test)
-    return model, data
+    return digits_files
 
 
 # --- spaces: no Keras, no training -----------------------------------------------------------------

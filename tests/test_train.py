@@ -50,17 +50,6 @@ def test_early_stopping_restores_the_best_weights(digits, digits_fp32):
     assert final == pytest.approx(best, rel=1e-4)
 
 
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory, digits, digits_fp32):
-    folder = tmp_path_factory.mktemp("digits")
-    model = folder / "mlp.keras"
-    digits_fp32.save(model)  # compiled: its loss travels with it
-    data = folder / "digits.npz"
-    np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
-             X_test=digits.x_test, y_test=digits.y_test)
-    return model, data
-
-
 def test_cli_qat_reports_fp32_ptq_qat_and_writes_the_plot(digits_files, tmp_path):
     model, data = digits_files
     out, report = tmp_path / "q.keras", tmp_path / "r.json"
