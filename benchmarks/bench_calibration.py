@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "examples" / "jet_tagging"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from make_model import synthetic_jets  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from make_model import synthetic_jets  # noqa: E402
 from qconvert.demo import digits_cnn, digits_dataset, digits_mlp, train_baseline  # noqa: E402
 from qconvert.pipeline import convert, convert_file  # noqa: E402
 from qconvert.train.data import Dataset, load_data  # noqa: E402

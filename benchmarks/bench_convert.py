@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import keras  # noqa: E402
+from models import seed_fp32  # noqa: E402
 
 import qconvert  # noqa: E402
-from models import seed_fp32  # noqa: E402
 
 QKERAS_CONFIG = {
     "QDense": {"kernel_quantizer": "quantized_bits(6,0,alpha=1)", "bias_quantizer": "quantized_bits(6,0,alpha=1)"},
@@ -69,8 +69,8 @@ def bench_conversion(repeat: int) -> None:
         model = build()
         qconvert.convert(model, rules)  # warm-up: first calls trace and import
         model_quantize(model, QKERAS_CONFIG, 6, transfer_weights=True)
-        ours = timed(lambda: qconvert.convert(model, rules), repeat)
-        theirs = timed(lambda: model_quantize(model, QKERAS_CONFIG, 6, transfer_weights=True), repeat)
+        ours = timed(lambda m=model: qconvert.convert(m, rules), repeat)
+        theirs = timed(lambda m=model: model_quantize(m, QKERAS_CONFIG, 6, transfer_weights=True), repeat)
         print(f"{model.name:<16}{ours:>12.3f}{theirs:>18.3f}{ours / theirs:>8.2f}")
 
 

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "jet_tagging"))
 
 import keras  # noqa: E402
+from make_model import baseline, synthetic_jets  # noqa: E402
 
 import qconvert  # noqa: E402
-from make_model import baseline, synthetic_jets  # noqa: E402
 from qconvert.train.data import Dataset  # noqa: E402
 from qconvert.train.qat import TrainOptions, fine_tune  # noqa: E402
 

@@ -72,7 +72,7 @@ def render(data: dict) -> str:
         made = ", ".join(sorted(row["convert"])) or "—"
         cells = [_io_cell(row["io"].get(io, []), notes) for io in ("io_parallel", "io_stream")]
         lines.append(f"| {label} | {made} | {cells[0]} | {cells[1]} | {_exact_cell(row['exact'])} |")
-    for preset, status in sorted(data.get("batchnorm_unfolded", {}).items())[:1]:
+    for _preset, status in sorted(data.get("batchnorm_unfolded", {}).items())[:1]:
         lines.append(f"| BatchNormalization not foldable (after an activation) | BatchNormalization (float) "
                      f"| derived, not compiled | derived, not compiled | {status.replace('not bit-exact', 'no')} |")
     runs_text = ", ".join(f"{r['preset']}/{r['io_type']}: logits bit-identical {r['logits_exact_fraction']:.0%} "

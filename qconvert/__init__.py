@@ -11,32 +11,32 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
-    "convert",
-    "convert_file",
-    "plan",
-    "calibrated_plan",
-    "TrainOptions",
-    "Distill",
-    "load_rules",
-    "loads_rules",
-    "load_model",
-    "read_provenance",
-    "export_hls4ml",
-    "Hls4mlOptions",
-    "migrate_code",
-    "run_batch",
     "BatchOptions",
+    "ConversionError",
+    "DataError",
+    "Distill",
+    "ExportError",
+    "Hls4mlOptions",
+    "ModelLoadError",
+    "OutputError",
     "QConvertError",
     "RuleError",
-    "ModelLoadError",
-    "ConversionError",
-    "OutputError",
-    "DataError",
-    "ExportError",
+    "TrainOptions",
+    "__version__",
+    "calibrated_plan",
+    "convert",
+    "convert_file",
+    "export_hls4ml",
+    "load_model",
+    "load_rules",
+    "loads_rules",
+    "migrate_code",
+    "plan",
+    "read_provenance",
+    "run_batch",
 ]
 
-from .errors import (  # noqa: E402
+from .errors import (
     ConversionError,
     DataError,
     ExportError,
@@ -45,7 +45,7 @@ from .errors import (  # noqa: E402
     QConvertError,
     RuleError,
 )
-from .ruleset import load_rules, loads_rules  # noqa: E402
+from .ruleset import load_rules, loads_rules
 
 _LAZY = {
     "convert": ("pipeline", "convert"),

@@ -28,24 +28,25 @@ import glob
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from .errors import ModelLoadError, OutputError, QConvertError
 from .ruleset import ActivationPolicy, RuleSet, Settings, as_ruleset
 
 __all__ = [
-    "ModelJob",
-    "ModelResult",
+    "VERIFY_TOLERANCE",
     "BatchOptions",
     "BatchReport",
     "Discovery",
-    "discover",
+    "ModelJob",
+    "ModelResult",
     "convert_one",
-    "run_batch",
+    "discover",
     "pass_through",
-    "VERIFY_TOLERANCE",
+    "run_batch",
 ]
 
 Status = Literal["converted", "failed", "skipped"]
@@ -256,7 +257,7 @@ def discover(inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Dis
     for path, what in sniffed.items():
         if what.kind == "json_model":
             weights = find_weights(path)
-            if weights is not None and sniffed.get(weights, None) is not None and sniffed[weights].kind == "h5_weights":
+            if weights is not None and sniffed.get(weights) is not None and sniffed[weights].kind == "h5_weights":
                 claimed[weights] = path
     models: list[tuple[Path, str]] = []
     early: list[ModelResult] = []

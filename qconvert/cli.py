@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from .errors import QConvertError
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 _GROUP_FLAGS = ("--debug", "--help", "-h", "--version")
 
@@ -330,8 +331,8 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
             ruleset = space.ruleset({d.name: d.first for d in space.dimensions})
         else:
             ruleset = load_rules(rules)
-        from .model.load import load_model, resolve_custom_objects
         from .model.calibrate import has_auto
+        from .model.load import load_model, resolve_custom_objects
         from .pipeline import calibrated_plan, preview_cost
 
         the_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
@@ -370,8 +371,16 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> Non
         import tempfile
         from pathlib import Path
 
-        from .demo import (digits_cnn, digits_dataset, digits_mlp, hls4ml_column, preset, render_study, run_case_study,
-                           train_baseline)
+        from .demo import (
+            digits_cnn,
+            digits_dataset,
+            digits_mlp,
+            hls4ml_column,
+            preset,
+            render_study,
+            run_case_study,
+            train_baseline,
+        )
 
         console = _console()
         data = digits_dataset(seed=seed, image=model_kind == "cnn")
@@ -532,7 +541,14 @@ def _search_progress(console: Any, total: int) -> Any:
     """A rich progress bar (trials done, best so far, ETA) as a context manager yielding the callback."""
     from contextlib import contextmanager
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     @contextmanager
     def bar() -> Any:

@@ -9,16 +9,17 @@ the same stages on the jets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .errors import QConvertError
 from .train.data import Dataset
 
-__all__ = ["digits_dataset", "digits_mlp", "digits_cnn", "preset", "train_baseline", "CaseStudy", "run_case_study", "render_study", "hls4ml_column"]
+__all__ = ["CaseStudy", "digits_cnn", "digits_dataset", "digits_mlp", "hls4ml_column", "preset", "render_study", "run_case_study", "train_baseline"]
 
 def preset(name: str) -> Path:
     """The path of a shipped preset (``rules/<name>.yaml``)."""

@@ -7,13 +7,13 @@ each into one line on stderr and exit code 2. Anything else is a bug.
 from __future__ import annotations
 
 __all__ = [
-    "QConvertError",
-    "RuleError",
-    "ModelLoadError",
     "ConversionError",
-    "OutputError",
     "DataError",
     "ExportError",
+    "ModelLoadError",
+    "OutputError",
+    "QConvertError",
+    "RuleError",
 ]
 
 

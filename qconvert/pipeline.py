@@ -15,8 +15,17 @@ from .errors import ConversionError, ExportError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
 from .ruleset import RuleSet, as_ruleset
 
-__all__ = ["convert", "plan", "calibrated_plan", "preview_cost", "convert_file", "default_output", "FileResult",
-           "file_sha256", "versions"]
+__all__ = [
+    "FileResult",
+    "calibrated_plan",
+    "convert",
+    "convert_file",
+    "default_output",
+    "file_sha256",
+    "plan",
+    "preview_cost",
+    "versions",
+]
 
 
 def versions() -> dict[str, str]:
@@ -230,7 +239,7 @@ def _accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: P
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
-        "samples": int(len(x)),
+        "samples": len(x),
         "loss_function": loss,
         "note": dataset.split_note,
         **{name: m.accuracy for name, m in metrics.items()},

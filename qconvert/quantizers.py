@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = [
+    "ACTIVATION_QUANTIZERS",
+    "AUTO",
     "FLOAT",
-    "QuantizerSpec",
     "QUANTIZERS",
     "WEIGHT_QUANTIZERS",
-    "ACTIVATION_QUANTIZERS",
+    "QuantizerSpec",
+    "build",
     "parse_quantizer",
     "spec_from_mapping",
-    "build",
-    "AUTO",
 ]
 
 #: ``integer: auto``: the integer bits are resolved per layer by calibration
@@ -218,7 +219,7 @@ class QuantizerSpec:
         """``integer: auto``: calibration must resolve the integer bits before the quantizer is built."""
         return self.get("integer") == AUTO
 
-    def with_params(self, **extra: Any) -> "QuantizerSpec":
+    def with_params(self, **extra: Any) -> QuantizerSpec:
         """A copy with ``extra`` parameters set (kept in QKeras's order)."""
         merged = dict(self.params) | extra
         order = list(QUANTIZERS[self.name].params)

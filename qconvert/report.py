@@ -16,8 +16,15 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["LayerRow", "Totals", "ConversionReport", "write_text_atomic", "format_count", "render_calibration",
-           "render_rtl"]
+__all__ = [
+    "ConversionReport",
+    "LayerRow",
+    "Totals",
+    "format_count",
+    "render_calibration",
+    "render_rtl",
+    "write_text_atomic",
+]
 
 
 @dataclass(frozen=True)
@@ -270,7 +277,7 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
               "ptq": "converted, calibrated (PTQ)" if calibrated else "converted (PTQ)", "qat": "QAT fine-tuned",
               "hls4ml": "hls4ml emulation"}
     for key, label in labels.items():
-        if key not in accuracy or accuracy[key] is None and key not in accuracy["loss"]:
+        if key not in accuracy or (accuracy[key] is None and key not in accuracy["loss"]):
             continue
         acc = accuracy[key]
         loss = accuracy["loss"].get(key)

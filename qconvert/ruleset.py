@@ -29,9 +29,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -44,6 +45,7 @@ from .quantizers import (
 )
 
 __all__ = [
+    "KNOWN_ACTIVATIONS",
     "ActivationPolicy",
     "LayerView",
     "PruneSpec",
@@ -53,10 +55,9 @@ __all__ = [
     "Settings",
     "load_rules",
     "loads_rules",
-    "presets_dir",
     "preset_names",
+    "presets_dir",
     "resolve_rules_path",
-    "KNOWN_ACTIVATIONS",
 ]
 
 #: Keras 3 activation names a rule may name (``match: {activation: ...}`` or
@@ -98,7 +99,7 @@ def _from_node(node: yaml.Node, source: str) -> Any:
                 raise RuleError("keys must be plain strings", source=source, line=key_node.start_mark.line + 1)
             key = key_node.value
             if key in out:
-                raise RuleError("duplicate key", source=source, line=key_node.start_mark.line + 1, key=key)  # noqa: E501
+                raise RuleError("duplicate key", source=source, line=key_node.start_mark.line + 1, key=key)
             out[key] = _from_node(value_node, source)
             out.lines[key] = key_node.start_mark.line + 1
         return out
@@ -150,9 +151,7 @@ class Selector:
             return False
         if self.regex is not None and not re.fullmatch(self.regex, layer.name):
             return False
-        if self.activation and layer.activation not in self.activation:
-            return False
-        return True
+        return not (self.activation and layer.activation not in self.activation)
 
     @property
     def specificity(self) -> tuple[int, int]:
@@ -233,7 +232,7 @@ class Settings:
     variance: QuantizerSpec | None = None
     prune: PruneSpec | None = None
 
-    def over(self, base: "Settings") -> "Settings":
+    def over(self, base: Settings) -> Settings:
         """These settings, with the unset ones taken from ``base``."""
         return replace(base, **{f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None})
 
@@ -503,7 +502,7 @@ def load_rules(path: str | Path) -> RuleSet:
         raise
 
 
-def as_ruleset(rules: "RuleSet | str | Path | Mapping[str, Any]") -> RuleSet:
+def as_ruleset(rules: RuleSet | str | Path | Mapping[str, Any]) -> RuleSet:
     """Accept a RuleSet, a path, or an already-parsed mapping (API convenience)."""
     if isinstance(rules, RuleSet):
         return rules

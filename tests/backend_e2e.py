@@ -5,12 +5,17 @@ when Keras is first imported, so each runs in its own process).
 """
 import sys
 from pathlib import Path
-import keras, numpy as np
+
+import keras
+import numpy as np
+
 import qconvert
 from qconvert.demo import digits_dataset, digits_mlp, train_baseline
 from qconvert.export import Hls4mlOptions, export
 from qconvert.train.qat import TrainOptions, fine_tune
-backend = sys.argv[1]; tmp = Path(sys.argv[2])
+
+backend = sys.argv[1]
+tmp = Path(sys.argv[2])
 assert keras.backend.backend() == backend, keras.backend.backend()
 data = digits_dataset()
 fp32 = train_baseline(digits_mlp(0), data, epochs=3)  # bit-exactness, not accuracy, is checked here

@@ -155,8 +155,9 @@ def test_two_workers_give_the_same_results_as_one(mixed, tmp_path):
     inputs = [mixed / "json", mixed / "h5", mixed / "keras3.keras", mixed / "bad" / "lambda.h5"]
     one = run_batch(inputs, SIX_BIT, tmp_path / "one", jobs=1)
     two = run_batch(inputs, SIX_BIT, tmp_path / "two", jobs=2)
-    strip = lambda r: [(m.path, m.status, m.error, m.layers_converted, Path(m.output).name if m.output else None)
-                       for m in r.models]
+    def strip(r):
+        return [(m.path, m.status, m.error, m.layers_converted, Path(m.output).name if m.output else None)
+                           for m in r.models]
     assert strip(one) == strip(two) and one.exit_code == two.exit_code == 1
     for a in (tmp_path / "one").rglob("*.keras"):
         b = tmp_path / "two" / a.relative_to(tmp_path / "one")

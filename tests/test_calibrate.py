@@ -7,14 +7,13 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import RULES
 
 import qconvert
 from qconvert.cli import cli
 from qconvert.errors import DataError, RuleError
 from qconvert.model.calibrate import PERCENTILE, integer_bits_for
 from qconvert.quantizers import parse_quantizer, spec_from_mapping
-
-from conftest import RULES
 
 
 def run(*args):
@@ -108,7 +107,7 @@ def test_weights_resolve_from_their_range_without_data(write_rules):
 
 
 def test_activation_auto_without_data_names_the_layer():
-    with pytest.raises(DataError, match="layer 'relu': quantized_relu.*needs calibration data"):
+    with pytest.raises(DataError, match=r"layer 'relu': quantized_relu.*needs calibration data"):
         qconvert.convert(mlp(), qconvert.loads_rules(AUTO_RULES))
 
 
@@ -166,7 +165,7 @@ def test_a_shared_activation_is_calibrated_on_every_call_and_a_nested_one_is_rea
     out = keras.layers.Concatenate()([relu(first(inp)), relu(second(inp)), inner(inp)])
     model = keras.Model(inp, out)
     x = np.random.default_rng(0).uniform(0, 1, size=(300, 4)).astype("float32")
-    qmodel, report = qconvert.convert(model, qconvert.loads_rules(AUTO_RULES), calibration_data=x)
+    qmodel, _report = qconvert.convert(model, qconvert.loads_rules(AUTO_RULES), calibration_data=x)
     # the second call sees 6x in [0, 6): integer 3, not the first call's 1
     assert quantizer_config(qmodel, "shared")["integer"] == 3
     # inside the nested model: 3x in [0, 3) → 2

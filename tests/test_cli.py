@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from models import random_inputs, seed_fp32
 
 import qconvert
 from qconvert.cli import cli
-from models import random_inputs, seed_fp32
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX_BIT = ROOT / "rules" / "6bit.yaml"

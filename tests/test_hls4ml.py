@@ -84,7 +84,7 @@ def test_parse_hls_round_trips_the_types_it_writes():
 
 @pytest.mark.slow
 def test_jet_model_logits_bit_identical_and_softmax_agrees(jet):
-    qmodel, x, y, result = jet
+    _qmodel, _x, _y, result = jet
     assert result.logits_exact_fraction >= 0.999
     assert result.argmax_agreement >= 0.99
     assert abs(result.accuracy_keras - result.accuracy_hls4ml) <= 0.001
@@ -108,8 +108,8 @@ def test_jet_project_types_come_from_the_quantizers(jet):
 
 @pytest.mark.slow
 def test_conv2d_model_logits_bit_identical_and_accuracy_equal(cnn):
-    qmodel, x, y, result = cnn
-    assert [type(l).__name__ for l in qmodel.layers][0] == "QConv2D"
+    qmodel, _x, _y, result = cnn
+    assert next(type(l).__name__ for l in qmodel.layers) == "QConv2D"
     assert result.logits_exact_fraction >= 0.999
     assert result.argmax_agreement >= 0.99
     assert abs(result.accuracy_keras - result.accuracy_hls4ml) <= 0.001

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from hls4ml_families import IO_TYPES, PRESETS, families, run_family_check, save, unfolded_batchnorm
 
 

@@ -78,7 +78,7 @@ def test_two_output_model_through_hls4ml_every_output_verified(tmp_path):
 
 @pytest.mark.slow
 def test_nested_model_through_hls4ml(tmp_path):
-    result, hls = through_hls4ml(nested(), tmp_path)
+    _result, hls = through_hls4ml(nested(), tmp_path)
     assert hls["logits_exact_fraction"] == 1.0 and hls["argmax_agreement"] >= 0.99
     assert all(hls["layers_exact"][n] == 1.0 for n in ("stem", "b_fc1", "b_fc2", "head"))  # inner layers traced too
     assert len(hls["outputs"]) == 1 and hls["outputs"][0]["argmax_agreement"] >= 0.99

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import jets_npz, kill_after_first_checkpoint
 
 import qconvert
 from qconvert.cli import cli
@@ -18,8 +19,6 @@ from qconvert.errors import DataError, RuleError
 from qconvert.ruleset import PruneSpec, loads_rules
 from qconvert.train.prune import PruneTarget, kernel_sparsity, make_pruning_callback, prune_targets, scheduled_sparsity
 from qconvert.train.qat import TrainOptions, fine_tune
-
-from conftest import jets_npz, kill_after_first_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "version: 1\ndefaults:\n  kernel: quantized_bits(6, 0, alpha=1)\n  bias: quantized_bits(6, 0, alpha=1)\n  activation: quantized_relu(6)\n"
@@ -160,7 +159,7 @@ def test_pruning_on_jax():
 
 # --- the CLI: report, figure, hls4ml, resume ----------------------------------------
 def test_cli_without_epochs_says_pruning_was_not_applied(digits_files, tmp_path):
-    model, data = digits_files
+    model, _data = digits_files
     report = tmp_path / "r.json"
     result = CliRunner().invoke(cli, [str(model), "-r", "6bit-pruned", "-o", str(tmp_path / "q.keras"), "--report", str(report)])
     assert result.exit_code == 0, result.output

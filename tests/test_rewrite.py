@@ -8,9 +8,9 @@ are then all that is tested.
 import keras
 import numpy as np
 import pytest
+from models import branching_bn, conv1d_families, conv2d_families, nested_shared, random_inputs
 
 import qconvert
-from models import branching_bn, conv1d_families, conv2d_families, nested_shared, random_inputs
 
 PASS_THROUGH = """
 version: 1
@@ -109,7 +109,7 @@ rules:
   - match: {activation: tanh}
     activation: quantized_tanh(4)
 """)
-    qmodel, report = qconvert.convert(branching_bn(), rules)
+    qmodel, _report = qconvert.convert(branching_bn(), rules)
     assert type(qmodel.get_layer("branch_a")).__name__ == "Dense"
     assert qmodel.get_layer("branch_a").get_config()["activation"] == "relu"  # kept whole, not split
     assert qmodel.get_layer("head").kernel_quantizer_internal.bits == 8

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from models import random_inputs, seed_6bit, seed_fp32
 
 import qconvert
-from models import random_inputs, seed_6bit, seed_fp32
 
 # The initializer only matters for fresh weights; the converted QDense keeps the
 # FP32 layer's (wrapped by QKeras in QInitializer), the seed's has QDense's default.

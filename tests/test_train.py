@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import jets_npz, kill_after_first_checkpoint
 
 import qconvert
 from qconvert.cli import cli
 from qconvert.demo import digits_mlp, preset, run_case_study
 from qconvert.train.qat import TrainOptions, fine_tune
-
-from conftest import jets_npz, kill_after_first_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -75,7 +75,7 @@ def test_distilled_qat_trains_and_resumes_from_its_checkpoint(digits, fp32, tmp_
     qmodel, first = fine_tune(qmodel, digits, options, teacher=fp32)
     assert first.distill == {"temperature": 2.0, "alpha": 0.5} and len(first.history["accuracy"]) == 2
     assert all(np.isfinite(first.history["val_loss"]))
-    resumed_model, resumed = fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits,
+    _resumed_model, resumed = fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits,
                                        TrainOptions(epochs=3, seed=0, verbose=0, distill=Distill(),
                                                     checkpoint_dir=tmp_path / "ckpt", resume=True), teacher=fp32)
     assert resumed.resumed_from == 2 and resumed.epochs_run == 3
@@ -112,7 +112,7 @@ def test_resume_with_other_settings_is_refused_in_one_line(digits, fp32, tmp_pat
     for other, words in ((TrainOptions(epochs=2, verbose=0, checkpoint_dir=ckpt, resume=True), "--distill with T=2, alpha=0.5"),
                          (TrainOptions(epochs=2, verbose=0, checkpoint_dir=ckpt, resume=True, distill=Distill(), lr=0.01),
                           "--lr")):
-        with pytest.raises(DataError, match="delete .* to start over") as err:
+        with pytest.raises(DataError, match=r"delete .* to start over") as err:
             fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits, other, teacher=fp32)
         assert words in str(err.value)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from qconvert.demo import (  # noqa: E402
+from qconvert.demo import (
     digits_cnn,
     digits_dataset,
     digits_mlp,

@@ -17,8 +17,8 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 
 def synthetic_jets(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

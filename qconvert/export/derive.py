@@ -16,7 +16,7 @@ import numpy as np
 
 from .precision import DEFAULT_INPUT, FixedType, accumulator, activation_type, data_type, parse_hls, union, widen
 
-__all__ = ["LayerPrecision", "SoftmaxPlan", "Derived", "derive", "SOFTMAX_TABLE_BUDGET"]
+__all__ = ["SOFTMAX_TABLE_BUDGET", "Derived", "LayerPrecision", "SoftmaxPlan", "derive"]
 
 # Softmax tables: 18-bit words (the seed's types); at most 4096 entries each (72 Kb: two BRAM36, or
 # LUT ROM when io_parallel replicates them). Pin ``table_size`` in the user config to trade agreement for area.

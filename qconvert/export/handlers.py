@@ -29,7 +29,7 @@ from ..errors import ExportError
 from .precision import FixedType, holding, quantizer_type
 from .sequence import SEQUENCE_HANDLERS
 
-__all__ = ["HANDLERS", "install", "to_hls4ml_type", "UnsupportedLayer"]
+__all__ = ["HANDLERS", "UnsupportedLayer", "install", "to_hls4ml_type"]
 
 _Q = "qkeras.qlayers."
 _QC = "qkeras.qconvolutional."
@@ -124,7 +124,7 @@ def quantized_weights(data: Any, quantizer: Quantizer | None) -> Any:
 
 def activation_config(quantizer: Any, where: str) -> dict[str, Any]:
     """The hls4ml activation layer that computes a QKeras activation quantizer (no names, no shapes)."""
-    if isinstance(quantizer, str) or callable(quantizer) and not hasattr(quantizer, "get_config"):
+    if isinstance(quantizer, str) or (callable(quantizer) and not hasattr(quantizer, "get_config")):
         fn = quantizer if isinstance(quantizer, str) else quantizer.__name__
         return {"class_name": "Softmax" if fn == "softmax" else "Activation", "activation": fn}
     name = type(quantizer).__name__

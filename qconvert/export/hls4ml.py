@@ -28,15 +28,27 @@ from typing import Any
 
 import numpy as np
 
-from .flatten import flatten_nested
 from ..errors import ExportError
 from .derive import Derived, LayerPrecision, SoftmaxPlan, derive
+from .flatten import flatten_nested
 from .precision import FixedType, parse_hls
 
 __all__ = [
-    "Hls4mlOptions", "Hls4mlResult", "BuildReport", "LayerPrecision", "ImplementedPrecision", "export",
-    "register_handlers", "derive_config", "implemented_precisions", "BACKENDS", "SYNTHESIS_TOOLS", "check_options",
-    "bops_at_precisions", "round_to_type", "STRATEGIES",
+    "BACKENDS",
+    "STRATEGIES",
+    "SYNTHESIS_TOOLS",
+    "BuildReport",
+    "Hls4mlOptions",
+    "Hls4mlResult",
+    "ImplementedPrecision",
+    "LayerPrecision",
+    "bops_at_precisions",
+    "check_options",
+    "derive_config",
+    "export",
+    "implemented_precisions",
+    "register_handlers",
+    "round_to_type",
 ]  # fmt: skip
 
 # Backends whose io_parallel / io_stream templates qconvert derives configurations for, and the
@@ -123,7 +135,7 @@ class Hls4mlResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     strategy: str = "Latency"
     lut_da: dict[str, float] = field(default_factory=dict)  # da4ml's LUT estimate per layer (distributed_arithmetic)
-    outputs: tuple["OutputCheck", ...] = ()  # one per model output, in the model's order
+    outputs: tuple[OutputCheck, ...] = ()  # one per model output, in the model's order
 
     def raise_for_build(self) -> None:
         if self.build_error:
@@ -365,7 +377,7 @@ def _write_project(qmodel: Any, options: Hls4mlOptions, derived: Derived, layers
             return ModelGraph.from_layer_list(config, layers, in_names, out_names)
     except ExportError:
         raise
-    except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions and asserts
+    except Exception as exc:
         raise ExportError(f"hls4ml cannot build the model graph: {type(exc).__name__}: {exc}") from None
 
 
@@ -446,7 +458,7 @@ def _trace(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[l
         with _quiet():
             hls_model.config.trace_output = True
             hls_model.compile()
-    except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions for compile failures
+    except Exception as exc:
         raise ExportError(f"hls4ml could not write or compile the project in {where}: {exc}") from None
     y, trace = _run_isolated(hls_model, xs, Path(where), io_type)
     n = len(xs)
@@ -473,7 +485,7 @@ def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> 
                 np.savez(result, **{f"y_{i}": np.asarray(o) for i, o in enumerate(ys)},
                          **{f"t_{k}": np.asarray(v) for k, v in trace.items()})
                 code = 0
-            except BaseException as exc:  # noqa: BLE001 - reported by the parent from stderr
+            except BaseException as exc:
                 os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(code)
@@ -618,7 +630,7 @@ def _build(hls_model: Any, options: Hls4mlOptions) -> tuple[BuildReport | None, 
             from hls4ml.report import parse_vivado_report
 
             report = parse_vivado_report(str(options.output_dir)) or {}
-    except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions
+    except Exception as exc:
         raise ExportError(f"synthesis with {tool} failed: {exc} (logs in {options.output_dir})") from None
     return _build_report(report.get("CSynthesisReport", {})), None
 

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FixedType", "quantizer_type", "activation_type", "accumulator", "data_type", "holding", "DEFAULT_INPUT"]
+__all__ = ["DEFAULT_INPUT", "FixedType", "accumulator", "activation_type", "data_type", "holding", "quantizer_type"]
 
 RND, SAT = "AP_RND_CONV", "AP_SAT"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CANNOT", "refusal", "io_refusal"]
+__all__ = ["CANNOT", "io_refusal", "refusal"]
 
 _TRANSPOSED = (
     "hls4ml 1.3 has no transposed convolution for Keras 3 models; "

@@ -48,8 +48,18 @@ from .rewriters.batchnorm import BN_ROLES
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
-__all__ = ["PERCENTILE", "DEFAULT_ROWS", "SATURATION_WARN", "CHANNEL_WARN", "CalibrationEntry", "Calibration", "calibrate",
-           "uncalibrated", "has_auto", "integer_bits_for"]
+__all__ = [
+    "CHANNEL_WARN",
+    "DEFAULT_ROWS",
+    "PERCENTILE",
+    "SATURATION_WARN",
+    "Calibration",
+    "CalibrationEntry",
+    "calibrate",
+    "has_auto",
+    "integer_bits_for",
+    "uncalibrated",
+]
 
 #: Percentile of |x| that sets an activation's integer bits (see the module docstring).
 PERCENTILE = 99.9
@@ -361,7 +371,7 @@ def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile
               else item for item in plan.layers]
     layers, input_spec = calibrator.activations(layers)
     resolved = replace(plan, layers=tuple(layers), input_quantizer=input_spec)
-    rows = 0 if x is None else int(len(x))
+    rows = 0 if x is None else len(x)
     return resolved, Calibration(rows, percentile, tuple(calibrator.entries))
 
 

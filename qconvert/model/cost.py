@@ -47,7 +47,7 @@ import numpy as np
 
 from .graph import graph_of, run
 
-__all__ = ["LayerCost", "model_cost", "quantizer_bits", "magnitude_bits", "bops", "DSP_MIN_BITS"]
+__all__ = ["DSP_MIN_BITS", "LayerCost", "bops", "magnitude_bits", "model_cost", "quantizer_bits"]
 
 FLOAT_BITS = 32
 DSP_MIN_BITS = 9  # hls4ml's VivadoDSPEstimator: no DSP below 9 bits
@@ -159,7 +159,7 @@ def _quantized(layer: Any, role: str, attr: str) -> np.ndarray | None:
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
-def _effective(layer: Any, stage: tuple[int, int, str], in_val: "_Val", out_elems: int,
+def _effective(layer: Any, stage: tuple[int, int, str], in_val: _Val, out_elems: int,
                with_bias: bool) -> tuple[float, int, int]:
     """(EBOPs, multiplies, DSPs) of one multiply stage, from its quantized weights."""
     n_macs, _, role = stage

@@ -9,12 +9,13 @@ Sequential models are chains; nested models are single calls (callers recurse).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConversionError
 
-__all__ = ["TensorRef", "Call", "Graph", "graph_of", "run"]
+__all__ = ["Call", "Graph", "TensorRef", "graph_of", "run"]
 
 
 @dataclass(frozen=True)

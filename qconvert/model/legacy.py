@@ -19,24 +19,25 @@ say (``classify``), so this module stays free of imports.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from ..quantizers import QuantizerSyntaxError, parse_quantizer
 
 __all__ = [
+    "DROPPED_ARGS",
+    "KEPT_ARGS",
+    "MODEL_CLASSES",
+    "QKERAS_LAYERS",
+    "QKERAS_OBJECTS",
+    "QUANTIZER_ARGS",
+    "RENAMED_ARGS",
+    "RENAMED_LAYERS",
     "LegacyConfigError",
     "Origin",
     "is_legacy_config",
     "translate_model",
     "translate_quantizer",
-    "MODEL_CLASSES",
-    "RENAMED_LAYERS",
-    "RENAMED_ARGS",
-    "DROPPED_ARGS",
-    "KEPT_ARGS",
-    "QKERAS_LAYERS",
-    "QKERAS_OBJECTS",
-    "QUANTIZER_ARGS",
 ]
 
 Origin = Literal["keras", "qkeras", "custom"]
@@ -176,10 +177,7 @@ class _Translator:
         if not is_legacy_config(config):
             raise LegacyConfigError("not a Keras model config: expected {'class_name': 'Sequential' | 'Model' | 'Functional', 'config': ...}")
         module, class_name = MODEL_CLASSES[config["class_name"]]
-        if class_name == "Sequential":
-            inner = self.sequential(config["config"])
-        else:
-            inner = self.functional(config["config"])
+        inner = self.sequential(config["config"]) if class_name == "Sequential" else self.functional(config["config"])
         return {"module": module, "class_name": class_name, "config": inner, "registered_name": None}
 
     def sequential(self, config: Any) -> dict[str, Any]:
@@ -249,7 +247,7 @@ class _Translator:
                 "supply it with --custom-objects module:attr"
             )
         config = self.arguments(class_name, name, config)
-        if origin == "qkeras" or class_name in QKERAS_LAYERS and origin != "custom":
+        if origin == "qkeras" or (class_name in QKERAS_LAYERS and origin != "custom"):
             config = self.qkeras_arguments(class_name, name, config)
             return {"module": "qkeras", "class_name": class_name, "config": config, "registered_name": f"qkeras>{class_name}"}
         if origin == "custom":

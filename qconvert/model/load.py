@@ -19,13 +19,13 @@ from typing import Any, Literal
 from ..errors import ModelLoadError
 
 __all__ = [
-    "load_model",
+    "MODEL_SUFFIXES",
+    "FileKind",
     "check_model_path",
     "find_weights",
+    "load_model",
     "resolve_custom_objects",
     "sniff",
-    "FileKind",
-    "MODEL_SUFFIXES",
 ]
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".json")
@@ -52,7 +52,7 @@ def check_model_path(path: str | Path) -> Path:
         raise ModelLoadError(f"{path}: not a Keras .keras archive (truncated, or not a model file)")
     if suffix in (".h5", ".hdf5") and head != _HDF5_SIGNATURE:
         raise ModelLoadError(f"{path}: not an HDF5 file (truncated, or not a model file)")
-    if suffix == ".json" and not head.lstrip()[:1] in (b"{", b""):
+    if suffix == ".json" and head.lstrip()[:1] not in (b"{", b""):
         raise ModelLoadError(f"{path}: not a JSON model architecture")
     return path
 
@@ -423,7 +423,7 @@ def _load_keras2_weights(model: Any, weights_path: Path) -> None:
 
     try:
         with h5py.File(weights_path, "r") as fh:
-            group = fh["model_weights"] if "model_weights" in fh else fh
+            group = fh.get("model_weights", fh)
             if "layer_names" not in group.attrs:
                 raise ModelLoadError(f"{weights_path}: not a Keras 2 weights file (no layer_names)")
             stored: dict[str, list[tuple[str, np.ndarray]]] = {}

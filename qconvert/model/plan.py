@@ -9,8 +9,9 @@ place inside the nested model.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Hashable, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
@@ -23,7 +24,7 @@ from .rewriters.weighted import WEIGHTED
 
 Key = TypeVar("Key", bound=Hashable)
 
-__all__ = ["ActivationStep", "LayerPlan", "Plan", "plan_model", "split_activation_names", "NESTED_CLASSES"]
+__all__ = ["NESTED_CLASSES", "ActivationStep", "LayerPlan", "Plan", "plan_model", "split_activation_names"]
 
 NESTED_CLASSES = ("Functional", "Sequential", "Model")
 FOLDABLE = tuple(WEIGHTED)
@@ -175,7 +176,7 @@ class _Planner:
             config = layer.get_config()
             if type(layer).__module__.startswith("qkeras"):
                 out.append(LayerPlan(path, class_name, "unchanged", class_name, note="already a QKeras layer"))
-            elif class_name in NESTED_CLASSES or hasattr(layer, "layers") and hasattr(layer, "get_layer"):
+            elif class_name in NESTED_CLASSES or (hasattr(layer, "layers") and hasattr(layer, "get_layer")):
                 out.append(LayerPlan(path, class_name, "nested", class_name))
                 out += self.plan_scope(layer, path)
             elif class_name in WEIGHTED or class_name in RECURRENT:

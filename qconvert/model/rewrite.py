@@ -9,7 +9,8 @@ recursively and called in place. Sequential models stay Sequential.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np

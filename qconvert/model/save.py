@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import OutputError
 from ..report import new_file_mode
 
-__all__ = ["save_model", "read_provenance", "PROVENANCE_MEMBER"]
+__all__ = ["PROVENANCE_MEMBER", "read_provenance", "save_model"]
 
 PROVENANCE_MEMBER = "qconvert.json"
 

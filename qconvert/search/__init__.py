@@ -8,9 +8,10 @@ them; it re-implements no stage of the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import DataError, OutputError, QConvertError, RuleError
 from .front import SearchResult, collect, pareto_front
@@ -18,8 +19,19 @@ from .objective import COSTS, SearchSettings, reproduce_command, rules_header
 from .space import Dimension, Space, is_space, load_space, loads_space
 from .study import StudyOptions, count_trials, open_study, run_worker, run_workers
 
-__all__ = ["search", "SearchResult", "SearchSettings", "StudyOptions", "Space", "Dimension", "load_space",
-           "loads_space", "is_space", "pareto_front", "COSTS"]
+__all__ = [
+    "COSTS",
+    "Dimension",
+    "SearchResult",
+    "SearchSettings",
+    "Space",
+    "StudyOptions",
+    "is_space",
+    "load_space",
+    "loads_space",
+    "pareto_front",
+    "search",
+]
 
 
 def _check(settings: SearchSettings, options: StudyOptions) -> None:

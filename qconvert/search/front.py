@@ -19,11 +19,12 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-__all__ = ["SearchResult", "pareto_front", "collect", "DEFAULT_PICK_DROP"]
+__all__ = ["DEFAULT_PICK_DROP", "SearchResult", "collect", "pareto_front"]
 
 #: Percentage points below FP32 validation accuracy the chosen point may lose when ``--max-drop`` is not given.
 DEFAULT_PICK_DROP = 1.0

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import DataError
 from .space import Space
 
-__all__ = ["SearchSettings", "TrialOutcome", "Workbench", "DominanceStop", "stop_margin", "COSTS"]
+__all__ = ["COSTS", "DominanceStop", "SearchSettings", "TrialOutcome", "Workbench", "stop_margin"]
 
 #: Costs a search can minimize: report totals of the trained model (EBOPs, DSPs, multiplies), da4ml's LUT
 #: estimate of its RTL (``lut``: seconds per trial, no tool) or yosys's LUT count (``lut_yosys``: minutes).
@@ -172,7 +173,7 @@ class DominanceStop:
 
     @staticmethod
     def create(finished: Sequence[Mapping[str, Any]], sparsity: Mapping[str, float], warmup: int, n_val: int,
-               on_epoch: Callable[[int, float], None] | None = None) -> "DominanceStop":
+               on_epoch: Callable[[int, float], None] | None = None) -> DominanceStop:
         import keras
 
         class _DominanceStop(keras.callbacks.Callback, DominanceStop):

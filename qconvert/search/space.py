@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from ..errors import RuleError
 from ..ruleset import RuleSet, _Builder, _Map, _parse_yaml, _Seq, read_rules_text
 
-__all__ = ["Dimension", "Space", "load_space", "loads_space", "is_space"]
+__all__ = ["Dimension", "Space", "is_space", "load_space", "loads_space"]
 
 _RANGE_KEYS = frozenset({"low", "high", "step", "log"})
 _FIXED_KEYS = ("version", "description")  # top-level keys that are never searched

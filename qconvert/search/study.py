@@ -32,16 +32,25 @@ import shutil
 import socket
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import QConvertError
 from .objective import DominanceStop, SearchSettings, Workbench
 from .space import Dimension, Space, load_space
 
-__all__ = ["StudyOptions", "open_storage", "open_study", "run_worker", "run_workers", "count_trials",
-           "fail_dead_trials", "suggest"]
+__all__ = [
+    "StudyOptions",
+    "count_trials",
+    "fail_dead_trials",
+    "open_storage",
+    "open_study",
+    "run_worker",
+    "run_workers",
+    "suggest",
+]
 
 #: Settings that must match to resume or join a study (the rest, e.g. -j, may change).
 _IDENTITY = ("model", "space_sha256", "data", "epochs", "seed", "cost", "max_drop", "batch_size", "lr",
@@ -398,7 +407,7 @@ def run_workers(settings: SearchSettings, space: Space, options: StudyOptions, b
                 try:
                     study = study or open_study(settings, space, options)
                     on_poll(study)
-                except Exception:  # noqa: BLE001 - the storage is busy (SQLAlchemy's errors vary): the next poll
+                except Exception:
                     pass
             time.sleep(poll_seconds)
         messages += [f.read_text() for f in sorted(errors_dir.glob("*.err"))]

@@ -7,24 +7,24 @@ processes, and returns one result per file. Nothing here imports Keras.
 
 from __future__ import annotations
 
-from .findings import CODES, Finding, Kind, Status
 from .files import FileResult, Outcome, migrate_file, migrate_paths, unified_diff
-from .walk import collect_files
+from .findings import CODES, Finding, Kind, Status
 from .migrate import SKIP_MARKER, Migration, migrate_code, migrate_units
+from .walk import collect_files
 
 __all__ = [
     "CODES",
+    "SKIP_MARKER",
     "FileResult",
     "Finding",
-    "Outcome",
-    "collect_files",
-    "migrate_file",
-    "migrate_paths",
-    "unified_diff",
     "Kind",
     "Migration",
-    "SKIP_MARKER",
+    "Outcome",
     "Status",
+    "collect_files",
     "migrate_code",
+    "migrate_file",
+    "migrate_paths",
     "migrate_units",
+    "unified_diff",
 ]

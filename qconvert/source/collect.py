@@ -15,8 +15,8 @@ layers module, ``layers.deserialize``, subclasses of Keras layers and models
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import libcst as cst
 from libcst.metadata import (
@@ -109,7 +109,7 @@ class Collector(cst.CSTVisitor):
 
     # -- markers --
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and _has_marker(node) or id(node) in self._marked:
+        if (isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and _has_marker(node)) or id(node) in self._marked:
             self._skip.append(node)
         return super().on_visit(node)
 

@@ -8,8 +8,8 @@ and the summary go to stderr.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import RuleError
 from ..ruleset import RuleSet, load_rules

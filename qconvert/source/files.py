@@ -16,10 +16,10 @@ import json
 import os
 import tempfile
 import tokenize
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import OutputError
 from ..ruleset import RuleSet

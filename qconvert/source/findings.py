@@ -30,7 +30,7 @@ import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Finding", "Kind", "Status", "CODES"]
+__all__ = ["CODES", "Finding", "Kind", "Status"]
 
 
 class Status(str, enum.Enum):
@@ -72,7 +72,7 @@ class Finding:
     def kind(self) -> Kind:
         return CODES[self.code]
 
-    def at(self, path: str, cell: int | None = None) -> "Finding":
+    def at(self, path: str, cell: int | None = None) -> Finding:
         return Finding(self.line, self.col, self.code, self.message, path, cell)
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ name of a parenthesized import moves above the statement.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -70,9 +70,9 @@ def _alias_comments(old: cst.BaseSmallStatement, new: cst.BaseSmallStatement) ->
     out = []
     for alias in old.names:
         ws = alias.comma.whitespace_after if isinstance(alias.comma, cst.Comma) else None
-        if (alias.evaluated_name, alias.evaluated_alias) not in kept and isinstance(ws, cst.ParenthesizedWhitespace):
-            if ws.first_line.comment is not None:
-                out.append(cst.EmptyLine(comment=ws.first_line.comment))
+        if ((alias.evaluated_name, alias.evaluated_alias) not in kept and isinstance(ws, cst.ParenthesizedWhitespace)
+                and ws.first_line.comment is not None):
+            out.append(cst.EmptyLine(comment=ws.first_line.comment))
     return out
 
 

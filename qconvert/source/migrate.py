@@ -13,8 +13,8 @@ the codemod cannot rewrite faithfully is left exactly as it was and reported.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -27,7 +27,7 @@ from .imports import AddImports, RemoveUnusedImports, used_names
 from .plan import Planner
 from .transform import Transformer
 
-__all__ = ["Migration", "check_rules", "migrate_code", "migrate_units", "SKIP_MARKER"]
+__all__ = ["SKIP_MARKER", "Migration", "check_rules", "migrate_code", "migrate_units"]
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ __all__ = [
     "WEIGHTED",
     "WEIGHTLESS",
     "activation_from_qualname",
-    "normalize_activation",
-    "layer_class",
     "is_layers_module",
     "is_sequential",
+    "layer_class",
+    "normalize_activation",
     "qkeras_class",
 ]
 

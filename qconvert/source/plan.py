@@ -13,8 +13,9 @@ selects by name, since the codemod cannot tell whether it matches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import libcst as cst
 
@@ -26,7 +27,7 @@ from . import names as N
 from .collect import SKIP_MARKER, Collector, Site
 from .findings import Finding
 
-__all__ = ["Args", "Decision", "Planner", "Split", "literal", "NOT_LITERAL"]
+__all__ = ["NOT_LITERAL", "Args", "Decision", "Planner", "Split", "literal"]
 
 NOT_LITERAL = object()
 
@@ -83,7 +84,7 @@ class Args:
     too_many: bool = False
 
     @classmethod
-    def read(cls, call: cst.Call, class_name: str) -> "Args":
+    def read(cls, call: cst.Call, class_name: str) -> Args:
         out = cls()
         order = N.KERAS_POSITIONAL.get(class_name, ())
         positional = 0

@@ -12,8 +12,8 @@ The imports the new code needs are collected in :attr:`Transformer.needed`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import libcst as cst
 

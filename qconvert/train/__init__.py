@@ -3,4 +3,4 @@
 from .data import Dataset, check_fits_model, load_data
 from .qat import Metrics, TrainOptions, TrainResult, evaluate, fine_tune
 
-__all__ = ["Dataset", "check_fits_model", "load_data", "Metrics", "TrainOptions", "TrainResult", "evaluate", "fine_tune"]
+__all__ = ["Dataset", "Metrics", "TrainOptions", "TrainResult", "check_fits_model", "evaluate", "fine_tune", "load_data"]

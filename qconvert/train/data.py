@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["Dataset", "load_data", "check_fits_model", "check_one_input_one_output", "label_kind"]
+__all__ = ["Dataset", "check_fits_model", "check_one_input_one_output", "label_kind", "load_data"]
 
 _LABEL_NAMES = ("label", "class", "target", "y")
 
@@ -188,7 +188,7 @@ def load_data(spec: str | Path, *, label_column: str | None = None, val_split: f
         if not 0 < val_split < 1:
             raise DataError(f"validation split must be between 0 and 1, got {val_split}")
         order = np.random.default_rng(seed).permutation(len(x))
-        n_val = max(1, int(round(len(x) * val_split)))
+        n_val = max(1, round(len(x) * val_split))
         if n_val >= len(x):
             raise DataError(f"{text}: too few samples ({len(x)}) to hold out a validation split")
         val_idx, train_idx = order[:n_val], order[n_val:]

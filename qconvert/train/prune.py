@@ -20,16 +20,26 @@ never touched.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 from ..ruleset import PruneSpec
 
-__all__ = ["PruneTarget", "prune_targets", "resolve_epochs", "scheduled_sparsity", "make_pruning_callback",
-           "kernel_variables", "kernel_sparsity", "sparsity_report", "prune_once"]
+__all__ = [
+    "PruneTarget",
+    "kernel_sparsity",
+    "kernel_variables",
+    "make_pruning_callback",
+    "prune_once",
+    "prune_targets",
+    "resolve_epochs",
+    "scheduled_sparsity",
+    "sparsity_report",
+]
 
 _KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
@@ -89,7 +99,7 @@ def kernel_variables(model: Any, path: tuple[str, ...]) -> list[Any]:
 
 def _magnitude_mask(weights: np.ndarray, sparsity: float, previous: np.ndarray | None) -> np.ndarray:
     """Keep all but the ``round(sparsity * n)`` smallest |w| (ties broken by position); pruned stays pruned."""
-    n_prune = int(round(sparsity * weights.size))
+    n_prune = round(sparsity * weights.size)
     flat = np.abs(weights).ravel()
     if previous is not None:
         flat = np.where(previous.ravel(), flat, -1.0)  # already pruned: first in line

@@ -14,17 +14,29 @@ import math
 import os
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 from .data import Dataset
 
-__all__ = ["TrainOptions", "TrainResult", "Metrics", "Distill", "fine_tune", "evaluate", "infer_loss", "loss_from_file",
-           "resolve_batch_size", "resolve_lr", "assess_convergence"]
+__all__ = [
+    "Distill",
+    "Metrics",
+    "TrainOptions",
+    "TrainResult",
+    "assess_convergence",
+    "evaluate",
+    "fine_tune",
+    "infer_loss",
+    "loss_from_file",
+    "resolve_batch_size",
+    "resolve_lr",
+]
 
 #: The seed's batch size (830,000 jets): the most an automatic batch size chooses.
 MAX_AUTO_BATCH = 1024
@@ -45,7 +57,7 @@ def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
     if batch_size is not None:
         return batch_size
     target = max(1, n_train // AUTO_STEPS_PER_EPOCH)
-    return int(min(MAX_AUTO_BATCH, max(MIN_AUTO_BATCH, 2 ** int(math.floor(math.log2(target))))))
+    return int(min(MAX_AUTO_BATCH, max(MIN_AUTO_BATCH, 2 ** math.floor(math.log2(target)))))
 
 
 #: The seed's QAT learning rate (Adam), at the seed's batch size 1024.

@@ -1,6 +1,5 @@
-import tensorflow as tf
 import keras
-from keras import activations, layers
+from keras import layers
 from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
 inputs = keras.Input(shape=(16,))

@@ -1,5 +1,5 @@
-import tensorflow as tf
 import keras
+import tensorflow as tf
 from keras import activations, layers
 
 inputs = keras.Input(shape=(16,))

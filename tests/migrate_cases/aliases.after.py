@@ -1,4 +1,5 @@
 import keras
+
 # the short name
 from qkeras import QDense, quantized_bits
 

@@ -1,5 +1,5 @@
 # rules: ../../rules/4bit.yaml
-from keras import layers, Sequential
+from keras import Sequential, layers
 
 model = Sequential([
     layers.Input((28, 28, 1)),

@@ -23,8 +23,19 @@ from ...errors import ExportError
 from .tools import FAMILIES, SynthFigures, ToolMissing
 from .trace import RtlRefusal
 
-__all__ = ["RtlOptions", "RtlFigures", "RtlResult", "SynthFigures", "export_rtl", "synth_figures", "ToolMissing",
-           "RtlRefusal", "FAMILIES", "FLAVORS", "check_options"]  # fmt: skip
+__all__ = [
+    "FAMILIES",
+    "FLAVORS",
+    "RtlFigures",
+    "RtlOptions",
+    "RtlRefusal",
+    "RtlResult",
+    "SynthFigures",
+    "ToolMissing",
+    "check_options",
+    "export_rtl",
+    "synth_figures",
+]  # fmt: skip
 
 FLAVORS = ("verilog", "vhdl")
 TOP = "qconvert_model"

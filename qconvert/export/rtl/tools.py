@@ -32,8 +32,16 @@ from typing import Any
 
 from ...errors import ExportError
 
-__all__ = ["ToolMissing", "SynthFigures", "find_verilator", "find_yosys", "compile_emulation", "synthesize",
-           "FAMILIES", "parse_stat"]  # fmt: skip
+__all__ = [
+    "FAMILIES",
+    "SynthFigures",
+    "ToolMissing",
+    "compile_emulation",
+    "find_verilator",
+    "find_yosys",
+    "parse_stat",
+    "synthesize",
+]  # fmt: skip
 
 MIN_VERILATOR = (5, 20)
 # yosys synth_xilinx families (yosys 0.23): UltraScale+, UltraScale, 7-series, Virtex-6, Spartan-6, ...

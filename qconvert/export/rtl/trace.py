@@ -22,7 +22,7 @@ from ...errors import ExportError
 from ...model.graph import graph_of, run
 from ..precision import DEFAULT_INPUT, FixedType, data_type, quantizer_type
 
-__all__ = ["Traced", "RtlRefusal", "trace_model", "round_half_even", "input_kif"]
+__all__ = ["RtlRefusal", "Traced", "input_kif", "round_half_even", "trace_model"]
 
 _PASS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "GaussianNoise", "GaussianDropout",
          "ActivityRegularization")  # fmt: skip

@@ -10,12 +10,13 @@ modules are imported here, explicitly, never discovered by a folder scan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ...quantizers import QuantizerSpec
 
-__all__ = ["NewLayer", "Rewriter", "register", "rewriter_for", "with_quantizers", "REGISTRY"]
+__all__ = ["REGISTRY", "NewLayer", "Rewriter", "register", "rewriter_for", "with_quantizers"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 from ...quantizers import QuantizerSpec
 from . import NewLayer, register
 
-__all__ = ["rewrite_batchnorm", "BN_ROLES"]
+__all__ = ["BN_ROLES", "rewrite_batchnorm"]
 
 BN_ROLES = ("gamma", "beta", "mean", "variance")
 _UNSUPPORTED = ("synchronized",)

@@ -16,7 +16,7 @@ from typing import Any
 from ...quantizers import QuantizerSpec
 from . import NewLayer, register, with_quantizers
 
-__all__ = ["WEIGHTED", "rewrite_weighted", "causal_padding"]
+__all__ = ["WEIGHTED", "causal_padding", "rewrite_weighted"]
 
 #: Keras class → (QKeras class, quantizer roles it takes)
 WEIGHTED: dict[str, tuple[str, tuple[str, ...]]] = {
