@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from .errors import ModelLoadError, OutputError, QConvertError
 from .ruleset import ActivationPolicy, RuleSet, Settings, as_ruleset
+from .runtime import worker_environment
 
 __all__ = [
     "VERIFY_TOLERANCE",
@@ -386,13 +387,6 @@ def _up_to_date(job: ModelJob, sha256: str) -> bool:
     return rules.get("sha256") == sha256 and source.get("sha256") == file_sha256(Path(job.path))
 
 
-def import_backends() -> None:
-    """Worker initializer: import Keras and QKeras once per worker process."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras  # noqa: F401
-    import qkeras  # noqa: F401
-
-
 # --- the batch ------------------------------------------------------------------------
 def run_batch(
     inputs: Sequence[str | os.PathLike],
@@ -406,7 +400,7 @@ def run_batch(
     custom_objects: Sequence[str] = (),
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[ModelResult], None] | None = None,
-    worker_init: Callable[[], None] = import_backends,
+    worker_init: Callable[[], None] = worker_environment,
 ) -> BatchReport:
     """Convert every model ``inputs`` hold into ``out``; the results in input order.
 

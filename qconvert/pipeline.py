@@ -12,7 +12,8 @@ from typing import Any
 
 from . import __version__
 from .errors import ConversionError, ExportError, OutputError
-from .report import ConversionReport, LayerRow, Totals, write_text_atomic
+from .io import write_text_atomic
+from .report import ConversionReport, LayerRow, Totals
 from .ruleset import RuleSet, as_ruleset
 
 __all__ = [

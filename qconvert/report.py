@@ -8,13 +8,8 @@ through :attr:`ConversionReport.sections`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-from .errors import OutputError
 
 __all__ = [
     "ConversionReport",
@@ -23,7 +18,6 @@ __all__ = [
     "format_count",
     "render_calibration",
     "render_rtl",
-    "write_text_atomic",
 ]
 
 
@@ -185,34 +179,6 @@ def format_count(value: float) -> str:
         if abs(value) >= size:
             return f"{value / size:.2f}{unit}"
     return f"{value:.0f}"
-
-
-def new_file_mode() -> int:
-    """The mode a new file gets under the process umask (``mkstemp`` makes 0600 files; outputs are shared ones)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pruned: dict[str, Any] | None = None) -> None:

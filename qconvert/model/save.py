@@ -8,14 +8,12 @@ Keras ignores it when loading; :func:`read_provenance` reads it back.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..report import new_file_mode
+from ..io import atomic_path
 
 __all__ = ["PROVENANCE_MEMBER", "read_provenance", "save_model"]
 
@@ -29,25 +27,10 @@ def save_model(model: Any, path: str | Path, provenance: dict[str, Any]) -> Path
         raise OutputError(f"{path}: the output must be a .keras file")
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(PROVENANCE_MEMBER, json.dumps(provenance, indent=2, sort_keys=True))
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

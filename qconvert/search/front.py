@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..io import atomic_path
+
 __all__ = ["DEFAULT_PICK_DROP", "SearchResult", "collect", "pareto_front"]
 
 #: Percentage points below FP32 validation accuracy the chosen point may lose when ``--max-drop`` is not given.
@@ -176,7 +178,7 @@ class SearchResult:
         ``search.json`` into ``outdir``, each atomically (the front folder is replaced whole)."""
         out = Path(self.outdir)
         staging = Path(tempfile.mkdtemp(prefix=".front-", dir=out))
-        from ..report import new_file_mode
+        from ..io import new_file_mode
 
         staging.chmod(new_file_mode() | 0o111)  # a folder as mkdir makes it, not mkdtemp's 0700
         for i, t in enumerate(self.front):
@@ -190,13 +192,12 @@ class SearchResult:
         staging.rename(old)
         shutil.rmtree(trash, ignore_errors=True)
         self.files = {"front": str(old), "pareto": str(out / "pareto.png"), "json": str(out / "search.json")}
-        tmp = out / ".pareto.tmp.png"
-        self.figure().savefig(tmp, format="png")
-        os.replace(tmp, out / "pareto.png")
+        with atomic_path(out / "pareto.png", suffix=".png") as tmp:
+            self.figure().savefig(tmp, format="png")
         self.write_json()
 
     def write_json(self) -> None:
-        from ..report import write_text_atomic
+        from ..io import write_text_atomic
 
         text = json.dumps(_finite(self.to_dict()), indent=1, default=str, allow_nan=False)
         write_text_atomic(Path(self.outdir) / "search.json", text + "\n")

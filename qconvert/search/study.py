@@ -356,15 +356,12 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
 def _worker_process(settings: SearchSettings, space_path: str, options: StudyOptions, worker: int,
                     threads: int, error_file: str) -> None:
     """Entry point of a ``-j N`` worker process (spawned: its own TensorFlow)."""
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import optuna
 
-        from ..cli import _quiet_backends
+        from ..runtime import worker_environment
 
-        _quiet_backends()
+        worker_environment(threads)
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error is in search.json
         run_worker(settings, load_space(space_path), options, worker)
     except QConvertError as exc:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import difflib
 import io
 import json
-import os
-import tempfile
 import tokenize
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OutputError
+from ..io import write_bytes_atomic
 from ..ruleset import RuleSet
 from .findings import Finding, Kind, Status
 from .migrate import migrate_units
@@ -124,23 +123,13 @@ def unified_diff(result: FileResult) -> str:
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (mode kept)."""
+    """Write ``data`` to ``path`` atomically, creating its folder; a rewritten file keeps its mode."""
     path = Path(path)
     try:
-        mode = path.stat().st_mode & 0o7777 if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            if mode is not None:
-                os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    write_bytes_atomic(path, data, keep_mode=True)
 
 
 def out_path(file: str | Path, roots: Sequence[str | Path], out_dir: str | Path) -> Path:

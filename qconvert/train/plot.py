@@ -3,11 +3,9 @@ sparsity of each pruned kernel per epoch when the rules prune (history keys ``sp
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from ..errors import OutputError
+from ..io import atomic_path
 
 __all__ = ["plot_training"]
 
@@ -50,12 +48,8 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
         axes[3].legend()
     fig.tight_layout()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent if str(path.parent) else ".")
-        os.close(fd)
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
     return path

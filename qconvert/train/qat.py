@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..io import atomic_path, write_text_atomic
 from .data import Dataset
 
 __all__ = [
@@ -220,10 +219,7 @@ def _compile(model: Any, options: TrainOptions, loss: str, steps_per_epoch: int)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data))
 
 
 def _make_checkpoint_callback(directory: Path | None, patience: int | None, state: dict[str, Any],
@@ -249,9 +245,8 @@ def _make_checkpoint_callback(directory: Path | None, patience: int | None, stat
             if directory is not None:
                 if state["best_epoch"] == epoch + 1:
                     _save_weights(self.model, directory / "best.weights.h5")
-                tmp = directory / ".last.tmp.keras"
-                self.model.save(tmp)
-                os.replace(tmp, directory / "last.keras")
+                with atomic_path(directory / "last.keras", suffix=".keras") as tmp:
+                    self.model.save(tmp)
                 _write_json(directory / "state.json", {k: v for k, v in state.items() if k != "best_weights"})
             if patience is not None and state["wait"] >= patience:
                 state["stopped_early"] = True
@@ -261,9 +256,8 @@ def _make_checkpoint_callback(directory: Path | None, patience: int | None, stat
 
 
 def _save_weights(model: Any, path: Path) -> None:
-    tmp = path.with_name(".tmp." + path.name)
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
 
 
 def _check_resume(directory: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:

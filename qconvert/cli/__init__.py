@@ -1,0 +1,58 @@
+"""The command line: parse, build the settings, call the library, render, exit code. Imports are lazy.
+
+One module per command; the options several commands share live in :mod:`.common`. Nothing in qconvert
+imports this package. Exit codes: 0 success; 1 finished with failures, pending changes (``--check``) or
+``--strict`` leftovers; 2 usage, rule, input, data or output error (one line on stderr; ``--debug`` for the
+traceback).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .batch import batch_cmd
+from .convert import convert_cmd
+from .demo import demo_cmd
+from .migrate import migrate_cmd
+from .rtl import rtl_cmd
+from .rules import rules_group
+from .search import search_cmd
+
+__all__ = ["cli", "main"]
+
+_GROUP_FLAGS = ("--debug", "--help", "-h", "--version")
+
+
+class _MainJobGroup(click.Group):
+    """A group whose default command is ``convert``: ``qconvert MODEL --rules R`` works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = list(args)
+        i = 0
+        while i < len(rest) and rest[i] in _GROUP_FLAGS:
+            i += 1
+        if i < len(rest) and rest[i] not in self.commands:
+            rest.insert(i, "convert")
+        return super().parse_args(ctx, rest)
+
+
+@click.group(cls=_MainJobGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="qconvert", prog_name="qconvert")
+def cli(debug: bool) -> None:
+    """Turn FP32 Keras 3 models into QKeras models, by rule files.
+
+    \b
+    Main job:
+      qconvert MODEL --rules RULES [-o OUT.keras] [--report report.json] [--strict]
+    """
+
+
+# The registry of commands: explicit, in the order `qconvert --help` lists them.
+for _command in (convert_cmd, rules_group, migrate_cmd, batch_cmd, search_cmd, rtl_cmd, demo_cmd):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """The ``qconvert`` console script."""
+    cli(prog_name="qconvert")

@@ -1,0 +1,124 @@
+"""``qconvert rules check|show``: validate rule files and preview what they do to a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import QConvertError
+from ..runtime import quiet_backends
+from .common import (
+    calibration_rows_option,
+    loading_options,
+    make_console,
+    run,
+)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Validate rule files and preview what they do to a model."""
+
+
+@rules_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.pass_context
+def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Validate rule files (no Keras import). Exit 2 if any is invalid."""
+    from ..ruleset import load_rules
+
+    def job() -> int:
+        failed = 0
+        for path in files:
+            try:
+                space = _space_or_none(path)
+                if space is not None:
+                    _echo_space(space, f"{path}: ok (search space: ")
+                    continue
+                ruleset = load_rules(path)
+            except QConvertError as exc:
+                click.echo(f"qconvert: error: {exc}", err=True)
+                failed += 1
+                continue
+            click.echo(f"{path}: ok ({len(ruleset.rules)} rules{', input quantizer' if ruleset.input else ''})")
+        return 2 if failed else 0
+
+    run(ctx, job)
+
+
+def _space_or_none(path: str) -> Any:
+    """The parsed search space when the file at ``path`` holds choices or ranges, else None (no Keras)."""
+    from ..ruleset import resolve_rules_path
+    from ..search.space import is_space, load_space
+
+    resolved = resolve_rules_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # load_rules says what is wrong
+    return load_space(resolved) if is_space(text, str(resolved)) else None
+
+
+def _size(size: float) -> str:
+    return "continuous" if size == float("inf") else f"{int(size):,}"
+
+
+def _echo_space(space: Any, lead: str) -> None:
+    """A space's size and one line per dimension (where it is written, its values)."""
+    click.echo(f"{lead}{len(space.dimensions)} dimensions, {_size(space.size)} rule files)")
+    for name, line, values, size in space.describe():
+        click.echo(f"  line {line}: {name} = {values} ({_size(size)})")
+
+
+@rules_group.command("show")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
+@click.option("--data", type=click.Path(path_type=str),
+              help="Calibrate 'integer: auto' on training rows of this data and show what each quantizer clips.")
+@calibration_rows_option
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split and of the calibration rows (as the main job's --seed).")
+@click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
+@loading_options
+@click.pass_context
+def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, calibration_rows: int | None, seed: int,
+               weights: str | None, custom_objects: tuple[str, ...], unsafe: bool) -> None:
+    """Print, per layer, the rule that matches and the precisions it gives (integer: auto resolved). Converts nothing."""
+
+    def job() -> int:
+        quiet_backends()
+        from ..report import render_calibration, render_plan
+        from ..ruleset import load_rules
+
+        space = _space_or_none(rules)
+        if space is not None:
+            _echo_space(space, f"{rules}: search space (")
+            click.echo("The layers below are shown at the first value of each dimension.")
+            ruleset = space.ruleset({d.name: d.first for d in space.dimensions})
+        else:
+            ruleset = load_rules(rules)
+        from ..model.calibrate import has_auto
+        from ..model.load import load_model, resolve_custom_objects
+        from ..pipeline import calibrated_plan, preview_cost
+
+        the_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
+                               safe_mode=not unsafe)
+        x = None
+        if data is not None:
+            from ..model.calibrate import DEFAULT_ROWS
+            from ..train.data import check_fits_model, load_data
+
+            dataset = load_data(data, seed=seed)
+            check_fits_model(dataset, tuple(the_model.inputs[0].shape), None)
+            x = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=seed)
+        elif calibration_rows is not None:
+            raise click.UsageError("--calibration-rows needs --data")
+        the_plan, calibration = calibrated_plan(the_model, ruleset, x)
+        console = make_console()
+        costs = () if has_auto(the_plan) else preview_cost(the_model, the_plan)  # auto left: no model to cost yet
+        render_plan(the_plan, console, *costs)
+        render_calibration(calibration.to_dict(), console)
+        return 0
+
+    run(ctx, job)

@@ -1,0 +1,54 @@
+"""The process qconvert runs in: Keras imported quietly, worker processes set up the same way.
+
+Written once here and used by the CLI, ``batch`` workers, ``search`` workers and the demo. Nothing in this
+module imports Keras at import time: ``qconvert --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+
+__all__ = ["quiet_backends", "worker_environment"]
+
+
+def quiet_backends() -> None:
+    """Import Keras and QKeras with TensorFlow's C++ start-up chatter kept off the terminal.
+
+    TensorFlow writes INFO lines to file descriptor 2 before its logging is set up, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says; they are captured and shown only if the import fails. The backend
+    defaults to TensorFlow (``KERAS_BACKEND`` chooses another). Idempotent: a second call does nothing.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import qkeras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    # TensorFlow's Python-side warnings (tf.function retracing when several models are evaluated in one run)
+    # say nothing a qconvert user can act on; errors still show.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def worker_environment(threads: int | None = None) -> None:
+    """Set up a worker process (``batch -j``, ``search -j``): TensorFlow's thread pools sized to ``threads``
+    cores (None: TensorFlow's default), then Keras imported quietly. Call first thing in the worker."""
+    if threads is not None:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    quiet_backends()
