@@ -110,30 +110,33 @@ def run_case_study(
     presets: list[tuple[str, Path]],
     *,
     qat_epochs: int = 40,
-    qat_lr: float = 1e-3,
-    batch_size: int = 64,
     seed: int = 0,
+    patience: int | None = None,
     after_qat: Callable[[str, Any, CaseStudy], None] | None = None,
 ) -> CaseStudy:
-    """Convert ``fp32`` with each preset, report PTQ, fine-tune (QAT), report QAT.
+    """Convert ``fp32`` with each preset, report PTQ, fine-tune (QAT), report QAT: through the main job's stages.
 
-    ``after_qat(name, qmodel, study)`` lets a caller add rows (e.g. hls4ml emulation).
+    Conversion, calibration and QAT are :func:`qconvert.pipeline.train_rules` with the main job's defaults (its
+    learning rate, batch size and loss), so each row is what ``qconvert MODEL --rules PRESET --data D --epochs
+    qat_epochs --seed seed [--patience patience]`` computes. ``after_qat(name, qmodel, study)`` lets a caller add
+    rows (e.g. hls4ml emulation).
     """
-    from .pipeline import convert
-    from .train.qat import TrainOptions, evaluate, fine_tune
+    from .pipeline import convert, train_rules
+    from .ruleset import as_ruleset
+    from .train.qat import TrainOptions, evaluate, infer_loss
 
     split, x, y = data.eval_split
-    loss = "categorical_crossentropy"
+    loss = infer_loss(fp32, data, None)
     study = CaseStudy(data.source, split)
     base = evaluate(fp32, data, x, y, loss)
     _, fp32_report = convert(fp32, presets[0][1])
     study.rows.append({"model": "FP32 baseline", "accuracy": base.accuracy, "auc": base.auc, "bops": fp32_report.totals.bops_fp32})
+    options = TrainOptions(epochs=qat_epochs, patience=patience, seed=seed, verbose=0)
     for name, rules in presets:
-        qmodel, report = convert(fp32, rules)
-        ptq = evaluate(qmodel, data, x, y, loss)
+        ptq_model, report = convert(fp32, rules)
+        ptq = evaluate(ptq_model, data, x, y, loss)
         study.rows.append({"model": f"{name} PTQ", "accuracy": ptq.accuracy, "auc": ptq.auc, "bops": report.totals.bops})
-        options = TrainOptions(epochs=qat_epochs, lr=qat_lr, batch_size=batch_size, patience=10, seed=seed, loss=loss, verbose=0)
-        qmodel, _ = fine_tune(qmodel, data, options)
+        qmodel, _, _ = train_rules(fp32, as_ruleset(rules), data, options)
         qat = evaluate(qmodel, data, x, y, loss)
         study.rows.append({"model": f"{name} QAT", "accuracy": qat.accuracy, "auc": qat.auc, "bops": report.totals.bops})
         if after_qat is not None:

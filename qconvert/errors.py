@@ -14,6 +14,7 @@ __all__ = [
     "OutputError",
     "QConvertError",
     "RuleError",
+    "SettingsError",
 ]
 
 
@@ -71,3 +72,8 @@ class DataError(QConvertError):
 class ExportError(QConvertError):
     """hls4ml export cannot proceed: bad backend, part or output folder, a layer the bridge cannot
     convert, or a synthesis tool that is not installed."""
+
+
+class SettingsError(QConvertError):
+    """Options that do not fit together (``--epochs`` without ``--data``, two different seeds, ...): raised
+    when a :class:`~qconvert.pipeline.Job` is built, so the Python API and the CLI refuse the same things."""

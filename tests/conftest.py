@@ -28,34 +28,6 @@ def write_rules(tmp_path):
     return write
 
 
-def jets_npz(path: Path, rows: int = 20000) -> Path:
-    """A synthetic jet-shaped training set (16 features, 5 classes) for the kill-and-resume tests."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, rows)
-    x = (rng.normal(size=(5, 16))[labels] + rng.normal(0, 1.5, size=(rows, 16))).astype("float32")
-    np.savez(path, X_train=x, y_train=np.eye(5, dtype="float32")[labels])
-    return path
-
-
-def kill_after_first_checkpoint(args: list[str], state: Path) -> dict:
-    """Run the CLI ``args`` in a child process, SIGKILL it once ``state`` (CKPT/state.json) exists; return that state."""
-    import json
-    import signal
-    import subprocess
-    import time
-
-    proc = subprocess.Popen(args, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return json.loads(state.read_text())
-
-
 @pytest.fixture(scope="module")
 def digits():
     """scikit-learn's digits, split 60/20/20 (shared by the QAT and pruning tests)."""

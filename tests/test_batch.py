@@ -7,11 +7,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
 import qconvert
 from qconvert.batch import discover, pass_through, run_batch
-from qconvert.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -32,9 +31,6 @@ BAD = {
 }
 MODEL_KEYS = {"path", "status", "error", "layers_converted", "seconds", "output", "kind", "weights"}
 
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def _jet(name: str) -> keras.Model:

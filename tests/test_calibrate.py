@@ -6,18 +6,13 @@ import math
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import RULES
+from kit import run_cli as run
 
 import qconvert
-from qconvert.cli import cli
 from qconvert.errors import DataError, RuleError
 from qconvert.model.calibrate import PERCENTILE, integer_bits_for
 from qconvert.quantizers import parse_quantizer, spec_from_mapping
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def quantizer_config(model: keras.Model, layer: str, key: str = "activation") -> dict:
@@ -210,21 +205,9 @@ def test_uncalibrated_twin_is_the_same_rules_at_integer_0(tmp_path):
 
 
 # --- the CLI -----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory):
-    from qconvert.demo import digits_dataset, digits_mlp
-
-    folder = tmp_path_factory.mktemp("digits")
-    data = digits_dataset()
-    model = digits_mlp(0)
-    model.save(folder / "mlp.keras")
-    np.savez(folder / "d.npz", X_train=data.x_train, y_train=data.y_train, X_val=data.x_val, y_val=data.y_val)
-    return folder
-
-
 def test_cli_calibrates_from_data_and_the_report_records_it(digits_files, tmp_path):
     out, report = tmp_path / "q.keras", tmp_path / "r.json"
-    res = run(digits_files / "mlp.keras", "--rules", "6bit-auto", "--data", digits_files / "d.npz",
+    res = run(digits_files[0], "--rules", "6bit-auto", "--data", digits_files[1],
               "--calibration-rows", 300, "-o", out, "--report", report)
     assert res.exit_code == 0, res.output
     doc = json.loads(report.read_text())
@@ -237,18 +220,18 @@ def test_cli_calibrates_from_data_and_the_report_records_it(digits_files, tmp_pa
 
 
 def test_cli_rules_show_prints_resolved_precisions(digits_files):
-    res = run("rules", "show", digits_files / "mlp.keras", "--rules", "6bit-auto", "--data", digits_files / "d.npz")
+    res = run("rules", "show", digits_files[0], "--rules", "6bit-auto", "--data", digits_files[1])
     assert res.exit_code == 0, res.output
     plan_table = res.output.split("calibration (")[0]
     assert ",auto" not in plan_table and "quantized_relu(6," in plan_table  # every auto resolved in the plan
     assert "p99.9|x|" in res.output
-    res = run("rules", "show", digits_files / "mlp.keras", "--rules", "6bit-auto")  # no data: a preview, still exit 0
+    res = run("rules", "show", digits_files[0], "--rules", "6bit-auto")  # no data: a preview, still exit 0
     assert res.exit_code == 0 and "quantized_relu(6,auto)" in res.output
 
 
 def test_cli_auto_without_data_is_one_line_and_writes_nothing(digits_files, tmp_path):
     out = tmp_path / "q.keras"
-    res = run(digits_files / "mlp.keras", "--rules", "6bit-auto", "-o", out)
+    res = run(digits_files[0], "--rules", "6bit-auto", "-o", out)
     assert res.exit_code == 2
     assert res.output.strip().count("\n") == 0 and "relu1" in res.output and "--data" in res.output
     assert not out.exists()
@@ -262,8 +245,8 @@ def test_cli_bad_calibration_rows_exit_2_nothing_written(digits_files, tmp_path,
     y = np.eye(10, dtype="float32")[np.arange(50) % 10]
     np.savez(tmp_path / "bad.npz", X_train=x, y_train=y)
     out = tmp_path / "q.keras"
-    for args in ([digits_files / "mlp.keras", "--rules", "6bit-auto", "--data", tmp_path / "bad.npz", "-o", out],
-                 ["rules", "show", digits_files / "mlp.keras", "--rules", "6bit-auto", "--data", tmp_path / "bad.npz"]):
+    for args in ([digits_files[0], "--rules", "6bit-auto", "--data", tmp_path / "bad.npz", "-o", out],
+                 ["rules", "show", digits_files[0], "--rules", "6bit-auto", "--data", tmp_path / "bad.npz"]):
         res = run(*args)
         assert res.exit_code == 2, res.output
         assert res.output.strip().count("\n") == 0 and ("NaN" in res.output or "shape" in res.output)
@@ -284,7 +267,7 @@ def test_calibrated_model_emulates_bit_exactly_in_hls4ml(digits_files, tmp_path)
     from qconvert.export import Hls4mlOptions, export
 
     data = digits_dataset()
-    model = keras.saving.load_model(digits_files / "mlp.keras")
+    model = keras.saving.load_model(digits_files[0])
     qmodel, report = qconvert.convert(model, RULES / "6bit-auto.yaml", calibration_data=data.x_train)
     assert {e["integer"] for e in report.sections["calibration"]["entries"] if e["role"] == "activation"} != {0}
     result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=data.x_test, y=data.y_test)

@@ -10,18 +10,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 from models import random_inputs, seed_fp32
 
 import qconvert
-from qconvert.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX_BIT = ROOT / "rules" / "6bit.yaml"
 
-
-def run(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
 import qconvert
-from qconvert.cli import cli
 from qconvert.export import Hls4mlOptions, export
 from qconvert.export.precision import FixedType, accumulator, parse_hls
 
@@ -32,9 +31,6 @@ def synthetic_jets(n: int, seed: int = 0):
         sys.path.pop(0)
     return make(n, seed=seed)
 
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
 import qconvert
-from qconvert.cli import cli
 from qconvert.errors import ExportError
 from qconvert.export import Hls4mlOptions, export
 from qconvert.export.flatten import flatten_nested
@@ -20,9 +19,6 @@ from qconvert.export.flatten import flatten_nested
 ROOT = Path(__file__).resolve().parent.parent
 SIX_BIT = ROOT / "rules" / "6bit.yaml"
 
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def through_hls4ml(model: keras.Model, tmp_path: Path):

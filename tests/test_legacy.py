@@ -13,10 +13,9 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
 import qconvert
-from qconvert.cli import cli
 from qconvert.model.load import find_weights, resolve_custom_objects
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +27,6 @@ FILES = [f"keras2/json/{n}.json" for n in NAMES] + [f"keras2/json_old/{n}.json" 
 ] + [f"keras2/keras215/{n}.keras" for n in ("branches", "nested", "embed_bilstm", "gru")]
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "SimpleRNN", "LSTM", "GRU")
 
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_clean_error(result, *needles):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import jets_npz, kill_after_first_checkpoint
+from kit import jets_npz, kill_after_first_checkpoint
 
 import qconvert
 from qconvert.cli import cli

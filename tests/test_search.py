@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
-from qconvert.cli import cli
 from qconvert.ruleset import load_rules, loads_rules
 from qconvert.search import SearchSettings, StudyOptions, load_space, loads_space, pareto_front, search
 from qconvert.search.front import SearchResult
@@ -49,9 +48,6 @@ def small_search(folder: Path, case: tuple[Path, Path], *args: str) -> tuple[Pat
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "search.json").read_text())
 
-
-def run(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from kit import run_cli as run
 
 import qconvert
-from qconvert.cli import cli
 from qconvert.export import Hls4mlOptions, export
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,9 +15,6 @@ SIX_BIT = ROOT / "rules" / "6bit.yaml"
 #: wide enough that the quantized model computes what the float one does, to ~1e-4
 WIDE = "version: 1\ndefaults:\n  kernel: quantized_bits(24, 4, alpha=1)\n  bias: quantized_bits(24, 4, alpha=1)\n"
 
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def tcn(dilation: int = 2) -> keras.Model:

@@ -127,8 +127,7 @@ def main() -> int:
     fp32.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
     fp32.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), batch_size=1024,
              epochs=args.baseline_epochs, shuffle=True, verbose=0)
-    study = run_case_study(fp32, data, [("6-bit", preset("6bit"))], qat_epochs=args.qat_epochs, qat_lr=1e-4,
-                           batch_size=1024, seed=args.seed, after_qat=hls4ml_column(data, args.hls4ml))
+    study = run_case_study(fp32, data, [("6-bit", preset("6bit"))], qat_epochs=args.qat_epochs, seed=args.seed, after_qat=hls4ml_column(data, args.hls4ml))
     render_study(study, Console())
     qat = next((r for r in study.rows if "hls4ml" in r), None)
     print(f"Accuracy baseline: {study.accuracy('FP32 baseline'):.4f}")

@@ -14,6 +14,7 @@ from .common import (
     rtl_options,
     run,
     training_options,
+    weights_option,
 )
 
 
@@ -28,7 +29,7 @@ from .common import (
 @click.option("--rtl", "rtl_dir", type=click.Path(path_type=str),
               help="Write the RTL (da4ml → Verilog) to DIR, emulate it with Verilator against Keras, synthesize with yosys.")
 @rtl_options
-@click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
+@weights_option
 @loading_options
 @click.pass_context
 def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, report_path: str | None, strict: bool,
@@ -36,48 +37,14 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
     """Convert MODEL (.keras, .h5, or a Keras 2 .json architecture) with RULES into a QKeras model (.keras)."""
 
     def job() -> int:
-        if opts["epochs"] and not opts["data"]:
-            raise click.UsageError("--epochs needs --data")
+        from ..pipeline import Job
+        from ..pipeline import run as run_job
+
+        settings = Job.from_options(
+            model, rules, output=output, report=report_path, strict=strict, plot=opts.pop("plot_path"),
+            hls4ml_dir=opts.pop("hls4ml_dir"), rtl_dir=opts.pop("rtl_dir"), **opts)  # "X needs Y": SettingsError
         quiet_backends()
-        from ..pipeline import convert_file
-
-        train = None
-        if opts["epochs"]:
-            from ..train.qat import Distill, TrainOptions
-
-            distill = Distill(opts["distill_temperature"], opts["distill_alpha"]) if opts["distill"] else None
-            train = TrainOptions(epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"],
-                                 patience=opts["patience"], seed=opts["seed"], loss=opts["loss"],
-                                 lr_schedule=opts["lr_schedule"], resume=opts["resume"], distill=distill)
-        elif opts["distill"]:
-            raise click.UsageError("--distill needs --epochs")
-        if opts["calibration_rows"] is not None and not opts["data"]:
-            raise click.UsageError("--calibration-rows needs --data")
-        hls4ml = None
-        if opts["hls4ml_dir"]:
-            from pathlib import Path
-
-            from ..export import Hls4mlOptions
-
-            hls4ml = Hls4mlOptions(Path(opts["hls4ml_dir"]), backend=opts["backend"], part=opts["part"],
-                                   io_type=opts["io_type"], reuse_factor=opts["reuse_factor"],
-                                   user_config=Path(opts["hls4ml_config"]) if opts["hls4ml_config"] else None,
-                                   build=opts["build"], strategy=opts["strategy"])
-        elif opts["build"] or opts["hls4ml_config"] or opts["strategy"]:
-            raise click.UsageError("--build, --hls4ml-config and --strategy need --hls4ml DIR")
-        rtl = None
-        if opts["rtl_dir"]:
-            from pathlib import Path
-
-            from ..export.rtl import RtlOptions
-
-            rtl = RtlOptions(Path(opts["rtl_dir"]), clock_ns=opts["clock_ns"], family=opts["family"])
-        from ..model.load import resolve_custom_objects
-
-        result = convert_file(model, rules, output=output, report_path=report_path, strict=strict, hls4ml=hls4ml,
-                              data=opts["data"], train=train, plot_path=opts["plot_path"],
-                              weights=opts["weights"], custom_objects=resolve_custom_objects(opts["custom_objects"]),
-                              safe_mode=not opts["unsafe"], calibration_rows=opts["calibration_rows"], rtl=rtl)
+        result = run_job(settings)
         result.report.render(make_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)

@@ -14,7 +14,7 @@ from .common import (
 @click.command("demo")
 @click.option("--model", "model_kind", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True,
               help="A jet-tagger-shaped MLP or a small Conv2D model.")
-@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="QAT epochs (early stopping on).")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="QAT epochs (as the main job's --epochs: its learning rate and batch size).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int) -> None:

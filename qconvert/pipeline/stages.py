@@ -1,0 +1,154 @@
+"""The stages after conversion: accuracy and QAT (with pruning), the hls4ml and RTL exports.
+
+Each stage takes what the earlier ones made (the FP32 model, the converted model, the plan computed once,
+the data) and adds its section to the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..report import ConversionReport
+from ..ruleset import RuleSet
+from .convert import convert_planned, refresh_cost
+
+__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "rtl_stage", "train_rules", "train_stage"]
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """The folder QAT checkpoints to for the output ``out`` (``OUT.ckpt``; ``--resume`` reads it)."""
+    return out.with_name(f"{out.stem}.ckpt")
+
+
+def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
+                    report: ConversionReport, uncalibrated: Any = None,
+                    prune: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, Any]:
+    """FP32 and PTQ accuracy (and the uncalibrated twin's, when given); with ``train``, QAT (pruning ``prune``
+    targets) and its accuracy. Adds the report sections."""
+    from ..train.qat import evaluate, infer_loss, loss_from_file
+
+    compiled = loss_from_file(source)
+    loss = (train.loss if train is not None else None) or infer_loss(model, dataset, compiled)
+    split, x, y = dataset.eval_split
+    metrics = {"fp32": evaluate(model, dataset, x, y, loss)}
+    if uncalibrated is not None:
+        metrics["ptq_uncalibrated"] = evaluate(uncalibrated, dataset, x, y, loss)
+    metrics["ptq"] = evaluate(qmodel, dataset, x, y, loss)
+    training = None
+    if train is not None:
+        options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=checkpoint_dir(out))
+        qmodel, training = train_stage(model, qmodel, dataset, replace(options, loss=loss), report, prune)
+        metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
+    report.sections["accuracy"] = {
+        "split": split,
+        "samples": len(x),
+        "loss_function": loss,
+        "note": dataset.split_note,
+        **{name: m.accuracy for name, m in metrics.items()},
+        "loss": {name: m.loss for name, m in metrics.items()},
+    }
+    report.sections["per_class"] = {name: m.per_class for name, m in metrics.items()}
+    report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
+    if training is not None:
+        report.sections["training"] = training.to_dict()
+    return qmodel, training
+
+
+def train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: ConversionReport,
+                 prune: tuple[Any, ...] | list[Any] = (), callbacks: tuple[Any, ...] = ()) -> tuple[Any, Any]:
+    """QAT of ``qmodel`` (pruning the ``prune`` targets), then its cost refreshed in ``report`` (EBOPs of the
+    trained weights; sparsity per layer). ``callbacks`` (e.g. a search trial's early stop) run at each epoch's end
+    after the pruning masks and before the checkpointing."""
+    from ..train.qat import fine_tune
+
+    teacher = model if options.distill is not None else None
+    if prune:
+        from ..train.prune import make_pruning_callback, sparsity_report
+
+        before = {k: getattr(report.totals, k) for k in ("ebops", "multiplies", "dsp")}
+        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher,
+                                     callbacks=[make_pruning_callback(prune), *callbacks],
+                                     # masks grow at the end of an epoch, after Keras validated it: the first
+                                     # epoch validated with the final masks is the one after end_epoch
+                                     monitor_from=max(t.end_epoch for t in prune) + 1)
+        layers = sparsity_report(qmodel, prune)
+        after = refresh_cost(report, qmodel, {name: v["sparsity"] for name, v in layers.items()})
+        report.sections["pruning"] = {"applied": True, "layers": layers, "before": before, "after": after}
+    else:
+        qmodel, training = fine_tune(qmodel, dataset, options, teacher=teacher, callbacks=list(callbacks))
+        refresh_cost(report, qmodel, {})
+    return qmodel, training
+
+
+def train_rules(model: Any, ruleset: RuleSet, dataset: Any, train: Any, *, calibration_rows: int | None = None,
+                callbacks: tuple[Any, ...] = ()) -> tuple[Any, ConversionReport, Any]:
+    """Convert, calibrate and fine-tune: the main job's stages on data already loaded, nothing written.
+
+    ``model`` is the FP32 Keras model, ``dataset`` a :class:`~qconvert.train.data.Dataset`, ``train`` a
+    :class:`~qconvert.train.TrainOptions` (its ``loss`` None: inferred as the main job infers it). The
+    conversion, calibration rows, pruning schedule and training are those of :func:`convert_file` with the
+    same ``--seed``, so a search trial run through here is reproduced by the main job with its rule file.
+    Returns ``(qmodel, report, training)``; the report's totals hold the trained model's EBOPs.
+    """
+    from ..model.calibrate import DEFAULT_ROWS
+    from ..model.plan import plan_model
+    from ..train.qat import infer_loss
+
+    x_cal = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=train.seed)
+    the_plan = plan_model(model, ruleset)
+    qmodel, report = convert_planned(model, the_plan, getattr(model, "name", "model"), x_cal)
+    prune = prune_targets(the_plan, train, report)
+    options = replace(train, loss=train.loss or infer_loss(model, dataset, None))
+    qmodel, training = train_stage(model, qmodel, dataset, options, report, prune, callbacks)
+    return qmodel, report, training
+
+
+def prune_targets(the_plan: Any, train: Any, report: ConversionReport) -> list[Any]:
+    """Layers the plan prunes (checked against ``--epochs``); without training, the report says it was not applied."""
+    if not any(item.prune is not None for item in the_plan.layers):
+        return []
+    if train is None:
+        report.sections["pruning"] = {"applied": False, "note": "the rules prune, but pruning acts during QAT: add --data and --epochs"}
+        return []
+    from ..train.prune import prune_targets as schedule
+
+    return schedule(the_plan, train.epochs)
+
+
+def hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionReport) -> Any:
+    """Write, compile and verify the hls4ml project (on the held-out split of ``dataset`` when given)."""
+    from ..export import bops_at_precisions, export
+
+    x = y = None
+    if dataset is not None:
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export(qmodel, options, x=x, y=y)
+    section = result.to_dict()
+    costs = bops_at_precisions(qmodel, result.precisions)
+    section.update(costs)
+    report.sections["hls4ml"] = section
+    per_layer = costs["bops_per_layer"]
+    lut = result.lut_da  # da4ml's LUT estimates: only with --strategy distributed_arithmetic
+    report.layers = [replace(row, bops_hls4ml=per_layer.get(row.name, 0.0 if not row.bops else None),
+                             lut_da=lut.get(row.name) if lut else None)
+                     for row in report.layers]
+    report.totals = replace(report.totals, bops_hls4ml=costs["bops"], lut_da=sum(lut.values()) if lut else None)
+    if "accuracy" in report.sections and result.accuracy_hls4ml is not None:
+        report.sections["accuracy"]["hls4ml"] = result.accuracy_hls4ml
+    return result
+
+
+def rtl_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any]) -> Any:
+    """RTL through da4ml, Verilator and yosys (on the held-out split of ``dataset`` when given): the ``rtl`` section."""
+    from ..export.rtl import export_rtl
+
+    x = y = None
+    if dataset is not None:
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export_rtl(qmodel, options, x=x, y=y)
+    sections["rtl"] = result.to_dict()
+    return result
