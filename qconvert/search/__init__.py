@@ -17,7 +17,8 @@ from ..errors import DataError, OutputError, QConvertError, RuleError
 from .front import SearchResult, collect, pareto_front
 from .objective import COSTS, SearchSettings, reproduce_command, rules_header
 from .space import Dimension, Space, is_space, load_space, loads_space
-from .study import StudyOptions, count_trials, open_study, run_worker, run_workers
+from .study import StudyOptions, count_trials, open_study, run_worker
+from .workers import run_workers
 
 __all__ = [
     "COSTS",

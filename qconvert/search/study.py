@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import socket
 import time
 import zlib
@@ -39,7 +38,7 @@ from typing import Any
 
 from ..errors import QConvertError
 from .objective import DominanceStop, SearchSettings, Workbench
-from .space import Dimension, Space, load_space
+from .space import Dimension, Space
 
 __all__ = [
     "StudyOptions",
@@ -48,7 +47,6 @@ __all__ = [
     "open_storage",
     "open_study",
     "run_worker",
-    "run_workers",
     "suggest",
 ]
 
@@ -351,68 +349,3 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
         if on_event is not None:
             on_event("trial")
     return ran
-
-
-def _worker_process(settings: SearchSettings, space_path: str, options: StudyOptions, worker: int,
-                    threads: int, error_file: str) -> None:
-    """Entry point of a ``-j N`` worker process (spawned: its own TensorFlow)."""
-    try:
-        import optuna
-
-        from ..runtime import worker_environment
-
-        worker_environment(threads)
-        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error is in search.json
-        run_worker(settings, load_space(space_path), options, worker)
-    except QConvertError as exc:
-        Path(error_file).write_text(str(exc))
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: the parent reports it
-        raise SystemExit(130) from None
-
-
-def run_workers(settings: SearchSettings, space: Space, options: StudyOptions, bench: Workbench | None = None,
-                on_event: Callable[[str], None] | None = None, on_poll: Callable[[Any], None] | None = None,
-                poll_seconds: float = 2.0) -> list[str]:
-    """Run ``options.jobs`` workers on the study and wait for them; returns their error lines.
-
-    Worker 0 runs in this process (its model and data already loaded in ``bench``; ``on_event`` after each of
-    its trials), workers 1.. in spawned processes with their own TensorFlow. ``on_poll(study)`` is called every
-    ``poll_seconds`` while spawned workers are still running after worker 0 has finished.
-    """
-    import multiprocessing
-    import tempfile
-
-    context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    errors_dir = Path(tempfile.mkdtemp(prefix=".workers-", dir=options.outdir))
-    procs = []
-    messages: list[str] = []
-    try:
-        for worker in range(1, options.jobs):
-            proc = context.Process(target=_worker_process, args=(settings, space.source, options, worker, threads,
-                                                                 str(errors_dir / f"{worker}.err")), daemon=False)
-            proc.start()
-            procs.append(proc)
-        try:
-            run_worker(settings, space, options, 0, on_event=on_event, bench=bench)
-        except QConvertError as exc:
-            messages.append(str(exc))
-        study = None
-        while any(p.is_alive() for p in procs):
-            if on_poll is not None:
-                try:
-                    study = study or open_study(settings, space, options)
-                    on_poll(study)
-                except Exception:
-                    pass
-            time.sleep(poll_seconds)
-        messages += [f.read_text() for f in sorted(errors_dir.glob("*.err"))]
-    finally:
-        for proc in procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-        shutil.rmtree(errors_dir, ignore_errors=True)
-    return messages
