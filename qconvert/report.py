@@ -14,11 +14,62 @@ from typing import Any
 __all__ = [
     "ConversionReport",
     "LayerRow",
+    "PlanRow",
     "Totals",
     "format_count",
+    "plan_rows",
     "render_calibration",
     "render_rtl",
 ]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One row of a plan as people read it: the report's layer table and ``rules show`` both print these.
+
+    ``path`` locates the layer in the converted model (nested models included; None for a folded layer);
+    ``prune`` is the rule's pruning spec or None; ``leftover`` marks a layer left float without a rule.
+    """
+
+    name: str
+    path: tuple[str, ...] | None
+    type_before: str
+    type_after: str
+    action: str
+    rule: str | None
+    kernel: str
+    bias: str
+    activation: str
+    note: str
+    leftover: bool
+    prune: Any = None
+
+
+def plan_rows(plan: Any, *, nested: bool = False) -> list[PlanRow]:
+    """The rows of ``plan`` (a :class:`~qconvert.model.plan.Plan`): the input quantizers, then each layer
+    (``nested`` models themselves only when asked), each split activation right after its layer."""
+    rows: list[PlanRow] = []
+    if plan.input_quantizer is not None:
+        for name in plan.input_names:
+            rows.append(PlanRow(f"{name}_quant", (f"{name}_quant",), "", "QActivation", "quantize", "input", "", "",
+                                str(plan.input_quantizer), "input quantizer", False))
+    for item in plan.layers:
+        if item.action == "nested" and not nested:
+            continue
+        specs = item.specs
+        kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
+        rows.append(PlanRow(item.qualified_name, None if item.action == "fold" else tuple(item.path), item.class_name,
+                            item.target, item.action, item.rule, kernel, str(specs.get("bias", "")),
+                            str(specs.get("activation", "")), item.note, item.action in ("uncovered", "unsupported"),
+                            item.prune))
+        split = item.split
+        if split is not None:
+            path = tuple(item.path[:-1]) + (split.name,)
+            rows.append(PlanRow("/".join(path), path, "", split.target, split.status, split.rule, "", "",
+                                str(split.spec) if split.spec is not None else f"float {split.function}",
+                                split.note or f"split from {item.name}(activation='{split.function}')",
+                                split.status == "uncovered"))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -160,7 +211,7 @@ class ConversionReport:
             render_rtl(self.sections["rtl"], console)
 
 
-def _type(row: LayerRow) -> str:
+def _type(row: LayerRow | PlanRow) -> str:
     if row.type_before == row.type_after:
         return row.type_before
     return f"{row.type_before or '·'} → {row.type_after or '(folded)'}"
@@ -201,23 +252,10 @@ def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pr
             cells += [f"{100 * prune.sparsity:g}%" if prune else "", _opt(p.ebops if p and prune else None)]
         return cells
 
-    if plan.input_quantizer is not None:
-        for name in plan.input_names:
-            table.add_row(f"{name}_quant", "· → QActivation", "insert", "input", "", "", str(plan.input_quantizer),
-                          *cost_cells(""), "input quantizer")
-    for item in plan.layers:
-        specs = item.specs
-        kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
-        type_ = item.class_name if item.target == item.class_name else f"{item.class_name} → {item.target or '(folded)'}"
-        style = "yellow" if item.action in ("uncovered", "unsupported") else None
-        table.add_row(item.qualified_name, type_, item.action, item.rule or "-", kernel, str(specs.get("bias", "")),
-                      str(specs.get("activation", "")), *cost_cells(item.qualified_name, item.prune), item.note, style=style)
-        if item.split is not None:
-            s = item.split
-            table.add_row("/".join(item.path[:-1] + (s.name,)), f"· → {s.target}", s.status, s.rule or "-", "", "",
-                          str(s.spec) if s.spec else f"float {s.function}", *cost_cells(""),
-                          s.note or f"split from activation='{s.function}'",
-                          style="yellow" if s.status == "uncovered" else None)
+    for row in plan_rows(plan, nested=True):
+        table.add_row(row.name, _type(row), row.action, row.rule or "-", row.kernel, row.bias, row.activation,
+                      *cost_cells(row.name if row.rule != "input" else "", row.prune), row.note,
+                      style="yellow" if row.leftover else None)
     console.print(table)
     leftovers = plan.leftovers()
     console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")

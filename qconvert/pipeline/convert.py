@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConversionError
-from ..report import ConversionReport, LayerRow, Totals
+from ..report import ConversionReport, LayerRow, Totals, plan_rows
 from ..ruleset import RuleSet, as_ruleset
 
 __all__ = ["calibrated_plan", "convert", "convert_planned", "plan", "preview_cost", "refresh_cost", "versions"]
@@ -85,36 +85,14 @@ def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
     costs = model_cost(qmodel)
     rows: list[LayerRow] = []
 
-    def cost_row(name: str, type_before: str, type_after: str, action: str, rule: str | None,
-                 kernel: str, bias: str, activation: str, note: str, leftover: bool, layer: Any) -> LayerRow:
-        c = costs.get(name)
+    for row in plan_rows(plan):
+        c = costs.get(row.name)
+        layer = _find(qmodel, row.path) if row.path is not None else None
         params = layer.count_params() if layer is not None and layer.built else 0
-        return LayerRow(name, type_before, type_after, action, rule, kernel, bias, activation, params,
-                        c.bops if c else 0.0, c.bops_fp32 if c else 0.0, c.bops_ap_fixed if c else 0.0, note, leftover,
-                        ebops=c.ebops if c else None, multiplies=c.multiplies if c else None, dsp=c.dsp if c else None)
-
-    if plan.input_quantizer is not None:
-        for name in plan.input_names:
-            q_name = f"{name}_quant"
-            rows.append(cost_row(q_name, "", "QActivation", "quantize", "input", "", "", str(plan.input_quantizer),
-                                 "input quantizer", False, _find(qmodel, (q_name,))))
-    for item in plan.layers:
-        if item.action == "nested":
-            continue
-        specs = item.specs
-        kernel = " / ".join(str(specs[r]) for r in ("kernel", "depthwise", "pointwise", "gamma") if r in specs)
-        bias = str(specs["bias"]) if "bias" in specs else ""
-        activation = str(specs["activation"]) if "activation" in specs else ""
-        layer = None if item.action == "fold" else _find(qmodel, item.path)
-        rows.append(cost_row(item.qualified_name, item.class_name, item.target, item.action, item.rule,
-                             kernel, bias, activation, item.note, item.action in ("uncovered", "unsupported"), layer))
-        split = item.split
-        if split is not None:
-            name = "/".join(item.path[:-1] + (split.name,))
-            act = str(split.spec) if split.spec is not None else f"float {split.function}"
-            rows.append(cost_row(name, "", split.target, split.status, split.rule, "", "", act,
-                                 split.note or f"split from {item.name}(activation='{split.function}')",
-                                 split.status == "uncovered", _find(qmodel, item.path[:-1] + (split.name,))))
+        rows.append(LayerRow(row.name, row.type_before, row.type_after, row.action, row.rule, row.kernel, row.bias,
+                             row.activation, params, c.bops if c else 0.0, c.bops_fp32 if c else 0.0,
+                             c.bops_ap_fixed if c else 0.0, row.note, row.leftover, ebops=c.ebops if c else None,
+                             multiplies=c.multiplies if c else None, dsp=c.dsp if c else None))
     quantized = sum(1 for r in rows if r.type_after.startswith("Q"))
     left_float = sum(1 for r in rows if r.action in ("keep", "float", "unquantizable", "uncovered", "unsupported"))
     totals = Totals(
