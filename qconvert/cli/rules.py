@@ -99,21 +99,17 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
         else:
             ruleset = load_rules(rules)
         from ..model.calibrate import has_auto
-        from ..model.load import load_model, resolve_custom_objects
-        from ..pipeline import calibrated_plan, preview_cost
+        from ..pipeline import LoadOptions, calibrated_plan, load_inputs, preview_cost
 
-        the_model = load_model(model, weights=weights, custom_objects=resolve_custom_objects(custom_objects),
-                               safe_mode=not unsafe)
-        x = None
-        if data is not None:
-            from ..model.calibrate import DEFAULT_ROWS
-            from ..train.data import check_fits_model, load_data
-
-            dataset = load_data(data, seed=seed)
-            check_fits_model(dataset, tuple(the_model.inputs[0].shape), None)
-            x = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=seed)
-        elif calibration_rows is not None:
+        if calibration_rows is not None and data is None:
             raise click.UsageError("--calibration-rows needs --data")
+        inputs = load_inputs(model, data, seed=seed, outputs=False,
+                             load=LoadOptions(weights, tuple(custom_objects), not unsafe))
+        the_model, x = inputs.model, None
+        if inputs.dataset is not None:
+            from ..model.calibrate import DEFAULT_ROWS
+
+            x = inputs.dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=seed)
         the_plan, calibration = calibrated_plan(the_model, ruleset, x)
         console = make_console()
         costs = () if has_auto(the_plan) else preview_cost(the_model, the_plan)  # auto left: no model to cost yet

@@ -7,6 +7,7 @@ is a search trial's convert → calibrate → QAT on data already loaded. Nothin
 """
 
 from .convert import calibrated_plan, convert, convert_planned, plan, preview_cost, versions
+from .inputs import Inputs, load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs, default_output
 from .run import STAGES, Context, FileResult, convert_file, file_sha256, rtl_file, run
 from .stages import train_rules
@@ -16,6 +17,7 @@ __all__ = [
     "Context",
     "DataOptions",
     "FileResult",
+    "Inputs",
     "Job",
     "LoadOptions",
     "Outputs",
@@ -25,6 +27,7 @@ __all__ = [
     "convert_planned",
     "default_output",
     "file_sha256",
+    "load_inputs",
     "plan",
     "preview_cost",
     "rtl_file",

@@ -20,7 +20,8 @@ from ..errors import ExportError, OutputError, QConvertError, SettingsError
 from ..io import write_text_atomic
 from ..report import ConversionReport
 from ..ruleset import as_ruleset
-from .convert import _as_model, convert_planned, versions
+from .convert import convert_planned, versions
+from .inputs import load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs
 from .stages import accuracy_stage, checkpoint_dir, hls4ml_stage, prune_targets, rtl_stage
 
@@ -91,17 +92,8 @@ def check(ctx: Context) -> None:
 def load(ctx: Context) -> None:
     """The model, and the data (split with the job's seed), checked against each other."""
     job = ctx.job
-    if job.data is not None:
-        from ..train.data import load_data
-
-        ctx.dataset = load_data(job.data.path, seed=job.seed)
-    ctx.model, _ = _as_model(ctx.source, safe_mode=job.load.safe_mode, weights=job.load.weights,
-                             custom_objects=job.load.resolved_custom_objects())
-    if ctx.dataset is not None:
-        from ..train.data import check_fits_model, check_one_input_one_output
-
-        check_one_input_one_output(job.data.path, ctx.model.name, len(ctx.model.inputs), len(ctx.model.outputs))
-        check_fits_model(ctx.dataset, tuple(ctx.model.inputs[0].shape), int(ctx.model.outputs[0].shape[-1]))
+    inputs = load_inputs(ctx.source, job.data.path if job.data is not None else None, seed=job.seed, load=job.load)
+    ctx.model, ctx.dataset = inputs.model, inputs.dataset
 
 
 def convert(ctx: Context) -> None:
@@ -253,15 +245,8 @@ def rtl_file(model_path: str | os.PathLike, options: Any, *, data: str | os.Path
     ``data`` (else on sampled inputs) and synthesized with yosys; the JSON report's ``rtl`` section."""
     import json
 
-    from ..model.load import load_model
-
-    qmodel = load_model(model_path, safe_mode=safe_mode)
-    dataset = None
-    if data is not None:
-        from ..train.data import check_fits_model, load_data
-
-        dataset = load_data(data, seed=seed)
-        check_fits_model(dataset, tuple(qmodel.inputs[0].shape), int(qmodel.outputs[0].shape[-1]))
+    inputs = load_inputs(model_path, data, seed=seed, load=LoadOptions(safe_mode=safe_mode), single_io=False)
+    qmodel, dataset = inputs.model, inputs.dataset
     sections: dict[str, Any] = {}
     result = rtl_stage(qmodel, dataset, options, sections)
     if report_path is not None:

@@ -103,18 +103,13 @@ class Workbench:
     """
 
     def __init__(self, settings: SearchSettings, space: Space) -> None:
-        from ..model.load import check_model_path, load_model, resolve_custom_objects
-        from ..train.data import check_fits_model, check_one_input_one_output, load_data
-        from ..train.qat import _is_classifier, evaluate, infer_loss, loss_from_file
+        from ..pipeline import LoadOptions, load_inputs
+        from ..train.qat import _is_classifier, evaluate
 
         self.settings, self.space = settings, space
-        source = check_model_path(settings.model)
-        self.model = load_model(source, weights=settings.weights, safe_mode=settings.safe_mode,
-                                custom_objects=resolve_custom_objects(settings.custom_objects))
-        self.dataset = load_data(settings.data, seed=settings.seed)
-        check_one_input_one_output(settings.data, self.model.name, len(self.model.inputs), len(self.model.outputs))
-        check_fits_model(self.dataset, tuple(self.model.inputs[0].shape), int(self.model.outputs[0].shape[-1]))
-        self.loss = infer_loss(self.model, self.dataset, loss_from_file(source))
+        inputs = load_inputs(settings.model, settings.data, seed=settings.seed,
+                             load=LoadOptions(settings.weights, tuple(settings.custom_objects), settings.safe_mode))
+        self.model, self.dataset, self.loss = inputs.model, inputs.dataset, inputs.loss
         if not _is_classifier(self.loss):
             raise DataError(f"{settings.data}: search maximizes accuracy, so it needs a classifier; "
                             f"the loss is {self.loss}")
