@@ -82,6 +82,9 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class Discovery:
+    """What :func:`discover` found: the models to convert (``jobs``), the files judged failed or skipped
+    without loading anything (``early``), and the common root the outputs mirror."""
+
     jobs: tuple[ModelJob, ...]
     early: tuple[ModelResult, ...]  # found failed or skipped without loading anything
     root: str

@@ -27,6 +27,9 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class BatchReport:
+    """The results of one batch: a table (``render``), JSON (``to_json``: ``models`` and ``totals``), a Markdown
+    summary, and the exit code (0 when no model failed, else 1)."""
+
     rules: dict[str, Any]
     output: str
     jobs: int

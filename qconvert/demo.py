@@ -47,6 +47,7 @@ def digits_dataset(seed: int = 0, image: bool = False) -> Dataset:
 
 
 def digits_mlp(seed: int = 0) -> Any:
+    """An FP32 MLP for digits shaped like the jet tagger (64 → 64 → 32 → 32 → 10, relu, softmax); seeded weights."""
     import keras
 
     keras.utils.set_random_seed(seed)  # the initial weights: same seed, same model, in any process
@@ -63,6 +64,7 @@ def digits_mlp(seed: int = 0) -> Any:
 
 
 def digits_cnn(seed: int = 0) -> Any:
+    """A small FP32 Conv2D model for the 8×8 digits images (10 classes, softmax); seeded weights."""
     import keras
 
     keras.utils.set_random_seed(seed)  # the initial weights: same seed, same model, in any process
@@ -164,6 +166,7 @@ def hls4ml_column(data: Dataset, out_dir: Path) -> Callable[[str, Any, CaseStudy
 
 
 def render_study(study: CaseStudy, console: Any) -> None:
+    """The case study as one table: accuracy, ROC AUC and BOPs per model (FP32, PTQ, QAT, hls4ml)."""
     from rich.table import Table
 
     from .report import format_count

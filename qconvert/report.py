@@ -74,6 +74,10 @@ def plan_rows(plan: Any, *, nested: bool = False) -> list[PlanRow]:
 
 @dataclass(frozen=True)
 class LayerRow:
+    """One row of the report's layer table: the layer before and after, the rule that decided it, its
+    quantizers, parameters and costs (BOPs at its precisions, at FP32 and at ``ap_fixed<16,6>``; EBOPs, multiplies,
+    DSPs); the hls4ml and da4ml figures once those stages ran."""
+
     name: str
     type_before: str
     type_after: str
@@ -98,6 +102,9 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class Totals:
+    """The layer table summed: layers quantized and left float, parameters, BOPs (and at FP32 / ``ap_fixed<16,6>``),
+    EBOPs, multiplies and DSPs of the converted (or trained) model."""
+
     layers: int
     quantized: int
     left_float: int
@@ -119,6 +126,10 @@ class Totals:
 
 @dataclass
 class ConversionReport:
+    """The report of one conversion: the layers and totals, then one section per later stage (``calibration``,
+    ``accuracy``, ``training``, ``pruning``, ``hls4ml``, ``rtl``). ``render`` prints it; ``to_json`` is the
+    ``--report`` document."""
+
     model: str
     rules: dict[str, Any]
     layers: list[LayerRow]
@@ -226,6 +237,7 @@ def _pct(value: float | None) -> str:
 
 
 def format_count(value: float) -> str:
+    """A count for a table cell: ``1234567`` → ``1.23M`` (k, M, G), small values as integers."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= size:
             return f"{value / size:.2f}{unit}"

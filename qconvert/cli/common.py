@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 def make_console(stderr: bool = False) -> Any:
+    """A rich console on stdout (or stderr); 200 columns wide when the output is not a terminal (logs, pipes)."""
     from rich.console import Console
 
     console = Console(stderr=stderr, highlight=False)

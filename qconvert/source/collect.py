@@ -78,6 +78,9 @@ def _code(node: cst.CSTNode) -> str:
 
 
 class Collector(cst.CSTVisitor):
+    """The codemod's first pass: finds every Keras layer construction (by qualified name), the variables and
+    helpers that build them, and records them for the planner; reads the tree, changes nothing."""
+
     METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider, ParentNodeProvider, ScopeProvider)
 
     def __init__(self, unit: int = 0) -> None:

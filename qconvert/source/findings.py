@@ -42,6 +42,8 @@ class Status(str, enum.Enum):
 
 
 class Kind(str, enum.Enum):
+    """What a finding is: a change made, something kept as asked, a leftover the rules wanted converted, ..."""
+
     CHANGE = "change"
     KEPT = "kept"  # left as the rules or a marker ask
     LEFTOVER = "leftover"  # left unconverted where the rules wanted a conversion (--strict refuses)

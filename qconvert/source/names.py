@@ -50,10 +50,12 @@ def layer_class(qualified_name: str) -> str | None:
 
 
 def is_layers_module(qualified_name: str) -> bool:
+    """Is ``qualified_name`` a Keras layers module (``keras.layers``, ``tensorflow.keras.layers``, ...)?"""
     return bool(_LAYERS_MODULE_RE.match(qualified_name))
 
 
 def is_sequential(qualified_name: str) -> bool:
+    """Is ``qualified_name`` Keras's ``Sequential`` (under any of its import paths)?"""
     return bool(_SEQUENTIAL_RE.match(qualified_name))
 
 
@@ -88,6 +90,7 @@ def activation_from_qualname(qualified_name: str) -> str | None:
 
 
 def qkeras_class(class_name: str) -> str | None:
+    """The QKeras class a Keras layer class becomes (``Dense`` → ``QDense``), or None when there is none."""
     if class_name in WEIGHTED:
         return WEIGHTED[class_name][0]
     if class_name in ACTIVATION_LAYERS:

@@ -30,6 +30,9 @@ _LABEL_NAMES = ("label", "class", "target", "y")
 
 @dataclass(frozen=True)
 class Dataset:
+    """Loaded data with its splits (``x_train``/``y_train``, validation, optional test; rows first), the kind of
+    labels (one-hot, integer classes or values) and a note on how the validation split was made."""
+
     source: str
     x_train: np.ndarray
     y_train: np.ndarray

@@ -83,6 +83,10 @@ class Distill:
 
 @dataclass(frozen=True)
 class TrainOptions:
+    """QAT settings (``--epochs``, ``--lr``, ``--batch-size``, ``--patience``, ``--seed``, ``--loss``,
+    ``--lr-schedule``, ``--resume``, ``--distill``). None picks the main job's default: lr 1e-4·sqrt(1024/batch),
+    the batch that gives 32 steps per epoch within 16..1024, the loss of the model's compile config or output."""
+
     epochs: int
     lr: float | None = None  # None: the seed's 1e-4, scaled to the batch size (resolve_lr)
     batch_size: int | None = None  # None: from the number of training rows (resolve_batch_size)
@@ -98,6 +102,9 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What QAT did: the per-epoch history, epochs run, the best epoch (whose weights are kept), the resume point,
+    the loss, batch size and lr used, and a convergence verdict (:func:`assess_convergence`)."""
+
     history: dict[str, list[float]]
     epochs_run: int
     best_epoch: int
@@ -145,6 +152,8 @@ def assess_convergence(history: dict[str, list[float]], steps_per_epoch: int, st
 
 @dataclass(frozen=True)
 class Metrics:
+    """A model's figures on one split: loss, accuracy (None for a regression), accuracy per class, ROC AUC."""
+
     loss: float
     accuracy: float | None
     per_class: list[float] = field(default_factory=list)
