@@ -79,8 +79,16 @@ def test_conv_weights_count_once_per_output_position():
 def test_seed_6bit_with_a_signed_16bit_input_is_174425_ebops():
     """The issue's check, the figure HGQ2's own trace reports for the same network."""
     _qmodel, report = qconvert.convert(_fill(seed_fp32()), loads_rules(SEED_6BIT_16BIT_INPUT))
-    assert 1024 * 15 * 5 + 2048 * 6 * 5 + 1024 * 6 * 5 + 160 * 6 * 5 + 133 * 5 == 174_425
-    assert report.totals.ebops == 174_425
+    # the oracle: HGQ2's formula over the network's own shapes (fan-in × units multiplies of b_in' × b_w', plus
+    # b_bias' per output), written from the Keras model, not from qconvert's cost module
+    fp32 = seed_fp32()
+    widths = {"fc1": 15, "fc2": 6, "fc3": 6, "output": 6}  # magnitude bits reaching each Dense: 16-bit input, relu(6)
+    expected = {}
+    for name, b_in in widths.items():
+        fan_in, units = fp32.get_layer(name).kernel.shape
+        expected[name] = fan_in * units * b_in * 5 + units * 5  # quantized_bits(6, 0): 5 bits below the sign
+    assert sum(expected.values()) == report.totals.ebops == 174_425
+    assert {r.name: r.ebops for r in report.layers if r.ebops} == expected
     assert {r.name: r.ebops for r in report.layers if r.ebops} == {"fc1": 77_120, "fc2": 61_600, "fc3": 30_880, "output": 4_825}
     assert report.totals.multiplies == 1024 + 2048 + 1024 + 160
     assert report.totals.dsp == 0  # 6-bit products: LUTs
