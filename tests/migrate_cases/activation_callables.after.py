@@ -1,5 +1,6 @@
+import tensorflow as tf
 import keras
-from keras import layers
+from keras import activations, layers
 from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
 inputs = keras.Input(shape=(16,))

@@ -1,5 +1,5 @@
-import keras
 import tensorflow as tf
+import keras
 from keras import activations, layers
 
 inputs = keras.Input(shape=(16,))

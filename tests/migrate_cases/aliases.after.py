@@ -1,5 +1,4 @@
 import keras
-
 # the short name
 from qkeras import QDense, quantized_bits
 

@@ -1,6 +1,6 @@
-import keras
-import tensorflow
 import tensorflow as tf
+import tensorflow
+import keras
 from keras import layers as L
 from keras.layers import Dense as D  # the short name
 

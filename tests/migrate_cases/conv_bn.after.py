@@ -1,5 +1,5 @@
 # rules: ../../rules/4bit.yaml
-from keras import Sequential, layers
+from keras import layers, Sequential
 from qkeras import QActivation, QConv2D, QDense, QDepthwiseConv2D, QSeparableConv2D, quantized_bits, quantized_relu
 
 model = Sequential([

@@ -1,5 +1,5 @@
 # rules: ../../rules/4bit.yaml
-from keras import Sequential, layers
+from keras import layers, Sequential
 
 model = Sequential([
     layers.Input((28, 28, 1)),

@@ -7,7 +7,6 @@ import keras  # the package
 from keras.layers import (  # layer classes
     Dropout,
 )
-
 # optimizers
 from keras.optimizers import Adam
 from qkeras import QDense, quantized_bits

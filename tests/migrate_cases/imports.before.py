@@ -7,7 +7,6 @@ from keras.layers import (  # layer classes
     Dense,  # fully connected
     Dropout,
 )
-
 # optimizers
 from keras.optimizers import Adam
 

@@ -1,6 +1,6 @@
-import keras
-from keras import layers
 from keras.layers import *
+from keras import layers
+import keras
 
 config = {"units": 8}
 args = (8,)
@@ -9,7 +9,7 @@ b = layers.Dense(*args)
 c = layers.Dense(8, lora_rank=4)
 d = layers.Dense(8, lora_rank=None)
 cls = layers.Dense
-e = layers.Dense(8)
+e = getattr(layers, "Dense")(8)
 f = layers.deserialize({"class_name": "Dense", "config": {"units": 8}})
 g = layers.Dense(8, activation="relu")
 h = layers.Dense(8, activation=my_activation)

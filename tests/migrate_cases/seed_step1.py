@@ -1,8 +1,7 @@
 # The seed's Step 1 model code, verbatim (fit/save lines left out: they need the data).
-from keras.layers import Dense
 from keras.models import Sequential
+from keras.layers import Dense
 from keras.optimizers import Adam
-
 # Standard FP32 Architecture
 baseline_model = Sequential()
 baseline_model.add(Dense(64, input_shape=(16,), name='fc1', activation='relu'))

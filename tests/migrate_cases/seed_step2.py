@@ -1,10 +1,9 @@
 # The seed's Step 2 hand-written QKeras model code, verbatim (fit/save lines left out).
-from keras.layers import Activation
 from keras.models import Sequential
+from keras.layers import Activation
 from keras.optimizers import Adam
-from qkeras.qlayers import QActivation, QDense
+from qkeras.qlayers import QDense, QActivation
 from qkeras.quantizers import quantized_bits, quantized_relu
-
 # 6-bit Quantized Architecture
 quantized_model = Sequential()
 quantized_model.add(

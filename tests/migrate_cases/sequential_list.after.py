@@ -1,5 +1,5 @@
 from keras import Sequential
-from keras.layers import Activation, Flatten
+from keras.layers import Flatten, Activation
 from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
 
