@@ -45,7 +45,7 @@ from .errors import (
     QConvertError,
     RuleError,
 )
-from .ruleset import load_rules, loads_rules
+from .rules import load_rules, loads_rules
 
 _LAZY = {
     "convert": ("pipeline", "convert"),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ModelLoadError, OutputError, QConvertError
-from .ruleset import ActivationPolicy, RuleSet, Settings, as_ruleset
+from .rules import ActivationPolicy, RuleSet, Settings, as_ruleset
 
 __all__ = [
     "VERIFY_TOLERANCE",

@@ -13,7 +13,7 @@ from typing import Any
 from . import __version__
 from .errors import ConversionError, ExportError, OutputError
 from .report import ConversionReport, LayerRow, Totals, write_text_atomic
-from .ruleset import RuleSet, as_ruleset
+from .rules import RuleSet, as_ruleset
 
 __all__ = [
     "FileResult",

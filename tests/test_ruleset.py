@@ -30,7 +30,7 @@ from qconvert.quantizers import (
     parse_quantizer,
     spec_from_mapping,
 )
-from qconvert.ruleset import BATCHNORM_MODES, KNOWN_ACTIVATIONS, LayerView, load_rules, loads_rules
+from qconvert.rules import BATCHNORM_MODES, KNOWN_ACTIVATIONS, LayerView, load_rules, loads_rules
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 PRESETS = sorted(RULES_DIR.glob("*.yaml"))
@@ -75,7 +75,7 @@ def loader_accepts(text: str) -> bool:
 
 def test_rule_parsing_imports_no_keras():
     code = (
-        "import sys, qconvert.ruleset, qconvert.quantizers\n"
+        "import sys, qconvert.rules, qconvert.quantizers\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'qkeras'))\n"
         "assert not heavy, heavy\n"
     )
@@ -915,7 +915,7 @@ def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, ") as err:
         load_rules("7bit")
-    from qconvert.ruleset import preset_names
+    from qconvert.rules import preset_names
 
     assert {"6bit", "8bit", "binary", "6bit-auto"} <= set(preset_names())
     assert str(err.value).endswith(f"presets: {', '.join(preset_names())})")

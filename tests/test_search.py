@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from qconvert.cli import cli
-from qconvert.ruleset import load_rules, loads_rules
+from qconvert.rules import load_rules, loads_rules
 from qconvert.search import SearchSettings, StudyOptions, load_space, loads_space, pareto_front, search
 from qconvert.search.front import SearchResult
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, OutputError, QConvertError, RuleError
+from ..rules import Dimension, Space, is_space, load_space, loads_space
 from .front import SearchResult, collect, pareto_front
 from .objective import COSTS, SearchSettings, reproduce_command, rules_header
-from .space import Dimension, Space, is_space, load_space, loads_space
 from .study import StudyOptions, count_trials, open_study, run_worker, run_workers
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 
 
 def _check(settings: SearchSettings, options: StudyOptions) -> None:
-    from ..ruleset import load_rules
+    from ..rules import load_rules
 
     if settings.epochs < 1:
         raise DataError(f"search: --epochs must be at least 1, got {settings.epochs} (each trial fine-tunes)")

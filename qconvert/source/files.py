@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OutputError
-from ..ruleset import RuleSet
+from ..rules import RuleSet
 from .findings import Finding, Kind, Status
 from .migrate import migrate_units
 from .notebook import migrate_notebook

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from ...ruleset import ActivationPolicy
+from ...rules import ActivationPolicy
 from . import NewLayer, register
 
 __all__ = ["ACTIVATION_LAYERS", "ActivationChoice", "activation_of", "choose_quantizer"]
