@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ModelLoadError, OutputError, QConvertError
-from .rules import ActivationPolicy, RuleSet, Settings, as_ruleset
+from .rules import WEIGHT_ROLES, ActivationPolicy, RuleSet, Settings, as_ruleset
 
 __all__ = [
     "VERIFY_TOLERANCE",
@@ -289,7 +289,7 @@ def pass_through(ruleset: RuleSet) -> RuleSet:
 
     def settings(s: Settings) -> Settings:
         changes: dict[str, Any] = {}
-        for name in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "mean", "variance"):
+        for name in WEIGHT_ROLES:
             if getattr(s, name) is not None:
                 changes[name] = FLOAT
         if s.activation is not None:
