@@ -13,7 +13,7 @@ from typing import Any
 
 from ...quantizers import QuantizerSpec
 from ...rules import ActivationPolicy
-from . import NewLayer, register
+from .registry import NewLayer, register
 
 __all__ = ["ACTIVATION_LAYERS", "ActivationChoice", "activation_of", "choose_quantizer"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...quantizers import QuantizerSpec
 from ...rules import BN_ROLES
-from . import NewLayer, register
+from .registry import NewLayer, register
 
 __all__ = ["BN_ROLES", "rewrite_batchnorm"]
 
