@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
-from ..rules import LayerView, PruneSpec, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
+from ..rules import BN_ROLES, LayerView, PruneSpec, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
-from .rewriters.batchnorm import BN_ROLES
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
