@@ -14,6 +14,7 @@ __all__ = [
     "OutputError",
     "QConvertError",
     "RuleError",
+    "StudyError",
 ]
 
 
@@ -71,3 +72,8 @@ class DataError(QConvertError):
 class ExportError(QConvertError):
     """hls4ml export cannot proceed: bad backend, part or output folder, a layer the bridge cannot
     convert, or a synthesis tool that is not installed."""
+
+
+class StudyError(QConvertError):
+    """A search cannot run as asked: its study storage cannot be opened, the output folder holds another
+    search, the study was made with other settings, or its first trials all failed."""

@@ -29,13 +29,13 @@ A search space is a rule file whose values may be choices or ranges
 The private modules, bottom to top: :mod:`.parse` (YAML with line numbers),
 :mod:`.types` (the data classes), :mod:`.builder` (validation),
 :mod:`.presets` (shipped presets, reading files), :mod:`.space` (the search
-form), :mod:`.load` (entry points), :mod:`.decide` (the decision). This package
+form), :mod:`.load` (entry points), :mod:`.decision` (the decision). This package
 imports neither Keras nor QKeras.
 """
 
 from __future__ import annotations
 
-from .decide import RuleDecision, decide, decide_split, inherited
+from .decision import RuleDecision, decide, decide_split, inherited
 from .load import as_ruleset, load_rules, loads_rules
 from .presets import preset_names, presets_dir, read_rules_text, resolve_rules_path
 from .space import Dimension, Space, is_space, load_space, loads_space

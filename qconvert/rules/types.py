@@ -2,7 +2,7 @@
 
 Nothing here parses YAML (see :mod:`.builder`) or imports Keras: these are the
 values the planners (:mod:`qconvert.model.plan`, :mod:`qconvert.source.plan`)
-read, through :func:`qconvert.rules.decide.decide`.
+read, through :func:`qconvert.rules.decide`.
 
 Precedence (:meth:`RuleSet.select`): among the rules whose ``match`` selects a
 layer, the most specific wins — ``name`` (4) over ``regex`` (3) over ``glob`` (2)

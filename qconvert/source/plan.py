@@ -85,6 +85,7 @@ class Args:
 
     @classmethod
     def read(cls, call: cst.Call, class_name: str) -> Args:
+        """The arguments of ``call`` to the Keras class ``class_name``, positional ones named by its signature."""
         out = cls()
         order = N.KERAS_POSITIONAL.get(class_name, ())
         positional = 0
@@ -129,6 +130,7 @@ class Planner:
         self.used: set[int] = set()  # indices of the rules that match a layer, as the model planner counts them
 
     def note(self, site: Site, code: str, message: str) -> None:
+        """Record a finding (``code``: QC1xx a change, QC2xx left as it is) at ``site``."""
         self.findings[site.unit].append(Finding(site.line, site.col, code, message))
 
     def decide(self, view: LayerView, named: bool) -> tuple[Rule | None, Settings, bool]:
@@ -142,6 +144,7 @@ class Planner:
 
     @staticmethod
     def label(rule: Rule | None) -> str:
+        """How a finding names the deciding rule: its label, else ``defaults``."""
         return rule.label if rule is not None else "defaults"
 
     # -- reading a site --
@@ -173,6 +176,7 @@ class Planner:
         return None
 
     def refused(self, site: Site, args: Args) -> bool:
+        """Whether the site cannot be followed (inside a Keras subclass, ``*args``, too many arguments); noted."""
         if site.inside is not None:
             self.note(site, "QC208", f"{site.class_name}: inside class {site.inside}, a Keras subclass; left alone")
             return True
@@ -234,6 +238,7 @@ class Planner:
         return name, True
 
     def plan_other(self, site: Site, args: Args) -> None:
+        """A layer class without a rewriter: noted (QC202) unless a rule keeps it float."""
         name, open_ = self._open(site, args)
         if open_:
             self.note(site, "QC202", f"{site.class_name}{_named(name)}: qconvert has no QKeras rewriter for it; left float")
@@ -273,6 +278,8 @@ class Planner:
         return site, args, name, fn
 
     def plan_weighted(self, site: Site, args: Args, name: str | None, fn: str, split_name: str | None) -> Decision | None:
+        """Dense/Conv: the Q-class with its quantizers and the activation split out as ``split_name``; None when
+        nothing changes."""
         view = LayerView(name or "", site.class_name)
         rule, settings, _ = self.decide(view, name is not None)
         q_class, roles = N.WEIGHTED[site.class_name]
@@ -306,6 +313,7 @@ class Planner:
         return Decision(site, target, quantizers, frozenset(drop), split=split, quote=_quote_of(args))
 
     def plan_split(self, name: str, fn: str, parent: LayerView, named: bool) -> Split:
+        """The activation ``fn`` split out of ``parent`` as ``name`` (``named``: the parent's name is known)."""
         rule, settings, keep = self._count(decide_split(self.rules, name, fn, parent, parent_named=named))
         if keep and rule is not None:
             return Split(name, fn, None, "keep", f"kept float by {rule.label}")
@@ -313,6 +321,7 @@ class Planner:
         return Split(name, fn, choice.spec if choice.status == "quantize" else None, choice.status, choice.note)
 
     def plan_activation_layer(self, site: Site, args: Args) -> Decision | None:
+        """Activation/ReLU/LeakyReLU → ``QActivation`` when the rules give its function a quantizer."""
         name, ok = self.layer_name(site, args)
         if not ok:
             return None
@@ -357,6 +366,7 @@ class Planner:
         return None
 
     def plan_batchnorm(self, site: Site, args: Args) -> Decision | None:
+        """BatchNormalization → ``QBatchNormalization`` under ``batchnorm: quantize`` (folding needs weights)."""
         name, ok = self.layer_name(site, args)
         if not ok:
             return None
