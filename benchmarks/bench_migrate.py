@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qconvert.ruleset import load_rules
+from qconvert.rules import load_rules
 from qconvert.source import migrate_paths, unified_diff
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -159,7 +159,7 @@ def overhead(folder: Path, epochs: int) -> None:
 
     from qconvert.model.calibrate import DEFAULT_ROWS
     from qconvert.pipeline import convert
-    from qconvert.ruleset import load_rules
+    from qconvert.rules import load_rules
     from qconvert.search import load_space
     from qconvert.search.objective import SearchSettings, Workbench
     from qconvert.train.qat import _compile, resolve_batch_size, resolve_lr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "BatchOptions",
@@ -45,7 +45,7 @@ from .errors import (
     QConvertError,
     RuleError,
 )
-from .ruleset import load_rules, loads_rules
+from .rules import load_rules, loads_rules
 
 _LAZY = {
     "convert": ("pipeline", "convert"),

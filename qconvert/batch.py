@@ -35,7 +35,7 @@ from typing import Any
 
 from .batch_report import BatchReport, ModelResult
 from .errors import ModelLoadError, OutputError, QConvertError
-from .ruleset import ActivationPolicy, RuleSet, Settings, as_ruleset
+from .rules import WEIGHT_ROLES, ActivationPolicy, RuleSet, Settings, as_ruleset
 from .runtime import worker_environment
 
 __all__ = [
@@ -185,7 +185,7 @@ def pass_through(ruleset: RuleSet) -> RuleSet:
 
     def settings(s: Settings) -> Settings:
         changes: dict[str, Any] = {}
-        for name in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "mean", "variance"):
+        for name in WEIGHT_ROLES:
             if getattr(s, name) is not None:
                 changes[name] = FLOAT
         if s.activation is not None:

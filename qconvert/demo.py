@@ -23,7 +23,7 @@ __all__ = ["CaseStudy", "digits_cnn", "digits_dataset", "digits_mlp", "hls4ml_co
 
 def preset(name: str) -> Path:
     """The path of a shipped preset (``rules/<name>.yaml``)."""
-    from .ruleset import presets_dir
+    from .rules import presets_dir
 
     path = presets_dir() / f"{name}.yaml"
     if not path.exists():
@@ -124,7 +124,7 @@ def run_case_study(
     rows (e.g. hls4ml emulation).
     """
     from .pipeline import convert, train_rules
-    from .ruleset import as_ruleset
+    from .rules import as_ruleset
     from .train.qat import TrainOptions, evaluate, infer_loss
 
     split, x, y = data.eval_split

@@ -15,6 +15,7 @@ __all__ = [
     "QConvertError",
     "RuleError",
     "SettingsError",
+    "StudyError",
 ]
 
 
@@ -77,3 +78,8 @@ class ExportError(QConvertError):
 class SettingsError(QConvertError):
     """Options that do not fit together (``--epochs`` without ``--data``, two different seeds, ...): raised
     when a :class:`~qconvert.pipeline.Job` is built, so the Python API and the CLI refuse the same things."""
+
+
+class StudyError(QConvertError):
+    """A search cannot run as asked: its study storage cannot be opened, the output folder holds another
+    search, the study was made with other settings, or its first trials all failed."""

@@ -7,7 +7,7 @@ from models import seed_fp32
 
 import qconvert
 from qconvert.model.cost import magnitude_bits, model_cost
-from qconvert.ruleset import loads_rules
+from qconvert.rules import loads_rules
 
 SEED_6BIT_16BIT_INPUT = """
 version: 1

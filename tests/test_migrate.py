@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from qconvert.cli import cli
-from qconvert.ruleset import load_rules
+from qconvert.rules import load_rules
 from qconvert.source import Status, migrate_code
 from qconvert.source import names as N
 

@@ -16,7 +16,7 @@ import qconvert
 from qconvert.cli import cli
 from qconvert.demo import digits_mlp
 from qconvert.errors import DataError, RuleError
-from qconvert.ruleset import PruneSpec, loads_rules
+from qconvert.rules import PruneSpec, loads_rules
 from qconvert.train.prune import PruneTarget, kernel_sparsity, make_pruning_callback, prune_targets, scheduled_sparsity
 from qconvert.train.qat import TrainOptions, fine_tune
 
@@ -135,7 +135,7 @@ def test_pruning_on_jax():
         f"""
         import keras, numpy as np, qconvert
         from qconvert.demo import digits_dataset, digits_mlp, train_baseline
-        from qconvert.ruleset import loads_rules
+        from qconvert.rules import loads_rules
         from qconvert.train.prune import make_pruning_callback, prune_targets
         from qconvert.train.qat import TrainOptions, fine_tune
         assert keras.backend.backend() == "jax"

@@ -5,6 +5,7 @@ Rule parsing is pure: nothing here imports Keras, TensorFlow or QKeras.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,18 @@ from qconvert.quantizers import (
     parse_quantizer,
     spec_from_mapping,
 )
-from qconvert.ruleset import BATCHNORM_MODES, KNOWN_ACTIVATIONS, LayerView, load_rules, loads_rules
+from qconvert.rules import (
+    BATCHNORM_MODES,
+    KNOWN_ACTIVATIONS,
+    WEIGHT_ROLES,
+    LayerView,
+    Settings,
+    decide,
+    decide_split,
+    inherited,
+    load_rules,
+    loads_rules,
+)
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 PRESETS = sorted(RULES_DIR.glob("*.yaml"))
@@ -75,7 +87,7 @@ def loader_accepts(text: str) -> bool:
 
 def test_rule_parsing_imports_no_keras():
     code = (
-        "import sys, qconvert.ruleset, qconvert.quantizers\n"
+        "import sys, qconvert.rules, qconvert.quantizers\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'qkeras'))\n"
         "assert not heavy, heavy\n"
     )
@@ -205,6 +217,21 @@ def test_schema_quantizer_tables_mirror_quantizers_py():
             assert bool(re.match(string_form["pattern"], f"{name}(4)")) is (name in names), (role, name)
     assert set(defs["activationFunction"]["enum"]) == KNOWN_ACTIVATIONS
     assert defs["batchnorm"]["enum"] == list(BATCHNORM_MODES)
+
+
+def test_weight_roles_are_the_settings_quantizer_fields_and_the_schema_keys():
+    """One list of weight roles: every Settings field that holds a quantizer, every weight key the schema
+    allows in defaults and rules, and each one accepted by the loader."""
+    quantizer_fields = [f.name for f in dataclasses.fields(Settings) if f.name in WEIGHT_ROLES]
+    assert quantizer_fields == list(WEIGHT_ROLES)
+    others = {f.name for f in dataclasses.fields(Settings)} - set(WEIGHT_ROLES)
+    assert others == {"activation", "batchnorm", "prune"}
+    for section in ("defaults", "rule"):
+        keys = set(SCHEMA["$defs"][section]["properties"]) - {"match", "keep", "note"}
+        assert keys - others == set(WEIGHT_ROLES), section
+    text = "version: 1\ndefaults:\n" + "".join(f"  {role}: quantized_bits(5, 1)\n" for role in WEIGHT_ROLES)
+    defaults = loads_rules(text).defaults
+    assert all(getattr(defaults, role) == qb(5, 1) for role in WEIGHT_ROLES)
 
 
 AGREEMENT_CASES = {
@@ -895,6 +922,49 @@ def test_extra_rules_compete_by_the_same_precedence():
     assert ruleset.select(LayerView("relu1", "Activation", "relu"), extra=[parent]).note == "parent"  # name 4 > regex 3
 
 
+DECIDE_RULES = doc(
+    """
+    version: 1
+    defaults:
+      kernel: quantized_bits(6, 0, alpha=1)
+    rules:
+      - {match: {type: Dense}, activation: quantized_relu(4), note: by type}
+      - {match: {name: fc1}, kernel: "quantized_bits(8, 0, alpha=1)", activation: quantized_relu(3), note: by name}
+      - {match: {name: out}, keep: true}
+    """
+)
+
+
+def test_decide_merges_defaults_keeps_and_counts_every_matching_rule():
+    ruleset = loads_rules(DECIDE_RULES)
+    fc1 = decide(ruleset, LayerView("fc1", "Dense"))
+    assert (fc1.rule.note, fc1.keep, fc1.matched) == ("by name", False, frozenset({0, 1}))
+    assert fc1.settings.kernel == qb(8, 0, alpha=1) and fc1.settings.activation.default == act("quantized_relu(3)")
+    fc2 = decide(ruleset, LayerView("fc2", "Dense"))
+    assert fc2.rule.note == "by type" and fc2.settings.kernel == qb(6, 0, alpha=1)  # kernel from defaults
+    out = decide(ruleset, LayerView("out", "Dense"))
+    assert out.keep and out.settings == Settings() and out.matched == frozenset({0, 2})
+    none = decide(ruleset, LayerView("flat", "Flatten"))
+    assert none.rule is None and none.settings == ruleset.defaults and none.matched == frozenset()
+
+
+def test_decide_without_a_name_sees_only_the_rules_that_do_not_select_by_name():
+    """Source code without a literal name= (the codemod): name/glob/regex rules cannot match, even with name ''."""
+    ruleset = loads_rules(DECIDE_RULES + "  - {match: {glob: '*'}, kernel: 'quantized_bits(2, 0)'}\n")
+    unnamed = decide(ruleset, LayerView("", "Dense"), named=False)
+    assert unnamed.rule.note == "by type" and unnamed.matched == frozenset({0})
+    assert decide(ruleset, LayerView("", "Dense")).rule.index == 3  # the glob matches '' when the name counts
+
+
+def test_a_split_activation_inherits_its_parents_activation_rules():
+    ruleset = loads_rules(DECIDE_RULES)
+    split = decide_split(ruleset, "relu1", "relu", LayerView("fc1", "Dense"))
+    assert split.rule.note == "by name" and split.settings.activation.default == act("quantized_relu(3)")
+    assert inherited(ruleset, LayerView("fc1", "Dense"), named=False) == (ruleset.rules[0],)
+    split = decide_split(ruleset, "relu1", "relu", LayerView("", "Dense"), parent_named=False)
+    assert split.rule.note == "by type" and split.matched == frozenset({0})
+
+
 # --- presets by name ---------------------------------------------------------------
 
 
@@ -915,7 +985,7 @@ def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, ") as err:
         load_rules("7bit")
-    from qconvert.ruleset import preset_names
+    from qconvert.rules import preset_names
 
     assert {"6bit", "8bit", "binary", "6bit-auto"} <= set(preset_names())
     assert str(err.value).endswith(f"presets: {', '.join(preset_names())})")

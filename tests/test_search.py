@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from kit import run_cli as run
 
-from qconvert.ruleset import load_rules, loads_rules
+from qconvert.rules import load_rules, loads_rules
 from qconvert.search import SearchSettings, StudyOptions, load_space, loads_space, pareto_front, search
 from qconvert.search.front import SearchResult
 

@@ -38,7 +38,7 @@ def batch_cmd(ctx: click.Context, inputs: tuple[str, ...], rules: str, out_dir: 
 
         from ..batch import run_batch
         from ..io import write_text_atomic
-        from ..ruleset import load_rules
+        from ..rules import load_rules
 
         ruleset = load_rules(rules)  # rule errors first: no Keras import
         for path in (report_path, markdown_path):

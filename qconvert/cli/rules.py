@@ -26,7 +26,7 @@ def rules_group() -> None:
 @click.pass_context
 def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Validate rule files (no Keras import). Exit 2 if any is invalid."""
-    from ..ruleset import load_rules
+    from ..rules import load_rules
 
     def job() -> int:
         failed = 0
@@ -49,8 +49,7 @@ def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
 
 def _space_or_none(path: str) -> Any:
     """The parsed search space when the file at ``path`` holds choices or ranges, else None (no Keras)."""
-    from ..ruleset import resolve_rules_path
-    from ..search.space import is_space, load_space
+    from ..rules import is_space, load_space, resolve_rules_path
 
     resolved = resolve_rules_path(path)
     try:
@@ -89,7 +88,7 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
     def job() -> int:
         quiet_backends()
         from ..report import render_calibration, render_plan
-        from ..ruleset import load_rules
+        from ..rules import load_rules
 
         space = _space_or_none(rules)
         if space is not None:

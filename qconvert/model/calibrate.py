@@ -33,7 +33,6 @@ filter), so one input feature with its own range is not hidden by the others.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -41,10 +40,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..quantizers import QuantizerSpec
+from ..rules import BN_ROLES
 from .fold import fold_batchnorm
 from .plan import LayerPlan, Plan
+from .ranges import clipped_fraction, has_fixed_range, integer_bits_for
 from .rewriters.activation import ACTIVATION_LAYERS
-from .rewriters.batchnorm import BN_ROLES
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
@@ -118,73 +118,26 @@ class CalibrationEntry:
 
 @dataclass(frozen=True)
 class Calibration:
+    """What calibration saw: ``rows`` (0: no data; weights and bounds only), the ``percentile`` of ``|x|``
+    that sets activations, and one :class:`CalibrationEntry` per quantizer with a fixed range."""
+
     rows: int  # calibration rows seen (0: no data; weights and bounds only)
     percentile: float
     entries: tuple[CalibrationEntry, ...]
 
     def warnings(self) -> list[str]:
+        """One line per saturating quantizer (see :meth:`CalibrationEntry.warning`)."""
         return [w for w in (e.warning() for e in self.entries) if w]
 
     @property
     def resolved(self) -> list[CalibrationEntry]:
+        """The entries whose integer bits came from ``auto``."""
         return [e for e in self.entries if e.resolved]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report's ``calibration`` section (JSON-ready)."""
         return {"rows": self.rows, "percentile": self.percentile, "resolved": len(self.resolved),
                 "entries": [asdict(e) | {"saturates": e.saturates} for e in self.entries], "warnings": self.warnings()}
-
-
-# --- ranges ---------------------------------------------------------------------------------------------
-def _magnitude_bits(spec: QuantizerSpec) -> tuple[int, bool]:
-    """Bits below the sign, and whether negative values are kept (quantized_relu: with a negative slope)."""
-    if spec.name == "quantized_bits":
-        signed = bool(spec.get("keep_negative", True))
-    else:
-        signed = bool(spec.get("negative_slope", 0.0))
-    return spec.bits - int(signed), signed
-
-
-def _bounds(spec: QuantizerSpec, integer: int) -> tuple[float, float]:
-    """Values outside ``(lo, hi)`` are clipped by ``spec`` at ``integer`` bits (inside, they round to a step).
-
-    The largest value is ``2^i - lsb`` with ``lsb = 2^(i - m)``; anything above ``2^i - lsb/2`` rounds to it
-    clipped. The smallest is ``-2^i`` (quantized_bits), ``-slope·2^i`` (quantized_relu with a negative slope),
-    0 when negatives are not kept; a plain quantized_relu's relu sets negatives to 0, which is no clipping.
-    """
-    m, signed = _magnitude_bits(spec)
-    top = 2.0 ** integer
-    half = 2.0 ** (integer - m) / 2
-    if spec.name == "quantized_relu":
-        lo = -float(spec.get("negative_slope", 0.0)) * top - half if signed else -math.inf
-    else:
-        lo = -top - half if signed else -half
-    return lo, top - half
-
-
-def integer_bits_for(value: float, spec: QuantizerSpec) -> int:
-    """The smallest integer part ``i >= 0`` at which ``spec`` holds ``value`` (a magnitude) without clipping it,
-    at most what ``spec.bits`` allows (``bits`` below the sign)."""
-    top, _ = _magnitude_bits(spec)
-    for integer in range(0, max(top, 0) + 1):
-        if value <= _bounds(spec, integer)[1]:
-            return integer
-    return max(top, 0)
-
-
-def _has_range(spec: QuantizerSpec) -> bool:
-    return spec.name in ("quantized_bits", "quantized_relu") and spec.get("alpha", 1) in (1, 1.0, None)
-
-
-def _clipped(values: np.ndarray, spec: QuantizerSpec) -> tuple[float, int, float] | None:
-    """``(fraction clipped, worst channel, its fraction)`` of ``(values, channels)`` under ``spec``
-    (None when its range is not fixed: alpha learned)."""
-    if not _has_range(spec) or values.size == 0:
-        return None
-    lo, hi = _bounds(spec, int(spec.get("integer", 0)))
-    outside = (values > hi) | (values < lo)
-    per_channel = outside.mean(axis=0)
-    worst = int(np.argmax(per_channel))
-    return float(outside.mean()), worst, float(per_channel[worst])
 
 
 # --- the stage ------------------------------------------------------------------------------------------
@@ -204,9 +157,9 @@ class _Calibrator:
                 raise DataError(f"layer {layer!r}: {spec} needs calibration data to resolve its integer bits "
                                 f"(give --data, or a number instead of auto)")
             spec = spec.with_params(integer=integer_bits_for(value, spec))
-        if not _has_range(spec) or value is None:
+        if not has_fixed_range(spec) or value is None:
             return spec
-        clipped = None if values is None else _clipped(values, spec)
+        clipped = None if values is None else clipped_fraction(values, spec)
         fraction, channel, worst = clipped if clipped is not None else (None, None, None)
         self.entries.append(CalibrationEntry(layer, role, str(spec), int(spec.get("integer", 0)), resolved, source,
                                              statistic, float(value), fraction, integer_bits_for(value, spec),
@@ -407,6 +360,7 @@ def uncalibrated(plan: Plan, integer: int = 0) -> Plan:
 
 
 def has_auto(plan: Plan) -> bool:
+    """Whether some quantizer of ``plan`` (weights, activations, splits, input) still has ``integer: auto``."""
     specs = [s for item in plan.layers for _, s in item.quantizers]
     specs += [item.split.spec for item in plan.layers if item.split is not None and item.split.spec is not None]
     specs += [plan.input_quantizer] if plan.input_quantizer is not None else []

@@ -29,17 +29,25 @@ class TensorRef:
 
 @dataclass(frozen=True)
 class Call:
+    """One call of a layer: ``layer`` (its name), ``node`` (which call of it), and the call's ``args`` and
+    ``kwargs`` with :class:`TensorRef` where tensors go."""
+
     layer: str
     node: int
     args: Any  # nested lists/tuples/dicts holding TensorRef and plain values
     kwargs: dict[str, Any]
 
     def inputs(self) -> list[TensorRef]:
+        """The tensors the call reads, in argument order."""
         return list(_refs(self.args)) + list(_refs(self.kwargs))
 
 
 @dataclass(frozen=True)
 class Graph:
+    """A model's layer calls, producers first: ``inputs`` (with their ``input_shapes``, without the batch
+    axis, and ``input_dtypes``), ``outputs`` (a :class:`TensorRef` or a list of them), ``calls``, and
+    whether the model is ``sequential``. Built by :func:`graph_of`."""
+
     inputs: tuple[TensorRef, ...]
     input_shapes: tuple[tuple[int | None, ...], ...]
     input_dtypes: tuple[str, ...]
@@ -48,6 +56,7 @@ class Graph:
     sequential: bool
 
     def calls_of(self, layer: str) -> list[Call]:
+        """Every call of the layer named ``layer`` (more than one: a shared layer)."""
         return [c for c in self.calls if c.layer == layer]
 
     def consumers(self) -> Counter[str]:

@@ -10,9 +10,9 @@ quantizers serialized as ``{"class_name": "quantized_bits", "config": {...}}``
 or written as text, ``"quantized_relu(6)"`` (parsed as literals, never run).
 
 The output is what ``keras.saving.deserialize_keras_object`` takes. Every
-difference the translation knows is in an explicit table below; what it cannot
-translate raises :class:`LegacyConfigError` with a one-line reason naming the
-layer. Which class names Keras, QKeras or the user define is the caller's to
+difference the translation knows is in an explicit table of
+:mod:`.legacy_tables`; what it cannot translate raises
+:class:`LegacyConfigError` with a one-line reason naming the layer. Which class names Keras, QKeras or the user define is the caller's to
 say (``classify``), so this module stays free of imports.
 """
 
@@ -23,6 +23,23 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ..quantizers import QuantizerSyntaxError, parse_quantizer
+from .legacy_tables import (
+    ACTIVATION_QUANTIZER_LAYERS,
+    ANY,
+    DROPPED_ARGS,
+    DROPPED_QUANTIZER_ARGS,
+    KEPT_ARGS,
+    MODEL_CLASSES,
+    QKERAS_LAYERS,
+    QKERAS_OBJECTS,
+    QUANTIZER_ARGS,
+    QUANTIZER_KEY_SUFFIX,
+    RENAMED_ARGS,
+    RENAMED_LAYERS,
+    SCALAR_AXIS,
+    VARIANCE_SCALING_DISTRIBUTIONS,
+    WRAPPED_LAYER_KEYS,
+)
 
 __all__ = [
     "DROPPED_ARGS",
@@ -46,110 +63,6 @@ Classify = Callable[[str], "Origin | None"]
 
 class LegacyConfigError(ValueError):
     """The Keras 2 config cannot be translated; the message says which layer and why."""
-
-
-# --- the tables -----------------------------------------------------------------
-#: Keras 2 model class names → Keras 3 (module, class).
-MODEL_CLASSES: dict[str, tuple[str, str]] = {
-    "Sequential": ("keras", "Sequential"),
-    "Model": ("keras.src.models.functional", "Functional"),
-    "Functional": ("keras.src.models.functional", "Functional"),
-}
-
-#: Layer classes Keras 3 spells differently (Keras 1/2 aliases).
-RENAMED_LAYERS: dict[str, str] = {
-    "Convolution1D": "Conv1D",
-    "Convolution2D": "Conv2D",
-    "Convolution3D": "Conv3D",
-    "Deconvolution2D": "Conv2DTranspose",
-    "Deconv2D": "Conv2DTranspose",
-    "AtrousConvolution2D": "Conv2D",
-    "SeparableConvolution2D": "SeparableConv2D",
-    "CuDNNLSTM": "LSTM",
-    "CuDNNGRU": "GRU",
-}
-
-#: Per layer class: Keras 2 argument → Keras 3 argument.
-RENAMED_ARGS: dict[str, dict[str, str]] = {
-    "LeakyReLU": {"alpha": "negative_slope"},
-    "InputLayer": {"batch_input_shape": "batch_shape", "input_shape": "shape"},
-}
-
-_ANY = object()  # "whatever the value": the argument has no Keras 3 meaning
-
-#: Per layer class ("*": every class): Keras 2 arguments Keras 3 does not take,
-#: with the value at which dropping one changes nothing (``_ANY``: any value).
-DROPPED_ARGS: dict[str, dict[str, Any]] = {
-    "*": {"batch_input_shape": _ANY, "input_shape": _ANY, "input_dim": _ANY, "batch_size": _ANY},
-    "InputLayer": {"ragged": False},
-    "BatchNormalization": {"fused": _ANY, "virtual_batch_size": None, "adjustment": None},
-    "QBatchNormalization": {"fused": _ANY, "virtual_batch_size": None, "adjustment": None},
-    "Embedding": {"input_length": _ANY},
-    "Dropout": {"noise_shape": None},
-    **{rnn: {"time_major": False, "implementation": _ANY}
-       for rnn in ("SimpleRNN", "GRU", "LSTM", "QSimpleRNN", "QGRU", "QLSTM")},
-}
-#: Per layer class: Keras 2 arguments the ``"*"`` row drops that this class keeps
-#: (an Embedding's ``input_dim`` is its vocabulary size, not an input shape).
-KEPT_ARGS: dict[str, frozenset[str]] = {"Embedding": frozenset({"input_dim"})}
-#: Wrapper layers: the config keys that hold a whole layer, translated as one.
-_WRAPPED_LAYER_KEYS: dict[str, tuple[str, ...]] = {
-    "Bidirectional": ("layer", "backward_layer"),
-    "QBidirectional": ("layer", "backward_layer"),
-    "TimeDistributed": ("layer",),
-}
-
-#: QKeras 0.9 layers that qkeras-v3 defines under the same name.
-QKERAS_LAYERS = frozenset(
-    {
-        "QDense", "QConv1D", "QConv2D", "QConv2DTranspose", "QDepthwiseConv2D", "QSeparableConv1D",
-        "QSeparableConv2D", "QActivation", "QAdaptiveActivation", "QBatchNormalization", "QAveragePooling2D",
-        "QGlobalAveragePooling2D", "QDenseBatchnorm", "QConv2DBatchnorm", "QDepthwiseConv2DBatchnorm",
-        "QSimpleRNN", "QLSTM", "QGRU", "QBidirectional",
-    }
-)
-#: QKeras objects other than layers and quantizers that configs hold.
-QKERAS_OBJECTS = frozenset({"QInitializer", "Clip"})
-
-#: QKeras quantizers: the arguments qkeras-v3 takes (QKeras 0.9 serialized a subset of these).
-QUANTIZER_ARGS: dict[str, frozenset[str]] = {
-    "quantized_bits": frozenset({"bits", "integer", "symmetric", "keep_negative", "alpha", "use_stochastic_rounding",
-                                 "scale_axis", "qnoise_factor", "var_name", "use_ste", "use_variables",
-                                 "elements_per_scale", "min_po2_exponent", "max_po2_exponent", "post_training_scale"}),
-    "quantized_relu": frozenset({"bits", "integer", "use_sigmoid", "negative_slope", "use_stochastic_rounding",
-                                 "relu_upper_bound", "is_quantized_clip", "qnoise_factor", "var_name", "use_ste",
-                                 "use_variables"}),
-    "quantized_tanh": frozenset({"bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"}),
-    "quantized_sigmoid": frozenset({"bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"}),
-    "binary": frozenset({"use_01", "alpha", "use_stochastic_rounding", "scale_axis", "elements_per_scale",
-                         "min_po2_exponent", "max_po2_exponent"}),
-    "ternary": frozenset({"alpha", "threshold", "use_stochastic_rounding", "number_of_unrolls"}),
-    "quantized_po2": frozenset({"bits", "max_value", "use_stochastic_rounding", "quadratic_approximation",
-                                "log2_rounding", "qnoise_factor", "var_name", "use_ste", "use_variables"}),
-    "quantized_relu_po2": frozenset({"bits", "max_value", "negative_slope", "use_stochastic_rounding",
-                                     "quadratic_approximation", "log2_rounding", "qnoise_factor", "var_name",
-                                     "use_ste", "use_variables"}),
-    "quantized_ulaw": frozenset({"bits", "integer", "symmetric", "u"}),
-    "quantized_hswish": frozenset({"bits", "integer", "symmetric", "alpha", "use_stochastic_rounding", "scale_axis",
-                                   "qnoise_factor", "var_name", "use_variables", "relu_shift", "relu_upper_bound"}),
-    "quantized_linear": frozenset({"bits", "integer", "symmetric", "keep_negative", "alpha",
-                                   "use_stochastic_rounding", "scale_axis", "qnoise_factor", "var_name",
-                                   "use_variables"}),
-    "stochastic_binary": frozenset({"alpha", "temperature", "use_real_sigmoid"}),
-    "stochastic_ternary": frozenset({"alpha", "threshold", "temperature", "use_real_sigmoid", "number_of_unrolls"}),
-    "bernoulli": frozenset({"alpha", "temperature", "use_real_sigmoid"}),
-}
-#: QKeras 0.9 arguments qkeras-v3 dropped, with the value at which dropping one changes nothing.
-_DROPPED_QUANTIZER_ARGS: dict[str, Any] = {"qnoise_factor": 1.0}
-
-#: Keras 2 VarianceScaling spelled truncated normal ``"normal"``.
-_VARIANCE_SCALING_DISTRIBUTIONS = {"normal": "truncated_normal"}
-#: Layers whose Keras 2 ``axis`` was a one-element list where Keras 3 wants an int.
-_SCALAR_AXIS = frozenset({"BatchNormalization", "QBatchNormalization"})
-#: Config keys of a QKeras layer that hold quantizers (text or serialized).
-_QUANTIZER_KEY_SUFFIX = "_quantizer"
-_ACTIVATION_QUANTIZER_LAYERS = frozenset({"QActivation", "QDense", "QConv1D", "QConv2D", "QConv2DTranspose",
-                                          "QDepthwiseConv2D", "QSeparableConv1D", "QSeparableConv2D"})
 
 
 # --- the model ------------------------------------------------------------------
@@ -260,7 +173,7 @@ class _Translator:
         dropped = DROPPED_ARGS.get("*", {}) | DROPPED_ARGS.get(class_name, {})
         kept = KEPT_ARGS.get(class_name, frozenset()) | (set(renamed) if class_name == "InputLayer" else set())
         dropped = {k: v for k, v in dropped.items() if k not in kept}
-        wrapped = _WRAPPED_LAYER_KEYS.get(class_name, ())
+        wrapped = WRAPPED_LAYER_KEYS.get(class_name, ())
         for key, value in config.items():
             key = renamed.get(key, key)
             if key in wrapped and value is not None:
@@ -268,11 +181,11 @@ class _Translator:
                 continue
             if key in dropped:
                 neutral = dropped[key]
-                if neutral is _ANY or value == neutral:
+                if neutral is ANY or value == neutral:
                     continue
                 raise LegacyConfigError(f"layer {name!r} ({class_name}): {key}={value!r} has no Keras 3 equivalent")
             out[key] = self.value(key, value, name)
-        if class_name in _SCALAR_AXIS and isinstance(out.get("axis"), list):
+        if class_name in SCALAR_AXIS and isinstance(out.get("axis"), list):
             if len(out["axis"]) != 1:
                 raise LegacyConfigError(f"layer {name!r} ({class_name}): axis={out['axis']!r}; Keras 3 takes one axis")
             out["axis"] = out["axis"][0]
@@ -308,8 +221,8 @@ class _Translator:
                 inner["quantizer"] = self.quantizer(config["quantizer"], f"layer {layer!r}: {key}.quantizer", "weight")
             return _qkeras_object("Clip", inner)
         config = {k: v for k, v in config.items() if k != "dtype"}  # Keras 2 initializers kept a dtype
-        if class_name == "VarianceScaling" and config.get("distribution") in _VARIANCE_SCALING_DISTRIBUTIONS:
-            config["distribution"] = _VARIANCE_SCALING_DISTRIBUTIONS[config["distribution"]]
+        if class_name == "VarianceScaling" and config.get("distribution") in VARIANCE_SCALING_DISTRIBUTIONS:
+            config["distribution"] = VARIANCE_SCALING_DISTRIBUTIONS[config["distribution"]]
         if class_name == "Policy":  # a dtype policy
             return config.get("name", "float32")
         return {"class_name": class_name, "config": {k: self.value(k, v, layer) for k, v in config.items()}}
@@ -318,10 +231,10 @@ class _Translator:
         """QKeras 0.9 quantizers, text or serialized → qkeras-v3 serialized quantizers."""
         out = dict(config)
         for key, value in config.items():
-            if key.endswith(_QUANTIZER_KEY_SUFFIX) and value is not None:
+            if key.endswith(QUANTIZER_KEY_SUFFIX) and value is not None:
                 role = "activation" if key == "activation_quantizer" else "weight"
                 out[key] = self.quantizer(value, f"layer {name!r}: {key}", role)
-        if class_name in _ACTIVATION_QUANTIZER_LAYERS and isinstance(out.get("activation"), (str, dict)):
+        if class_name in ACTIVATION_QUANTIZER_LAYERS and isinstance(out.get("activation"), (str, dict)):
             activation = out["activation"]
             if isinstance(activation, dict) or "(" in activation or activation in QUANTIZER_ARGS:
                 out["activation"] = self.quantizer(activation, f"layer {name!r}: activation", "activation")
@@ -367,7 +280,7 @@ def translate_quantizer(value: Mapping[str, Any], *, where: str = "quantizer") -
     for key, arg in config.items():
         if key in allowed:
             out[key] = arg
-        elif key in _DROPPED_QUANTIZER_ARGS and arg == _DROPPED_QUANTIZER_ARGS[key]:
+        elif key in DROPPED_QUANTIZER_ARGS and arg == DROPPED_QUANTIZER_ARGS[key]:
             continue
         else:
             raise LegacyConfigError(f"{where}: {name} has no argument {key!r} in qkeras-v3")

@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
-from ..ruleset import LayerView, PruneSpec, Rule, RuleSet, Settings
+from ..rules import BN_ROLES, LayerView, PruneSpec, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
-from .rewriters.batchnorm import BN_ROLES
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
 
@@ -74,7 +73,14 @@ def split_activation_names(fused: list[tuple[Key, str | None]], taken: set[str])
 
 @dataclass(frozen=True)
 class ActivationStep:
-    """The activation split out of a layer's ``activation=`` argument."""
+    """The activation split out of a layer's ``activation=`` argument, as its own layer.
+
+    ``name``: the new layer's name (``relu1``, ``softmax``); ``function``: the
+    Keras activation (``custom`` when not a name); ``status``: quantize | keep |
+    float | unquantizable | uncovered; ``spec``: its quantizer (None unless
+    quantized or a pass-through); ``rule``: the label of the deciding rule
+    (``defaults``, None when none); ``note``: why it stays float, if it does.
+    """
 
     name: str
     function: str
@@ -85,11 +91,26 @@ class ActivationStep:
 
     @property
     def target(self) -> str:
+        """The class of the split layer: ``QActivation`` when quantized, else ``Activation``."""
         return "QActivation" if self.status == "quantize" else "Activation"
 
 
 @dataclass(frozen=True)
 class LayerPlan:
+    """What happens to one layer of the model, and why.
+
+    ``path``: the enclosing nested models, then the layer's name; ``class_name``:
+    its Keras class; ``action``: quantize | keep | float | fold | uncovered |
+    unsupported | unchanged | nested (see :data:`LEFTOVER_ACTIONS` for the two
+    that ``--strict`` refuses); ``target``: its class after conversion (``""``
+    when folded away); ``rule``: the label of the deciding rule (``defaults``;
+    None when no rule decided); ``quantizers``: ``(role, spec)`` pairs in the
+    layer's role order; ``split``: the activation split out of ``activation=``;
+    ``fold_into``/``folded_bn``: the two ends of a BatchNormalization fold;
+    ``note``: a one-line reason shown in plans; ``prune``: the pruning of its
+    kernels during QAT (only with sparsity > 0).
+    """
+
     path: tuple[str, ...]  # enclosing nested models, then the layer's name
     class_name: str
     action: str
@@ -104,14 +125,17 @@ class LayerPlan:
 
     @property
     def name(self) -> str:
+        """The layer's own name (the last element of ``path``)."""
         return self.path[-1]
 
     @property
     def qualified_name(self) -> str:
+        """``outer/inner/layer``: the path joined with slashes (unique within the model)."""
         return "/".join(self.path)
 
     @property
     def specs(self) -> dict[str, QuantizerSpec]:
+        """``quantizers`` as a mapping, role → spec."""
         return dict(self.quantizers)
 
     @property
@@ -122,6 +146,14 @@ class LayerPlan:
 
 @dataclass(frozen=True)
 class Plan:
+    """Rules × layers: what the rewriter will do to every layer of one model (made by :func:`plan_model`).
+
+    ``ruleset``: the rules it was planned with; ``model_name``; ``layers``: one
+    :class:`LayerPlan` per layer in model order, nested models followed by their
+    layers; ``input_quantizer``: the QActivation put after each input (None: none,
+    or the inputs are quantized already); ``input_names``: the model's input layers.
+    """
+
     ruleset: RuleSet
     model_name: str
     layers: tuple[LayerPlan, ...]
@@ -129,12 +161,14 @@ class Plan:
     input_names: tuple[str, ...] = field(default=())
 
     def get(self, *path: str) -> LayerPlan:
+        """The plan of the layer at ``path`` (``get("dense")``, ``get("block", "dense")``). Raises :class:`KeyError`."""
         for item in self.layers:
             if item.path == path:
                 return item
         raise KeyError("/".join(path))
 
     def leftovers(self) -> list[LayerPlan]:
+        """The layers left float where the rules did not decide them (see :attr:`LayerPlan.leftover`)."""
         return [p for p in self.layers if p.leftover]
 
 
@@ -143,17 +177,13 @@ class _Planner:
         self.rules = ruleset
         self.used: set[int] = set()
 
-    def decide(self, view: LayerView, extra: tuple[Rule, ...] = ()) -> tuple[Rule | None, Settings, bool]:
-        for rule in self.rules.rules:
-            if rule.match.matches(view):
-                self.used.add(rule.index)
-        self.used.update(r.index for r in extra)
-        rule = self.rules.select(view, extra)
-        if rule is None:
-            return None, self.rules.defaults, False
-        if rule.keep:
-            return rule, Settings(), True
-        return rule, rule.settings.over(self.rules.defaults), False
+    def decide(self, view: LayerView) -> tuple[Rule | None, Settings, bool]:
+        """:func:`qconvert.rules.decide`, counting the rules that match (each must match some layer)."""
+        return self._count(decide(self.rules, view))
+
+    def _count(self, decision: RuleDecision) -> tuple[Rule | None, Settings, bool]:
+        self.used.update(decision.matched)
+        return decision.rule, decision.settings, decision.keep
 
     def label(self, rule: Rule | None, used_defaults: bool) -> str | None:
         if rule is not None:
@@ -208,8 +238,7 @@ class _Planner:
         return split_activation_names(fused, set(layers))
 
     def kept(self, name: str, class_name: str) -> bool:
-        rule = self.rules.select(LayerView(name, class_name))
-        return bool(rule and rule.keep)
+        return decide(self.rules, LayerView(name, class_name)).keep
 
     def find_folds(self, model: Any, graph: Graph) -> dict[str, str]:
         """BatchNormalization name → the layer it can fold into, when the rules ask for it."""
@@ -242,13 +271,12 @@ class _Planner:
         if keep:
             return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None, folded_bn=folded_bn,
                              note=rule.note or "" if rule else "")
-        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel, "recurrent": settings.kernel}
         specs: dict[str, QuantizerSpec] = {}
         no_bias = not config.get("use_bias", True) and folded_bn is None  # a folded BN gives the layer a bias
         for role in roles:
             if role == "bias" and no_bias:
                 continue
-            spec = getattr(settings, role) or fallback.get(role)
+            spec = settings.weight(role)
             if spec is not None:
                 specs[role] = spec
         split = None
@@ -270,8 +298,7 @@ class _Planner:
     def plan_split(self, name: str, fn: Any, parent: LayerView) -> ActivationStep:
         if not isinstance(fn, str):
             return ActivationStep(name, "custom", "unquantizable", None, None, "custom activation function; kept float")
-        parent_rules = tuple(r for r in self.rules.rules if r.match.matches(parent) and r.settings.activation is not None)
-        rule, settings, keep = self.decide(LayerView(name, "Activation", fn), parent_rules)
+        rule, settings, keep = self._count(decide_split(self.rules, name, fn, parent))
         if keep:
             return ActivationStep(name, fn, "keep", None, rule.label if rule else None, rule.note or "" if rule else "")
         choice = choose_quantizer(fn, {}, settings.activation)

@@ -6,10 +6,10 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from .. import __version__
 from ..errors import ConversionError
 from ..report import ConversionReport, LayerRow, Totals, plan_rows
-from ..ruleset import RuleSet, as_ruleset
+from ..rules import RuleSet, as_ruleset
+from ..version import __version__
 
 __all__ = ["calibrated_plan", "convert", "convert_planned", "plan", "preview_cost", "refresh_cost", "versions"]
 

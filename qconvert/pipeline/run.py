@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ExportError, OutputError, QConvertError, SettingsError
 from ..io import write_text_atomic
 from ..report import ConversionReport
-from ..ruleset import as_ruleset
+from ..rules import as_ruleset
 from .convert import convert_planned, versions
 from .inputs import load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import ConversionReport
-from ..ruleset import RuleSet
+from ..rules import RuleSet
 from .convert import convert_planned, refresh_cost
 
 __all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "rtl_stage", "train_rules", "train_stage"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, OutputError, QConvertError, RuleError
+from ..rules import Dimension, Space, is_space, load_space, loads_space
 from .front import SearchResult, collect, pareto_front
 from .objective import COSTS, SearchSettings, reproduce_command, rules_header
-from .space import Dimension, Space, is_space, load_space, loads_space
 from .study import StudyOptions, count_trials, open_study, run_worker
 from .workers import run_workers
 
@@ -36,7 +36,7 @@ __all__ = [
 
 
 def _check(settings: SearchSettings, options: StudyOptions) -> None:
-    from ..ruleset import load_rules
+    from ..rules import load_rules
 
     if settings.epochs < 1:
         raise DataError(f"search: --epochs must be at least 1, got {settings.epochs} (each trial fine-tunes)")
@@ -73,7 +73,7 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
            on_progress: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """Run (or resume, or join) the study and write its results into ``options.outdir``.
 
-    ``settings.space`` is a space file (choices and ranges; see :mod:`qconvert.search.space`); every error in
+    ``settings.space`` is a space file (choices and ranges; see :mod:`qconvert.rules.space`); every error in
     it is raised as :class:`RuleError` (file, line, key) before any training, as are bad data, model and
     settings (:class:`QConvertError`). ``hls4ml`` (a :class:`~qconvert.export.Hls4mlOptions`) runs the main job on
     the chosen point's rule file with the hls4ml export and verification; the figures land in

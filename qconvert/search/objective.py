@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
-from .space import Space
+from ..rules import Space
 
 __all__ = ["COSTS", "DominanceStop", "SearchSettings", "TrialOutcome", "Workbench", "stop_margin"]
 

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QConvertError
+from ..rules import Dimension, Space
 from .objective import DominanceStop, SearchSettings, Workbench
-from .space import Dimension, Space
 
 __all__ = [
     "StudyOptions",
@@ -262,7 +262,7 @@ def reference_label(name: str) -> str:
 def _reference_outcomes(study: Any, bench: Workbench, names: Sequence[str],
                         on_event: Callable[[str], None] | None) -> None:
     """Run each reference preset once per study (kept in the study's user attributes)."""
-    from ..ruleset import load_rules
+    from ..rules import load_rules
 
     if "fp32" not in study.user_attrs:
         study.set_user_attr("fp32", {"val_accuracy": bench.fp32[0], "test_accuracy": bench.fp32[1]})

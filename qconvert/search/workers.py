@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QConvertError
+from ..rules import Space, load_space
 from .objective import SearchSettings, Workbench
-from .space import Space, load_space
 from .study import StudyOptions, open_study, run_worker
 
 __all__ = ["run_workers"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import RuleError
-from ..ruleset import RuleSet, load_rules
+from ..rules import RuleSet, load_rules
 from .files import FileResult, Outcome, migrate_paths, out_path, report_json, unified_diff, write_atomic
 from .findings import Status
 from .migrate import check_rules

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..io import write_bytes_atomic
-from ..ruleset import RuleSet
+from ..rules import RuleSet
 from .findings import Finding, Kind, Status
 from .migrate import migrate_units
 from .notebook import migrate_notebook

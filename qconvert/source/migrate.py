@@ -20,7 +20,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper
 
 from ..errors import RuleError
-from ..ruleset import RuleSet
+from ..rules import RuleSet
 from .collect import SKIP_MARKER, Collector
 from .findings import Finding, Status
 from .imports import AddImports, RemoveUnusedImports, used_names

@@ -77,7 +77,7 @@ def is_keras_root(module: str) -> bool:
 
 def normalize_activation(name: str) -> str | None:
     """An activation name as Keras 3 serializes it (``swish`` → ``silu``); None if unknown."""
-    from ..ruleset import KNOWN_ACTIVATIONS
+    from ..rules import KNOWN_ACTIVATIONS
 
     name = _ACTIVATION_ALIASES.get(name, name)
     return name if name in KNOWN_ACTIVATIONS else None

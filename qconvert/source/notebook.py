@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from ..ruleset import RuleSet
+from ..rules import RuleSet
 from .findings import Finding, Status
 from .migrate import migrate_code
 

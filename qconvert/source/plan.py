@@ -14,7 +14,7 @@ selects by name, since the codemod cannot tell whether it matches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
@@ -22,7 +22,7 @@ import libcst as cst
 from ..model.plan import split_activation_names
 from ..model.rewriters.activation import activation_of, choose_quantizer
 from ..quantizers import QuantizerSpec
-from ..ruleset import LayerView, Rule, RuleSet, Settings
+from ..rules import LayerView, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
 from . import names as N
 from .collect import SKIP_MARKER, Collector, Site
 from .findings import Finding
@@ -85,6 +85,7 @@ class Args:
 
     @classmethod
     def read(cls, call: cst.Call, class_name: str) -> Args:
+        """The arguments of ``call`` to the Keras class ``class_name``, positional ones named by its signature."""
         out = cls()
         order = N.KERAS_POSITIONAL.get(class_name, ())
         positional = 0
@@ -100,11 +101,6 @@ class Args:
             else:
                 out.by_name[arg.keyword.value] = arg
         return out
-
-
-def _names_layers(rule: Rule) -> bool:
-    m = rule.match
-    return m.name is not None or m.glob is not None or m.regex is not None
 
 
 def _named(name: str | None) -> str:
@@ -128,29 +124,27 @@ class Planner:
 
     def __init__(self, rules: RuleSet, collectors: Sequence[Collector]) -> None:
         self.rules = rules
-        self.unnamed_rules = replace(rules, rules=tuple(r for r in rules.rules if not _names_layers(r)))
         self.collectors = collectors
         self.taken: set[str] = set().union(*(c.names for c in collectors))
         self.findings: dict[int, list[Finding]] = {i: [] for i in range(len(collectors))}
         self.used: set[int] = set()  # indices of the rules that match a layer, as the model planner counts them
 
     def note(self, site: Site, code: str, message: str) -> None:
+        """Record a finding (``code``: QC1xx a change, QC2xx left as it is) at ``site``."""
         self.findings[site.unit].append(Finding(site.line, site.col, code, message))
 
-    def decide(self, view: LayerView, named: bool, extra: tuple[Rule, ...] = ()) -> tuple[Rule | None, Settings, bool]:
-        """As the graph planner decides; a layer without a literal name cannot match name/glob/regex rules."""
-        rules = self.rules if named else self.unnamed_rules
-        self.used.update(r.index for r in rules.rules if r.match.matches(view))
-        self.used.update(r.index for r in extra)
-        rule = rules.select(view, extra)
-        if rule is None:
-            return None, self.rules.defaults, False
-        if rule.keep:
-            return rule, Settings(), True
-        return rule, rule.settings.over(self.rules.defaults), False
+    def decide(self, view: LayerView, named: bool) -> tuple[Rule | None, Settings, bool]:
+        """:func:`qconvert.rules.decide`, as the model planner decides; a layer without a literal name
+        (``named=False``) cannot match name/glob/regex rules."""
+        return self._count(decide(self.rules, view, named=named))
+
+    def _count(self, decision: RuleDecision) -> tuple[Rule | None, Settings, bool]:
+        self.used.update(decision.matched)
+        return decision.rule, decision.settings, decision.keep
 
     @staticmethod
     def label(rule: Rule | None) -> str:
+        """How a finding names the deciding rule: its label, else ``defaults``."""
         return rule.label if rule is not None else "defaults"
 
     # -- reading a site --
@@ -162,7 +156,7 @@ class Planner:
         value = literal(arg.value)
         if isinstance(value, str):
             return value, True
-        if any(_names_layers(r) for r in self.rules.rules):
+        if any(r.match.by_name for r in self.rules.rules):
             self.note(site, "QC205", f"{site.class_name}: name={_code(arg.value)} is not a literal, and rules select "
                       "layers by name; left unconverted")
             return None, False
@@ -182,6 +176,7 @@ class Planner:
         return None
 
     def refused(self, site: Site, args: Args) -> bool:
+        """Whether the site cannot be followed (inside a Keras subclass, ``*args``, too many arguments); noted."""
         if site.inside is not None:
             self.note(site, "QC208", f"{site.class_name}: inside class {site.inside}, a Keras subclass; left alone")
             return True
@@ -243,6 +238,7 @@ class Planner:
         return name, True
 
     def plan_other(self, site: Site, args: Args) -> None:
+        """A layer class without a rewriter: noted (QC202) unless a rule keeps it float."""
         name, open_ = self._open(site, args)
         if open_:
             self.note(site, "QC202", f"{site.class_name}{_named(name)}: qconvert has no QKeras rewriter for it; left float")
@@ -282,16 +278,17 @@ class Planner:
         return site, args, name, fn
 
     def plan_weighted(self, site: Site, args: Args, name: str | None, fn: str, split_name: str | None) -> Decision | None:
+        """Dense/Conv: the Q-class with its quantizers and the activation split out as ``split_name``; None when
+        nothing changes."""
         view = LayerView(name or "", site.class_name)
         rule, settings, _ = self.decide(view, name is not None)
         q_class, roles = N.WEIGHTED[site.class_name]
         use_bias = literal(args.by_name["use_bias"].value) if "use_bias" in args.by_name else True
-        fallback = {"depthwise": settings.kernel, "pointwise": settings.kernel}
         specs: dict[str, QuantizerSpec] = {}
         for role in roles:
             if role == "bias" and use_bias is False:
                 continue
-            spec = getattr(settings, role) or fallback.get(role)
+            spec = settings.weight(role)
             if spec is not None:
                 specs[role] = spec
         inert = frozenset(k for k in args.by_name if k in N.INERT_KWARGS and k not in N.Q_ACCEPTS[q_class])
@@ -316,15 +313,15 @@ class Planner:
         return Decision(site, target, quantizers, frozenset(drop), split=split, quote=_quote_of(args))
 
     def plan_split(self, name: str, fn: str, parent: LayerView, named: bool) -> Split:
-        pool = self.rules if named else self.unnamed_rules
-        parent_rules = tuple(r for r in pool.rules if r.match.matches(parent) and r.settings.activation is not None)
-        rule, settings, keep = self.decide(LayerView(name, "Activation", fn), True, parent_rules)
+        """The activation ``fn`` split out of ``parent`` as ``name`` (``named``: the parent's name is known)."""
+        rule, settings, keep = self._count(decide_split(self.rules, name, fn, parent, parent_named=named))
         if keep and rule is not None:
             return Split(name, fn, None, "keep", f"kept float by {rule.label}")
         choice = choose_quantizer(fn, {}, settings.activation)
         return Split(name, fn, choice.spec if choice.status == "quantize" else None, choice.status, choice.note)
 
     def plan_activation_layer(self, site: Site, args: Args) -> Decision | None:
+        """Activation/ReLU/LeakyReLU → ``QActivation`` when the rules give its function a quantizer."""
         name, ok = self.layer_name(site, args)
         if not ok:
             return None
@@ -369,6 +366,7 @@ class Planner:
         return None
 
     def plan_batchnorm(self, site: Site, args: Args) -> Decision | None:
+        """BatchNormalization → ``QBatchNormalization`` under ``batchnorm: quantize`` (folding needs weights)."""
         name, ok = self.layer_name(site, args)
         if not ok:
             return None

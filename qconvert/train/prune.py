@@ -1,6 +1,6 @@
 """Magnitude pruning during QAT, on Keras 3 APIs only (a callback that owns per-kernel masks).
 
-The rule files' ``prune:`` key (:class:`qconvert.ruleset.PruneSpec`) gives, per
+The rule files' ``prune:`` key (:class:`qconvert.rules.PruneSpec`) gives, per
 layer, a target sparsity ``s_f`` and the epochs over which it is reached. The
 schedule is the polynomial one of Zhu & Gupta, "To prune, or not to prune"
 (2017), eq. (1), with initial sparsity 0 and the masks updated once per epoch::
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..ruleset import PruneSpec
+from ..rules import PruneSpec
 
 __all__ = [
     "PruneTarget",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from ...ruleset import ActivationPolicy
-from . import NewLayer, register
+from ...rules import ActivationPolicy
+from .registry import NewLayer, register
 
 __all__ = ["ACTIVATION_LAYERS", "ActivationChoice", "activation_of", "choose_quantizer"]
 

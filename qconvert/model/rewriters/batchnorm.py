@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from . import NewLayer, register
+from ...rules import BN_ROLES
+from .registry import NewLayer, register
 
 __all__ = ["BN_ROLES", "rewrite_batchnorm"]
 
-BN_ROLES = ("gamma", "beta", "mean", "variance")
 _UNSUPPORTED = ("synchronized",)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from . import NewLayer, register, with_quantizers
+from .registry import NewLayer, register, with_quantizers
 
 __all__ = ["RECURRENT", "rewrite_recurrent"]
 

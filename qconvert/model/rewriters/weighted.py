@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...quantizers import QuantizerSpec
-from . import NewLayer, register, with_quantizers
+from .registry import NewLayer, register, with_quantizers
 
 __all__ = ["WEIGHTED", "causal_padding", "rewrite_weighted"]
 

@@ -31,7 +31,10 @@ from typing import Any
 import yaml
 
 from ..errors import RuleError
-from ..ruleset import RuleSet, _Builder, _Map, _parse_yaml, _Seq, read_rules_text
+from .builder import Builder
+from .parse import LinedMap, LinedSeq, parse_yaml, plain
+from .presets import read_rules_text
+from .types import RuleSet
 
 __all__ = ["Dimension", "Space", "is_space", "load_space", "loads_space"]
 
@@ -70,6 +73,7 @@ class Dimension:
 
     @property
     def first(self) -> Any:
+        """The value a dimension takes when nothing chooses it (the first choice, or ``low``)."""
         return self.choices[0] if self.kind == "categorical" else (int(self.low) if self.kind == "int" else self.low)
 
     def values(self) -> list[Any]:
@@ -95,18 +99,14 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """Parsed YAML (with line-number containers) as plain dicts and lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 @dataclass(frozen=True)
 class Space:
-    """A parsed search space. ``dimensions`` in file order; ``tree`` the parsed YAML (never mutated)."""
+    """A parsed search space.
+
+    ``source``: the file errors name; ``dimensions``: in file order; ``tree``:
+    the parsed YAML with line numbers (never mutated). Built by
+    :func:`loads_space` / :func:`load_space`, which validate every choice.
+    """
 
     source: str
     dimensions: tuple[Dimension, ...]
@@ -118,6 +118,7 @@ class Space:
         return math.prod(d.size for d in self.dimensions) if self.dimensions else 1
 
     def dimension(self, name: str) -> Dimension:
+        """The dimension named ``name`` (its key path). Raises :class:`KeyError`."""
         for dim in self.dimensions:
             if dim.name == name:
                 return dim
@@ -128,13 +129,13 @@ class Space:
         missing = [d.name for d in self.dimensions if d.name not in params]
         if missing:
             raise KeyError(f"no value for {', '.join(missing)}")
-        return _plain(self._fill(self.tree, "", params))
+        return plain(self._fill(self.tree, "", params))
 
     def ruleset(self, params: Mapping[str, Any], source: str | None = None) -> RuleSet:
         """The validated :class:`RuleSet` of ``params``. Raises :class:`RuleError` (lines of the space file)."""
         tree = self._fill(self.tree, "", params)
         text = self.yaml(params)
-        return _Builder(source or self.source).ruleset(tree, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        return Builder(source or self.source).ruleset(tree, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
     def yaml(self, params: Mapping[str, Any], header: str = "") -> str:
         """The concrete rule file as YAML text (what ``front/NN.yaml`` holds), ``header`` as comment lines."""
@@ -144,14 +145,14 @@ class Space:
     def _fill(self, node: Any, path: str, params: Mapping[str, Any]) -> Any:
         if path in self._names:
             return _node(params[path], self.dimension(path).line)
-        if isinstance(node, _Map):
-            out = _Map()
+        if isinstance(node, LinedMap):
+            out = LinedMap()
             out.line, out.lines = node.line, dict(node.lines)
             for key, value in node.items():
                 out[key] = self._fill(value, _join(path, key), params)
             return out
-        if isinstance(node, _Seq):
-            out_seq = _Seq(self._fill(v, f"{path}[{i}]", params) for i, v in enumerate(node))
+        if isinstance(node, LinedSeq):
+            out_seq = LinedSeq(self._fill(v, f"{path}[{i}]", params) for i, v in enumerate(node))
             out_seq.line, out_seq.lines = node.line, list(node.lines)
             return out_seq
         return node
@@ -168,11 +169,11 @@ class Space:
 def _node(value: Any, line: int) -> Any:
     """A chosen value as the rule-file builder reads it: mappings and lists carry the choice's line."""
     if isinstance(value, dict):
-        out = _Map((k, _node(v, line)) for k, v in value.items())
+        out = LinedMap((k, _node(v, line)) for k, v in value.items())
         out.line, out.lines = line, {k: line for k in value}
         return out
     if isinstance(value, list):
-        seq = _Seq(_node(v, line) for v in value)
+        seq = LinedSeq(_node(v, line) for v in value)
         seq.line, seq.lines = line, [line] * len(value)
         return seq
     return value
@@ -193,15 +194,15 @@ class _Scanner:
         return RuleError(message, source=self.source, line=line, key=key)
 
     def scan(self, tree: Any) -> None:
-        if not isinstance(tree, _Map):
+        if not isinstance(tree, LinedMap):
             return  # the rule-file builder says what is wrong
         for key, value in tree.items():
             line = tree.lines[key]
             if key in _FIXED_KEYS:
                 continue
-            if key == "rules" and isinstance(value, _Seq):
+            if key == "rules" and isinstance(value, LinedSeq):
                 for i, rule in enumerate(value):
-                    if isinstance(rule, _Map):
+                    if isinstance(rule, LinedMap):
                         for rkey, rvalue in rule.items():
                             if rkey not in _NOT_SEARCHED:
                                 self.value(rvalue, rule.lines[rkey], f"rules[{i}].{rkey}")
@@ -209,18 +210,18 @@ class _Scanner:
             self.value(value, line, key)
 
     def value(self, node: Any, line: int, path: str) -> None:
-        if isinstance(node, _Seq):
+        if isinstance(node, LinedSeq):
             self.choices(node, line, path)
-        elif isinstance(node, _Map) and ("low" in node or "high" in node):  # no rule-file mapping has these keys
+        elif isinstance(node, LinedMap) and ("low" in node or "high" in node):  # no rule-file mapping has these keys
             self.range(node, line, path)
-        elif isinstance(node, _Map):
+        elif isinstance(node, LinedMap):
             for key, value in node.items():
                 self.value(value, node.lines[key], f"{path}.{key}")
 
-    def choices(self, node: _Seq, line: int, path: str) -> None:
+    def choices(self, node: LinedSeq, line: int, path: str) -> None:
         if not node:
             raise self.fail("empty choice list: give at least one value", line, path)
-        values = tuple(_plain(v) for v in node)
+        values = tuple(plain(v) for v in node)
         for i, value in enumerate(values):
             if isinstance(value, list):
                 raise self.fail(f"choice {i + 1} is itself a list; a choice is one value", node.lines[i], path)
@@ -228,7 +229,7 @@ class _Scanner:
                 raise self.fail(f"choice {value!r} is listed twice", node.lines[i], path)
         self.dims.append(Dimension(path, line, "categorical", choices=values))
 
-    def range(self, node: _Map, line: int, path: str) -> None:
+    def range(self, node: LinedMap, line: int, path: str) -> None:
         for key in node:
             if key not in _RANGE_KEYS:
                 raise self.fail(f"unknown range key {key!r}; a range has low, high, step, log", node.lines[key],
@@ -260,7 +261,7 @@ def loads_space(text: str, source: str = "<space>") -> Space:
     other dimensions at their first value), before any training: a choice that
     is not a valid quantizer, sparsity, mode... fails here, naming its line.
     """
-    tree = _parse_yaml(text, source)
+    tree = parse_yaml(text, source)
     scanner = _Scanner(source)
     scanner.scan(tree)
     space = Space(source=source, dimensions=tuple(scanner.dims), tree=tree)
@@ -293,7 +294,7 @@ def load_space(path: str | Path) -> Space:
 def is_space(text: str, source: str = "<rules>") -> bool:
     """Does this rule-file text hold choices or ranges (a search space rather than one rule file)?"""
     try:
-        tree = _parse_yaml(text, source)
+        tree = parse_yaml(text, source)
     except RuleError:
         return False
     scanner = _Scanner(source)
