@@ -8,7 +8,6 @@ the groomed jet, brute-force loops over pairs and triples for the energy-correla
 import importlib.util
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("simulate", ROOT / "examples/jet_tagging/simulate.py")
 sim = importlib.util.module_from_spec(_spec)
-sys.modules["simulate"] = sim  # the pool's spawned workers import it by name
 _spec.loader.exec_module(sim)
 
 SEED = 11
