@@ -14,6 +14,7 @@ __all__ = [
     "OutputError",
     "QConvertError",
     "RuleError",
+    "VerificationError",
 ]
 
 
@@ -71,3 +72,9 @@ class DataError(QConvertError):
 class ExportError(QConvertError):
     """hls4ml export cannot proceed: bad backend, part or output folder, a layer the bridge cannot
     convert, or a synthesis tool that is not installed."""
+
+
+class VerificationError(ExportError):
+    """The exported design cannot be checked against Keras: its emulation crashed (a C++ assertion or signal in
+    hls4ml's generated code), its Verilator build failed, or the inputs given to check it on do not fit the model.
+    The project is written; what it computes is unknown."""
