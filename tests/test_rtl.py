@@ -222,7 +222,7 @@ def test_seed_jet_tagger_trace_is_exact():
         from make_model import synthetic_jets
     finally:
         sys.path.pop(0)
-    from qconvert.export.hls4ml import round_to_type
+    from qconvert.export.inputs import round_to_type
 
     qmodel, _ = qconvert.convert(ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5", "6bit")
     x, _ = synthetic_jets(2000)
