@@ -20,6 +20,7 @@ from .inputs import class_labels
 __all__ = [
     "Agreement",
     "OutputCheck",
+    "accuracy",
     "agreed",
     "argmax_fraction",
     "exact_fraction",
