@@ -44,7 +44,7 @@ def _naive(qmodel, x) -> tuple[float, float]:
     import numpy as np
     from da4ml.trace import comb_trace
 
-    from qconvert.export.hls4ml import round_to_type
+    from qconvert.export.inputs import round_to_type
     from qconvert.export.rtl import trace as tr
 
     exact_round = tr._round_one

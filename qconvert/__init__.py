@@ -22,6 +22,7 @@ __all__ = [
     "QConvertError",
     "RuleError",
     "TrainOptions",
+    "VerificationError",
     "__version__",
     "calibrated_plan",
     "convert",
@@ -44,6 +45,7 @@ from .errors import (
     OutputError,
     QConvertError,
     RuleError,
+    VerificationError,
 )
 from .rules import load_rules, loads_rules
 

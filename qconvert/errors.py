@@ -16,6 +16,7 @@ __all__ = [
     "RuleError",
     "SettingsError",
     "StudyError",
+    "VerificationError",
 ]
 
 
@@ -83,3 +84,9 @@ class SettingsError(QConvertError):
 class StudyError(QConvertError):
     """A search cannot run as asked: its study storage cannot be opened, the output folder holds another
     search, the study was made with other settings, or its first trials all failed."""
+
+
+class VerificationError(ExportError):
+    """The exported design cannot be checked against Keras: its emulation crashed (a C++ assertion or signal in
+    hls4ml's generated code), its Verilator build failed, or the inputs given to check it on do not fit the model.
+    The project is written; what it computes is unknown."""

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import qconvert
 from qconvert.cli import cli
-from qconvert.errors import ExportError
+from qconvert.errors import ExportError, VerificationError
 from qconvert.export import Hls4mlOptions, export
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -91,14 +91,15 @@ def test_2_cli_refusal_is_one_line_exit_2_and_the_keras_output_is_kept(tmp_path)
 @pytest.mark.slow
 def test_2_a_cpp_assertion_in_the_emulation_is_an_error_naming_the_layer(tmp_path):
     """Without qconvert's up-front refusal, hls4ml's streaming pooling asserts; the process survives it."""
-    from qconvert.export.hls4ml import _trace, _write_project, derive_config
+    from qconvert.export.emulate import emulate
+    from qconvert.export.hls4ml import derive_config, write_project
 
     qmodel, _ = qconvert.convert(padded_pool_model(), RULES / "8bit.yaml")
     options = Hls4mlOptions(tmp_path / "prj", io_type="io_stream")
     derived, layers, ins, outs = derive_config(qmodel, options)
-    hls_model = _write_project(qmodel, options, derived, layers, ins, outs)
-    with pytest.raises(ExportError) as err:
-        _trace(hls_model, np.zeros((4, 9, 9, 2)), tmp_path / "prj", "io_stream")
+    hls_model = write_project(qmodel, options, derived, layers, ins, outs)
+    with pytest.raises(VerificationError) as err:
+        emulate(hls_model, np.zeros((4, 9, 9, 2)), tmp_path / "prj", "io_stream")
     message = str(err.value)
     assert "crashed in layer pool" in message and "io_stream" in message and "assertion" in message
     assert "\n" not in message

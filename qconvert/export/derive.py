@@ -51,6 +51,10 @@ class LayerPrecision:
 
 @dataclass(frozen=True)
 class SoftmaxPlan:
+    """A final softmax's lookup tables: ``layer`` and the ``logits_layer`` feeding it, ``table_size`` entries per
+    table, ``step`` (the resolution of ``x_max - x`` at the exp table's address, in logit units) and the table types
+    (``exp_table_t``, ``inv_table_t``, ``inp_norm_t``, ...) as hls4ml spells them."""
+
     layer: str
     logits_layer: str
     table_size: int
@@ -60,6 +64,9 @@ class SoftmaxPlan:
 
 @dataclass
 class Derived:
+    """What :func:`derive` returns: hls4ml's HLSConfig (``config``), one :class:`LayerPrecision` per parsed layer
+    in order, the softmax plan (None without a final softmax), where the input type came from, and notes for the report."""
+
     config: dict[str, Any]  # hls4ml HLSConfig
     precisions: list[LayerPrecision]
     softmax: SoftmaxPlan | None
@@ -99,7 +106,12 @@ def _pads_with_minimum(d: dict[str, Any]) -> bool:
 
 def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precision: str | None = None,
            x: Any = None, table_sizes: dict[str, int] | None = None) -> Derived:
-    """Precisions for every layer of ``layers`` (hls4ml's parsed layer list)."""
+    """Precisions for every layer of ``layers`` (hls4ml's parsed layer list, producers first).
+
+    ``input_precision``: the input type (``ap_fixed<W,I>``), else the linear fixed-point input quantizer right after
+    the input, else the range of ``x`` (16 bits), else hls4ml's default ``ap_fixed<16,6>``. ``table_sizes``: softmax table entries pinned per layer. Raises :class:`ValueError`
+    for a pinned table size that is not a power of two or an input precision that is not a fixed-point type.
+    """
     types: dict[str, FixedType] = {}
     names: dict[str, dict[str, Any]] = {}
     precisions: list[LayerPrecision] = []

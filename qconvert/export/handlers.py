@@ -40,6 +40,7 @@ class UnsupportedLayer(ExportError):
 
 
 def to_hls4ml_type(t: FixedType) -> Any:
+    """hls4ml's precision type object for ``t`` (``XnorPrecisionType``, ``ExponentPrecisionType`` or a fixed type)."""
     if t.kind == "xnor":
         return XnorPrecisionType()
     if t.kind == "exponent":
@@ -66,6 +67,7 @@ class GridQuantizer(Quantizer):
         return np.asarray(keras.ops.convert_to_numpy(self.quantizer_fn(np.asarray(data, dtype="float32"))))
 
     def serialize_state(self) -> dict[str, Any]:
+        """What hls4ml stores of this quantizer: the QKeras quantizer's config and the hls4ml type."""
         return {"config": _serialized(self.quantizer_fn), "type": self.qtype.hls()}
 
 
@@ -178,9 +180,12 @@ class _FusedActivation:
 
 
 class QDenseHandler(_FusedActivation, DenseHandler):
+    """QDense → hls4ml Dense with the weights on their quantizers' grids (binary kernels as xnor), activation fused."""
+
     handles = (f"{_Q}QDense",)
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's Dense dictionary of ``layer`` with qconvert's weight quantizers and the quantized weights."""
         config = super().handle(layer, in_tensors, out_tensors)
         config["class_name"] = "Dense"
         config["weight_quantizer"] = weight_quantizer(layer, "kernel", xnor=True)
@@ -207,9 +212,12 @@ class QConvHandler(_FusedActivation, KerasV3LayerHandler):
     )
 
     def default_class_name(self, layer: Any) -> str:
+        """The hls4ml class: the QKeras name without its ``Q``."""
         return type(layer).__name__.removeprefix("Q")
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's convolution dictionary of ``layer``; dilation, depth multipliers above 1 and groups are refused
+        (:class:`UnsupportedLayer`)."""
         from hls4ml.converters.keras_v3.conv import gen_conv_config
 
         kind = type(layer).__name__
@@ -245,9 +253,12 @@ class QConvHandler(_FusedActivation, KerasV3LayerHandler):
 
 
 class QActivationHandler(KerasV3LayerHandler):
+    """QActivation → the hls4ml activation its quantizer implements (a leaky relu as a clip and a LeakyReLU)."""
+
     handles = (f"{_Q}QActivation",)
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> tuple[dict[str, Any], ...]:
+        """hls4ml's layer dictionaries for ``layer`` (one, or two for a clipped leaky relu)."""
         config = dict(self.default_config)
         config.update(activation_config(layer.activation, f"layer '{layer.name}' (QActivation)"))
         config["n_in"] = prod(in_tensors[0].shape[1:])
@@ -284,6 +295,8 @@ class BatchNormHandler(KerasV3LayerHandler):
     )
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's BatchNormalization dictionary: scale and bias from the quantized gamma, beta, mean and variance;
+        only the last axis (:class:`UnsupportedLayer` otherwise)."""
         shape = list(in_tensors[0].shape[1:])
         if layer.axis not in (-1, len(shape)):
             raise UnsupportedLayer(f"layer '{layer.name}' ({type(layer).__name__}): only the last axis is supported")
@@ -322,9 +335,11 @@ class QAveragePoolingHandler(PoolingHandler):
     handles = ("qkeras.qpooling.QAveragePooling2D",)
 
     def default_class_name(self, layer: Any) -> str:
+        """hls4ml's class: AveragePooling2D."""
         return "AveragePooling2D"
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's pooling dictionary; an ``average_quantizer`` that changes 1/pool area is refused."""
         q = getattr(layer, "average_quantizer_internal", None)
         if q is not None:
             import keras

@@ -27,6 +27,10 @@ RND, SAT = "AP_RND_CONV", "AP_SAT"
 
 @dataclass(frozen=True)
 class FixedType:
+    """A fixed-point type as hls4ml spells it: ``ap_[u]fixed<width, integer>`` (``integer`` counts the sign bit), with
+    optional rounding (``AP_RND_CONV``, ...) and saturation (``AP_SAT``, ...) modes. ``kind`` ``"xnor"`` is a binary ±1
+    stored in one bit, ``"exponent"`` a power of two (hls4ml's ``exponent<width>``)."""
+
     width: int
     integer: int
     signed: bool = True
@@ -36,6 +40,7 @@ class FixedType:
 
     @property
     def frac(self) -> int:
+        """Fraction bits: ``width - integer``."""
         return self.width - self.integer
 
     @property
@@ -48,6 +53,7 @@ class FixedType:
         return 2.0 ** (self.integer - 1) if self.signed else 2.0**self.integer - 2.0**-self.frac
 
     def with_modes(self, rounding: str | None = RND, saturation: str | None = SAT) -> FixedType:
+        """The same type with rounding and saturation modes (by default half to even and saturating)."""
         return FixedType(self.width, self.integer, self.signed, rounding, saturation, self.kind)
 
     def hls(self) -> str:
@@ -144,6 +150,7 @@ def holding(max_abs: float, frac: int) -> FixedType:
 
 
 def widen(t: FixedType, extra_int: int = 0, extra_frac: int = 0) -> FixedType:
+    """``t`` (as a type without modes) with ``extra_int`` more integer and ``extra_frac`` more fraction bits."""
     return FixedType(t.width + extra_int + extra_frac, t.integer + extra_int, t.signed)
 
 

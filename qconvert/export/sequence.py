@@ -53,9 +53,12 @@ class QRecurrentHandler(KerasV3LayerHandler):
     handles = (f"{_QR}QSimpleRNN", f"{_QR}QLSTM", f"{_QR}QGRU")
 
     def default_class_name(self, layer: Any) -> str:
+        """The hls4ml class: the QKeras name without its ``Q``."""
         return type(layer).__name__.removeprefix("Q")
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's recurrent layer dictionary with the quantized kernel, recurrent kernel and bias; return_state,
+        go_backwards, stateful and a state quantizer are refused (:class:`ExportError`)."""
         kind = type(layer).__name__
         where = f"layer '{layer.name}' ({kind})"
         if layer.return_state or layer.go_backwards or layer.stateful:
@@ -96,6 +99,7 @@ class ZeroPadding1DHandler(KerasV3LayerHandler):
     handles = ("keras.src.layers.reshaping.zero_padding1d.ZeroPadding1D",)
 
     def handle(self, layer: Any, in_tensors: Sequence[Any], out_tensors: Sequence[Any]) -> dict[str, Any]:
+        """hls4ml's ZeroPadding1D dictionary: ``pad_left``/``pad_right`` steps around ``in_width`` steps."""
         left, right = layer.padding
         _, steps, channels = in_tensors[0].shape
         return {

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...errors import ExportError
+from ..verify import Agreement, agreed
+from .emulate import emulate_rtl, too_wide
 from .tools import FAMILIES, SynthFigures, ToolMissing
 from .trace import RtlRefusal
 
@@ -39,29 +39,50 @@ __all__ = [
 
 FLAVORS = ("verilog", "vhdl")
 TOP = "qconvert_model"
-N_SAMPLED = 1000
+# the keys of the report's ``rtl`` section, in their order (the agreement's among them)
+SECTION_KEYS = (
+    "project_dir", "flavor", "top", "input_precision", "input_source", "logits_layer", "softmax", "n_samples", "inputs",
+    "logits_exact_fraction", "argmax_agreement", "max_abs_diff", "accuracy_keras", "accuracy_rtl",
+    "first_divergent_layer", "limits", "lut_da4ml", "ff_da4ml", "latency_cycles", "adder_depth", "clock_ns", "synth",
+    "seconds", "emulation_error", "emulation_skipped", "synth_error", "notes",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class RtlOptions:
+    """Where and how the RTL is written, emulated and synthesized.
+
+    ``output_dir``: the project folder (created). ``flavor``: ``"verilog"`` or ``"vhdl"`` (the VHDL is written;
+    emulation and yosys run on a Verilog twin of the same logic in ``verilog/``). ``clock_ns``: da4ml pipelines the
+    logic at this many units of its delay model (its CLI: 5 at 5 ns), positive. ``family``: yosys ``synth_xilinx
+    -family``, one of :data:`FAMILIES`. ``emulate`` / ``synth``: run the Verilator check / yosys. ``input_precision``:
+    the input type (``ap_fixed<W,I>``) instead of the derived one. ``jobs``: Verilator build jobs (default: all
+    cores). Validated by :func:`check_options`.
+    """
+
     output_dir: Path
-    flavor: str = "verilog"  # or "vhdl": the VHDL is written; emulation and yosys run on a Verilog twin in verilog/
-    clock_ns: float = 5.0  # da4ml pipelines at this many units of its delay model (its CLI: 5 at 5 ns)
-    family: str = "xcup"  # yosys synth_xilinx -family
+    flavor: str = "verilog"
+    clock_ns: float = 5.0
+    family: str = "xcup"
     emulate: bool = True
     synth: bool = True
     input_precision: str | None = None
-    jobs: int | None = None  # Verilator build jobs (default: all cores)
+    jobs: int | None = None
 
 
 @dataclass(frozen=True)
 class RtlFigures:
-    """Hardware figures of the traced design: da4ml's own estimate and, when yosys ran, its cell counts."""
+    """Hardware figures of the traced design: da4ml's own estimate and, when yosys ran, its cell counts.
 
-    lut_da4ml: float  # da4ml's LUT estimate of the logic
-    ff_da4ml: int  # pipeline register bits
-    latency_cycles: int  # pipeline stages (registers) at clock_ns
-    adder_depth: float  # da4ml's combinational delay estimate of the whole logic (its units)
+    ``lut_da4ml``: da4ml's LUT estimate of the logic. ``ff_da4ml``: pipeline register bits. ``latency_cycles``:
+    pipeline stages at ``clock_ns``. ``adder_depth``: da4ml's combinational delay estimate of the whole logic, in the
+    units of its delay model. ``synth``: yosys's cell counts, when it ran.
+    """
+
+    lut_da4ml: float
+    ff_da4ml: int
+    latency_cycles: int
+    adder_depth: float
     clock_ns: float
     synth: SynthFigures | None = None
 
@@ -77,6 +98,17 @@ class RtlFigures:
 
 @dataclass(frozen=True)
 class RtlResult:
+    """A written RTL project, its figures and, when it was emulated, its agreement with Keras.
+
+    ``input_precision``: the input type the RTL takes (``input_source``: where it came from). ``logits_layer``: the
+    layer whose values are the RTL's outputs (``softmax``: a final softmax left out). ``agreement``: the Verilator
+    emulation against Keras (:class:`~qconvert.export.verify.Agreement`; its fields read as the result's own, e.g.
+    ``result.logits_exact_fraction``; not emulated: ``n_samples`` 0, figures None). Seconds: ``trace_seconds``,
+    ``write_seconds``, ``compile_seconds`` (Verilator), ``emulate_seconds``. ``emulation_error`` / ``synth_error``:
+    Verilator / yosys is missing (the CLI exits 2); ``emulation_skipped``: why the design cannot be emulated (ports
+    wider than 32 bits).
+    """
+
     project_dir: Path
     flavor: str
     top: str
@@ -87,21 +119,23 @@ class RtlResult:
     figures: RtlFigures
     trace_seconds: float
     write_seconds: float
-    n_samples: int = 0
-    inputs: str = ""  # "given" | "sampled" | "" (no emulation)
-    logits_exact_fraction: float | None = None
-    argmax_agreement: float | None = None
-    max_abs_diff: float | None = None
-    accuracy_keras: float | None = None
-    accuracy_rtl: float | None = None
-    first_divergent_layer: str | None = None
-    limits: str = ""
+    agreement: Agreement = field(default_factory=lambda: Agreement("rtl"))
     compile_seconds: float | None = None
     emulate_seconds: float | None = None
-    emulation_error: str | None = None  # Verilator is missing (exit 2)
-    emulation_skipped: str | None = None  # the design cannot be emulated (why), e.g. ports wider than 32 bits
+    emulation_error: str | None = None
+    emulation_skipped: str | None = None
     synth_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    n_samples = agreed("n_samples")
+    inputs = agreed("inputs")  # "given" | "sampled" | "" (not emulated)
+    logits_exact_fraction = agreed("logits_exact_fraction")
+    argmax_agreement = agreed("argmax_agreement")
+    max_abs_diff = agreed("max_abs_diff")
+    accuracy_keras = agreed("accuracy_keras")
+    accuracy_rtl = agreed("accuracy_target")
+    first_divergent_layer = agreed("first_divergent_layer")
+    limits = agreed("limits")
 
     @property
     def missing_tool(self) -> str | None:
@@ -109,17 +143,13 @@ class RtlResult:
         return self.emulation_error or self.synth_error
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``rtl`` section of the JSON report."""
+        """The ``rtl`` section of the JSON report (keys :data:`SECTION_KEYS`, in that order)."""
         f = self.figures
-        return {
+        section = {
+            **self.agreement.to_dict(),
             "project_dir": str(self.project_dir), "flavor": self.flavor, "top": self.top,
             "input_precision": self.input_precision, "input_source": self.input_source,
             "logits_layer": self.logits_layer, "softmax": self.softmax,
-            "n_samples": self.n_samples, "inputs": self.inputs,
-            "logits_exact_fraction": self.logits_exact_fraction, "argmax_agreement": self.argmax_agreement,
-            "max_abs_diff": self.max_abs_diff, "accuracy_keras": self.accuracy_keras,
-            "accuracy_rtl": self.accuracy_rtl, "first_divergent_layer": self.first_divergent_layer,
-            "limits": self.limits,
             "lut_da4ml": f.lut_da4ml, "ff_da4ml": f.ff_da4ml, "latency_cycles": f.latency_cycles,
             "adder_depth": f.adder_depth, "clock_ns": f.clock_ns,
             "synth": asdict(f.synth) if f.synth else None,
@@ -129,6 +159,7 @@ class RtlResult:
             "emulation_error": self.emulation_error, "emulation_skipped": self.emulation_skipped,
             "synth_error": self.synth_error, "notes": list(self.notes),
         }  # fmt: skip
+        return {key: section[key] for key in SECTION_KEYS}
 
 
 def _round(v: float | None) -> float | None:
@@ -136,7 +167,8 @@ def _round(v: float | None) -> float | None:
 
 
 def check_options(options: RtlOptions) -> None:
-    """Bad flavor, family or clock, and a missing da4ml, before any work (one line, exit 2)."""
+    """Raise :class:`ExportError` (one line, exit 2) for a bad flavor, family or clock, or a missing da4ml, before
+    any work."""
     if options.flavor not in FLAVORS:
         raise ExportError(f"--rtl-flavor {options.flavor!r}: one of {', '.join(FLAVORS)}")
     if options.family not in FAMILIES:
@@ -171,6 +203,7 @@ def _write(traced: Any, options: RtlOptions) -> tuple[Any, Any, Path, float]:
 
 
 def _figures(rtl: Any, sol: Any, clock_ns: float, synth: SynthFigures | None) -> RtlFigures:
+    """da4ml's figures of the written design (its pipeline and solution), with yosys's when it ran."""
     pipe = rtl._pipe  # da4ml's Pipeline (registers every clock_ns units of delay)
     stages = len(pipe.solutions) if pipe is not None else 0
     reg_bits = int(pipe.reg_bits) if pipe is not None else 0
@@ -180,6 +213,7 @@ def _figures(rtl: Any, sol: Any, clock_ns: float, synth: SynthFigures | None) ->
 
 
 def _trace(qmodel: Any, x: Any, input_precision: str | None) -> tuple[Any, Any, float]:
+    """(the flattened model, its :class:`~.trace.Traced` logic, seconds)."""
     from ..flatten import flatten_nested
     from .trace import trace_model
 
@@ -216,101 +250,14 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
         return _figures(rtl, sol, clock_ns, figures)
 
 
-def _inputs(qmodel: Any, traced: Any, x: Any) -> tuple[np.ndarray, str]:
-    """(the inputs as the RTL receives them: given or sampled, then rounded to its type, "given" | "sampled")."""
-    from ..hls4ml import _sample_inputs, round_to_type
-
-    given = x is not None
-    xs = np.asarray(x, dtype="float64") if given else _sample_inputs(qmodel, traced.input_type, N_SAMPLED)
-    if traced.input_quantizer is not None:  # the model's own input quantizer: Keras rounds them the same way
-        import keras
-
-        xq = np.asarray(keras.ops.convert_to_numpy(traced.input_quantizer(xs.astype("float32"))), dtype="float64")
-    else:
-        xq = round_to_type(xs, traced.input_type)
-    return np.ascontiguousarray(xq), "given" if given else "sampled"
-
-
-def _keras_layers(qmodel: Any, names: list[str], xq: np.ndarray) -> dict[str, np.ndarray]:
-    import keras
-
-    probe = keras.Model(qmodel.inputs, [qmodel.get_layer(n).output for n in names])
-    outs = probe.predict(xq.astype("float32"), verbose=0, batch_size=1024)
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return {n: np.asarray(o, dtype="float64").reshape(len(xq), -1) for n, o in zip(names, outs)}
-
-
-def _first_divergent(traced: Any, keras_out: dict[str, np.ndarray], xq: np.ndarray) -> str | None:
-    """The first traced layer whose exact fixed-point value differs from Keras (da4ml's software interpreter)."""
-    from da4ml.trace import FixedVariableArray, comb_trace
-
-    names = [n for n in traced.layers if n in keras_out]
-    if not names:
-        return None
-    arrays = [traced.layers[n].ravel() for n in names]
-    flat = np.concatenate([np.asarray(a._vars) for a in arrays])
-    probe = comb_trace(traced.inp, FixedVariableArray(flat, arrays[0].solver_options))
-    values = probe.predict(xq.reshape(len(xq), -1))
-    at = 0
-    for n, a in zip(names, arrays):
-        if not np.array_equal(values[:, at:at + a.size], keras_out[n]):
-            return n
-        at += a.size
-    return None
-
-
-def _too_wide(sol: Any) -> str | None:
-    """Why da4ml's emulation binder cannot carry this design's ports (it packs each value in an int32), or None."""
-    widths = []
-    for kifs in (sol.inp_kifs, sol.out_kifs):
-        k, i, f = (int(np.max(a)) for a in kifs)
-        widths.append(k + i + f)
-    if max(widths) <= 32:
-        return None
-    return (f"not emulated: the RTL's inputs are {widths[0]} and its outputs {widths[1]} bits wide; da4ml's "
-            "emulation binder carries at most 32 (narrow --input-precision or the last layer's quantizers)")
-
-
-def _emulate(qmodel: Any, traced: Any, rtl: Any, twin: Path, options: RtlOptions, x: Any, y: Any) -> dict[str, Any]:
-    from ..hls4ml import _labels
-    from .tools import compile_emulation
-
-    compile_seconds = compile_emulation(rtl, twin, TOP, options.jobs)
-    xq, inputs = _inputs(qmodel, traced, x)
-    start = time.perf_counter()
-    y_rtl = np.asarray(rtl.predict(xq.reshape(len(xq), -1)), dtype="float64")
-    emulate_seconds = time.perf_counter() - start
-    names = list(dict.fromkeys([*traced.layers, traced.logits_layer]))
-    keras_out = _keras_layers(qmodel, names, xq)
-    logits = keras_out[traced.logits_layer]
-    exact = np.all(y_rtl == logits, axis=1)
-    first = None if exact.all() else _first_divergent(traced, keras_out, xq) or traced.logits_layer
-    acc_k = acc_r = None
-    if y is not None:
-        labels = _labels(y)
-        acc_k = float(np.mean(np.argmax(logits, axis=1) == labels))
-        acc_r = float(np.mean(np.argmax(y_rtl, axis=1) == labels))
-    if exact.all():
-        limits = "none: the RTL computes the Keras logits bit for bit"
-    else:
-        limits = (f"logits differ from Keras from layer '{first}' on: the RTL computes exact fixed-point sums; "
-                  "Keras computes in float32, which rounds sums wider than 24 bits")
-    return {
-        "n_samples": len(xq), "inputs": inputs, "logits_exact_fraction": float(np.mean(exact)),
-        "argmax_agreement": float(np.mean(np.argmax(y_rtl, axis=1) == np.argmax(logits, axis=1))),
-        "max_abs_diff": float(np.max(np.abs(y_rtl - logits))) if y_rtl.size else 0.0,
-        "accuracy_keras": acc_k, "accuracy_rtl": acc_r, "first_divergent_layer": first, "limits": limits,
-        "compile_seconds": compile_seconds, "emulate_seconds": emulate_seconds,
-    }  # fmt: skip
-
-
 def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -> RtlResult:
     """Trace ``qmodel`` into da4ml, write the RTL project, emulate it with Verilator against Keras, synthesize with yosys.
 
-    ``x`` (and labels ``y``): the inputs to check on (the held-out split of ``--data``); without them,
-    1,000 inputs are sampled in the input type's range. A layer da4ml cannot express raises
-    :class:`RtlRefusal` before anything is written; a missing Verilator or yosys is ``emulation_error``
-    / ``synth_error`` on the result (the RTL is written all the same).
+    ``x`` ``(n, *input_shape)`` (and labels ``y``): the inputs to check on (the held-out split of ``--data``);
+    without them, :data:`~qconvert.export.inputs.N_SAMPLED` inputs are sampled in the input type's range. A layer
+    da4ml cannot express raises :class:`RtlRefusal` before anything is written; a missing Verilator or yosys is
+    ``emulation_error`` / ``synth_error`` on the result (the RTL is written all the same); a failed Verilator build,
+    or ``x``/``y`` that do not fit the model, raise :class:`~qconvert.errors.VerificationError`.
     """
     check_options(options)
     qmodel, traced, trace_seconds = _trace(qmodel, x, options.input_precision)
@@ -322,14 +269,14 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
     if options.flavor == "vhdl":
         notes.append(f"VHDL in {options.output_dir}/src; Verilator and yosys ran on the same logic written as Verilog "
                      f"in {twin}")
-    emulated: dict[str, Any] = {}
+    agreement, compile_s, emulate_s = Agreement("rtl"), None, None
     emulation_error = synth_error = None
-    skipped = _too_wide(sol) if options.emulate else None
+    skipped = too_wide(sol) if options.emulate else None
     if skipped:
-        emulated = {"limits": skipped, "emulation_skipped": skipped}
+        agreement = Agreement("rtl", limits=skipped)
     elif options.emulate:
         try:
-            emulated = _emulate(qmodel, traced, rtl, twin, options, x, y)
+            agreement, compile_s, emulate_s = emulate_rtl(qmodel, traced, rtl, twin, TOP, options.jobs, x, y)
         except ToolMissing as exc:
             emulation_error = f"{exc} (the RTL is written in {options.output_dir})"
     synth = None
@@ -344,5 +291,6 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
         project_dir=Path(options.output_dir), flavor=options.flavor, top=TOP, input_precision=str(traced.input_type),
         input_source=traced.input_source, logits_layer=traced.logits_layer, softmax=traced.softmax,
         figures=_figures(rtl, sol, options.clock_ns, synth), trace_seconds=trace_seconds, write_seconds=write_seconds,
-        emulation_error=emulation_error, synth_error=synth_error, notes=tuple(notes), **emulated,
+        agreement=agreement, compile_seconds=compile_s, emulate_seconds=emulate_s, emulation_error=emulation_error,
+        emulation_skipped=skipped, synth_error=synth_error, notes=tuple(notes),
     )  # fmt: skip

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ExportError
+from ...errors import ExportError, VerificationError
 
 __all__ = [
     "FAMILIES",
     "SynthFigures",
     "ToolMissing",
     "compile_emulation",
+    "figures_from_cells",
     "find_verilator",
     "find_yosys",
     "parse_stat",
@@ -54,7 +55,12 @@ class ToolMissing(ExportError):
 
 @dataclass(frozen=True)
 class SynthFigures:
-    """yosys ``synth_xilinx`` cell counts of the design."""
+    """yosys ``synth_xilinx`` cell counts of the design (``cells``: every cell type's count).
+
+    ``lut``: LUT1-LUT6 in all (``lut_by_size``: per size); ``carry``: CARRY4/CARRY8; ``ff``: flip-flops (FD*);
+    ``dsp``: DSP48E1/E2; ``bram``: block RAM in RAMB36 units (a RAMB18 counts 0.5); ``lutram``: LUT RAM and shift
+    registers; ``seconds``: how long yosys ran; ``tool``: its version line.
+    """
 
     family: str
     lut: int
@@ -112,7 +118,8 @@ def compile_emulation(rtl: Any, project: Path, top: str, jobs: int | None = None
 
     ``rtl`` is the (written) ``RTLModel``; afterwards its ``predict`` runs the compiled RTL. The C++ is
     compiled at ``-O0`` unless ``optimize`` (da4ml's ``-O``): the seed's jet tagger builds in about 60 s
-    instead of 200 s on 2 cores, and a verification runs the emulation once.
+    instead of 200 s on 2 cores, and a verification runs the emulation once. Raises :class:`ToolMissing` without
+    a usable Verilator, :class:`VerificationError` when the build fails.
     """
     exe, root = find_verilator()
     sim = project / "sim"
@@ -138,7 +145,7 @@ def compile_emulation(rtl: Any, project: Path, top: str, jobs: int | None = None
     proc = subprocess.run(args, cwd=sim, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ExportError(f"Verilator build of {sim} failed: {tail[0]} (full log: make -f build_binder.mk in {sim})")
+        raise VerificationError(f"Verilator build of {sim} failed: {tail[0]} (full log: make -f build_binder.mk in {sim})")
     shutil.rmtree(sim / "obj_dir", ignore_errors=True)
     rtl._load_lib(stamp)  # da4ml 0.5's loader for the library its makefile named lib<top>_wrapper_<stamp>.so
     return time.perf_counter() - start
@@ -161,6 +168,8 @@ def parse_stat(stat: dict[str, Any], top: str) -> dict[str, int]:
 
 
 def figures_from_cells(cells: dict[str, int], family: str, seconds: float, tool: str = "") -> SynthFigures:
+    """The figures of yosys's cell counts by type: LUT1-6, CARRY*, FD*, DSP*, RAMB36 (1) and RAMB18 (0.5), LUT RAM
+    (RAM32/64/128/256, SRL*); ``seconds`` the synthesis took, ``tool`` its version line."""
     luts = {k: v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k)}
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
@@ -173,7 +182,9 @@ def figures_from_cells(cells: dict[str, int], family: str, seconds: float, tool:
 
 
 def synthesize(project: Path, top: str, family: str = "xcup", timeout: float | None = None) -> SynthFigures:
-    """yosys ``synth_xilinx`` on the written Verilog; its cell counts. The log goes to ``project/yosys.log``."""
+    """yosys ``synth_xilinx`` on the Verilog written in ``project`` (top module ``top``); its cell counts. The log goes
+    to ``project/yosys.log``. Raises :class:`ToolMissing` without yosys, :class:`ExportError` for an unknown family,
+    a run past ``timeout`` seconds or a failed synthesis."""
     if family not in FAMILIES:
         raise ExportError(f"--family {family!r}: yosys synth_xilinx knows {', '.join(FAMILIES)}")
     cmd = find_yosys()

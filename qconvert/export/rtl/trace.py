@@ -21,15 +21,12 @@ import numpy as np
 from ...errors import ExportError
 from ...model.graph import graph_of, run
 from ..precision import DEFAULT_INPUT, FixedType, data_type, quantizer_type
+from .layers import MOVERS, RtlRefusal, activation, arr, conv, dense, depthwise, fn_name, global_pool, move, pool
 
 __all__ = ["RtlRefusal", "Traced", "input_kif", "round_half_even", "trace_model"]
 
 _PASS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "GaussianNoise", "GaussianDropout",
          "ActivityRegularization")  # fmt: skip
-
-
-class RtlRefusal(ExportError):
-    """A layer (or a quantizer in it) that da4ml cannot implement exactly; the message names it."""
 
 
 @dataclass
@@ -109,191 +106,6 @@ def _quantizer_kif(q: Any, where: str) -> tuple[int, int, int, str]:
     return k, i, f, overflow
 
 
-def _weights(layer: Any, role: str, attr: str) -> np.ndarray | None:
-    var = getattr(layer, attr, None)
-    if var is None:
-        return None
-    q = getattr(layer, f"{role}_quantizer_internal", None)
-    where = f"layer '{layer.name}' ({type(layer).__name__})"
-    if not callable(q):
-        raise RtlRefusal(f"{where}: its {role} is float; da4ml needs quantized weights (give it a {role} quantizer)")
-    cfg = q.get_config() if hasattr(q, "get_config") else {}
-    if isinstance(cfg.get("alpha"), str):
-        raise RtlRefusal(f"{where}: {role} quantizer alpha={cfg['alpha']!r} is not traced for da4ml (use alpha=1)")
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(q(var)), dtype=np.float64)
-
-
-def _activation(x: Any, fn: str, where: str) -> Any:
-    if fn == "linear":
-        return x
-    if fn == "relu":
-        return x.relu()
-    raise RtlRefusal(f"{where}: activation '{fn}' has no exact da4ml form (only relu and linear)")
-
-
-def _arr(vars_: np.ndarray, like: Any) -> Any:
-    from da4ml.trace import FixedVariableArray
-
-    return FixedVariableArray(vars_, like.solver_options)
-
-
-def _dense(layer: Any, x: Any, where: str) -> Any:
-    w = _weights(layer, "kernel", "kernel")
-    y = x @ w
-    if getattr(layer, "use_bias", False):
-        y = y + _weights(layer, "bias", "bias")
-    return _activation(y, _fn_name(layer), where)
-
-
-def _fn_name(layer: Any) -> str:
-    act = getattr(layer, "activation", None)
-    return "linear" if act is None else getattr(act, "__name__", str(act))
-
-
-def _pad(v: np.ndarray, pads: list[tuple[int, int]], fill: Any) -> np.ndarray:
-    return np.pad(v, pads + [(0, 0)], constant_values=fill)
-
-
-def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + k - size, 0)
-    return total // 2, total - total // 2
-
-
-def _windows(v: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
-    """(out positions..., kernel positions..., C) windows of an object array (spatial..., C)."""
-    spatial = v.shape[:-1]
-    outs = [(n - k) // s + 1 for n, k, s in zip(spatial, kernel, strides)]
-    idx = np.indices(outs + list(kernel))
-    nd = len(kernel)
-    coords = [idx[d] * strides[d] + idx[nd + d] for d in range(nd)]
-    return v[tuple(coords)]
-
-
-def _patches(layer: Any, x: Any, kernel: tuple[int, ...], where: str) -> np.ndarray:
-    """(outs..., kernel..., C) windows of ``x`` for a channels_last, undilated convolution (zeros for 'same')."""
-    cfg = layer.get_config()
-    if cfg.get("data_format", "channels_last") != "channels_last" or int(cfg.get("groups", 1) or 1) != 1:
-        raise RtlRefusal(f"{where}: only channels_last, ungrouped convolutions are traced for da4ml")
-    if any(int(d) != 1 for d in np.atleast_1d(cfg.get("dilation_rate", 1))):
-        raise RtlRefusal(f"{where}: dilated convolutions are not traced for da4ml")
-    strides = tuple(int(s) for s in np.atleast_1d(cfg["strides"]))
-    strides = strides * (len(kernel) // len(strides))
-    v = np.asarray(x._vars)
-    if cfg["padding"] == "same":
-        v = _pad(v, [_same_pads(n, k, s) for n, k, s in zip(v.shape[:-1], kernel, strides)], 0.0)
-    elif cfg["padding"] != "valid":
-        raise RtlRefusal(f"{where}: padding='{cfg['padding']}' is not traced for da4ml")
-    return _windows(v, kernel, strides)
-
-
-def _bias_act(layer: Any, y: Any, where: str) -> Any:
-    if getattr(layer, "use_bias", False):
-        y = y + _weights(layer, "bias", "bias")
-    return _activation(y, _fn_name(layer), where)
-
-
-def _pointwise(cols: Any, w: np.ndarray, outs: tuple[int, ...]) -> Any:
-    """Each row of ``cols`` (one output position) times the kernel ``w`` (fan-in..., out channels)."""
-    return (cols @ w.reshape(-1, w.shape[-1])).reshape(*outs, w.shape[-1])
-
-
-def _conv(layer: Any, x: Any, where: str) -> Any:
-    w = _weights(layer, "kernel", "kernel")
-    kernel = tuple(w.shape[:-2])
-    patches = _patches(layer, x, kernel, where)
-    outs = patches.shape[: len(kernel)]
-    return _bias_act(layer, _pointwise(_arr(patches.reshape(int(np.prod(outs)), -1), x), w, outs), where)
-
-
-def _depthwise(layer: Any, x: Any, where: str, separable: bool) -> Any:
-    """Each channel's windows times its own kernel (depth_multiplier outputs per channel, channel-major),
-    then, for a separable convolution, the pointwise kernel over all of them."""
-    w = _weights(layer, "depthwise", "depthwise_kernel")  # (kernel..., C, multiplier)
-    kernel = tuple(w.shape[:-2])
-    patches = _patches(layer, x, kernel, where)
-    outs = patches.shape[: len(kernel)]
-    per_pos = patches.reshape(int(np.prod(outs)), -1, w.shape[-2])  # (positions, kernel taps, C)
-    channels = [_pointwise(_arr(per_pos[:, :, c], x), w[..., c, :], outs) for c in range(w.shape[-2])]
-    y = _arr(np.concatenate([np.asarray(c._vars) for c in channels], axis=-1), x)  # (outs..., C·multiplier)
-    if separable:
-        y = _pointwise(_arr(np.asarray(y._vars).reshape(int(np.prod(outs)), -1), x),
-                       _weights(layer, "pointwise", "pointwise_kernel"), outs)
-    return _bias_act(layer, y, where)
-
-
-def _pool(layer: Any, x: Any, where: str, kind: str) -> Any:
-    cfg = layer.get_config()
-    v = np.asarray(x._vars)
-    nd = v.ndim - 1
-    size = tuple(int(p) for p in np.atleast_1d(cfg["pool_size"]))
-    strides = tuple(int(s) for s in np.atleast_1d(cfg.get("strides") or size))
-    size, strides = size * (nd // len(size)), strides * (nd // len(strides))
-    n = int(np.prod(size))
-    if cfg["padding"] != "valid":
-        raise RtlRefusal(f"{where}: padding='{cfg['padding']}' pooling is not traced for da4ml (use 'valid')")
-    win = _windows(v, size, strides)  # (outs..., size..., C)
-    outs = win.shape[:nd]
-    flat = win.reshape(*outs, n, win.shape[-1])
-    if kind == "max":
-        red = np.empty((*outs, win.shape[-1]), dtype=object)
-        for pos in np.ndindex(red.shape):
-            vals = flat[pos[:-1] + (slice(None), pos[-1])]
-            m = vals[0]
-            for other in vals[1:]:
-                m = m.max_of(other)
-            red[pos] = m
-        return _arr(red, x)
-    if n & (n - 1):
-        raise RtlRefusal(f"{where}: averaging {n} values divides by a number that is not a power of two; "
-                         "no exact fixed-point form")
-    return _arr(flat.sum(axis=nd) * (1.0 / n), x)
-
-
-def _global_pool(x: Any, kind: str, where: str) -> Any:
-    v = np.asarray(x._vars)
-    flat = v.reshape(-1, v.shape[-1])
-    n = flat.shape[0]
-    if kind == "max":
-        out = []
-        for c in range(flat.shape[1]):
-            m = flat[0, c]
-            for other in flat[1:, c]:
-                m = m.max_of(other)
-            out.append(m)
-        return _arr(np.array(out, dtype=object), x)
-    if n & (n - 1):
-        raise RtlRefusal(f"{where}: averaging {n} values divides by a number that is not a power of two; "
-                         "no exact fixed-point form")
-    return _arr(flat.sum(axis=0) * (1.0 / n), x)
-
-
-def _move(layer: Any, x: Any, kind: str) -> Any:
-    """Layers that only move values (padding with zeros, cropping, repeating, permuting): index operations."""
-    cfg = layer.get_config()
-    v = np.asarray(x._vars)
-    nd = v.ndim - 1
-    if kind.startswith("ZeroPadding"):
-        pads = np.broadcast_to(np.asarray(cfg["padding"]).reshape(-1, 2), (nd, 2))
-        return _arr(_pad(v, [tuple(int(p) for p in row) for row in pads], 0.0), x)
-    if kind.startswith("Cropping"):
-        crops = np.broadcast_to(np.asarray(cfg["cropping"]).reshape(-1, 2), (nd, 2))
-        return _arr(v[tuple(slice(int(a), n - int(b)) for (a, b), n in zip(crops, v.shape))], x)
-    if kind.startswith("UpSampling"):
-        if cfg.get("interpolation", "nearest") != "nearest":
-            raise RtlRefusal(f"layer '{layer.name}' ({kind}): only nearest-neighbour upsampling is traced for da4ml")
-        sizes = np.atleast_1d(cfg["size"] if "size" in cfg else cfg["length"])
-        for axis, n in enumerate(np.broadcast_to(sizes, (nd,))):
-            v = np.repeat(v, int(n), axis=axis)
-        return _arr(v, x)
-    return _arr(np.transpose(v, [int(d) - 1 for d in cfg["dims"]]), x)  # Permute: dims count from 1
-
-
-_MOVERS = ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "Permute")
-
-
 def _flat_args(args: Any) -> list[Any]:
     """The traced arrays a call receives: ``(x,)`` or ``([a, b],)`` (Add, Concatenate) → ``[x]`` / ``[a, b]``."""
     if isinstance(args, (list, tuple)):
@@ -308,34 +120,34 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
     if kind == "QActivation":
         act = layer.activation
         if isinstance(act, str) or not hasattr(act, "get_config"):
-            return _activation(x, getattr(act, "__name__", str(act)), where)
+            return activation(x, getattr(act, "__name__", str(act)), where)
         k, i, f, overflow = _quantizer_kif(act, where)
         return round_half_even(x, k, i, f, overflow)
     if kind in ("QDense", "Dense"):
-        return _dense(layer, x, where)
+        return dense(layer, x, where)
     if kind in ("QConv1D", "QConv2D", "Conv1D", "Conv2D"):
-        return _conv(layer, x, where)
+        return conv(layer, x, where)
     if kind in ("QDepthwiseConv2D", "QSeparableConv1D", "QSeparableConv2D"):
-        return _depthwise(layer, x, where, separable=kind.startswith("QSeparable"))
+        return depthwise(layer, x, where, separable=kind.startswith("QSeparable"))
     if kind in ("Activation", "ReLU"):
-        fn = _fn_name(layer) if kind == "Activation" else "relu"
+        fn = fn_name(layer) if kind == "Activation" else "relu"
         if kind == "ReLU" and (layer.max_value is not None or float(layer.negative_slope) or float(layer.threshold)):
             raise RtlRefusal(f"{where}: ReLU with max_value, negative_slope or threshold is not traced for da4ml")
         if fn == "softmax" and final_softmax:
             return x
-        return _activation(x, fn, where)
+        return activation(x, fn, where)
     if kind in ("Flatten", "Reshape"):
         return x.reshape(tuple(int(d) for d in layer.compute_output_shape((1, *x.shape))[1:]))
     if kind in _PASS:
         return x
-    if kind in _MOVERS:
-        return _move(layer, x, kind)
+    if kind in MOVERS:
+        return move(layer, x, kind)
     if kind in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"):
-        return _pool(layer, x, where, "max" if kind.startswith("Max") else "avg")
+        return pool(layer, x, where, "max" if kind.startswith("Max") else "avg")
     if kind in ("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"):
         if layer.get_config().get("keepdims"):
             raise RtlRefusal(f"{where}: keepdims=True is not traced for da4ml")
-        return _global_pool(x, "max" if "Max" in kind else "avg", where)
+        return global_pool(x, "max" if "Max" in kind else "avg", where)
     if kind == "Add":
         out = ins[0]
         for other in ins[1:]:
@@ -344,7 +156,7 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
     if kind == "Concatenate":
         axis = int(layer.get_config().get("axis", -1))
         axis = axis - 1 if axis > 0 else axis  # the batch axis is not traced
-        return _arr(np.concatenate([np.asarray(a._vars) for a in ins], axis=axis), x)
+        return arr(np.concatenate([np.asarray(a._vars) for a in ins], axis=axis), x)
     raise RtlRefusal(f"{where}: da4ml cannot express this layer in qconvert's RTL trace "
                      "(traced: QDense, QConv1D/2D, QDepthwiseConv2D, QSeparableConv1D/2D, QActivation with quantized_bits/quantized_relu, relu, pooling, "
                      "Flatten, Reshape, ZeroPadding, Cropping, UpSampling, Permute, Add, Concatenate, Dropout, a final softmax)")
@@ -398,7 +210,7 @@ def trace_model(qmodel: Any, x: Any = None, input_precision: str | None = None) 
 
     out_ref = graph.outputs[0] if isinstance(graph.outputs, (list, tuple)) else graph.outputs
     last = qmodel.get_layer(out_ref.layer)
-    final_softmax = type(last).__name__ == "Activation" and _fn_name(last) == "softmax"
+    final_softmax = type(last).__name__ == "Activation" and fn_name(last) == "softmax"
     logits_layer = out_ref.layer
     layers: dict[str, Any] = {}
 
