@@ -169,7 +169,7 @@ def render_study(study: CaseStudy, console: Any) -> None:
     """The case study as one table: accuracy, ROC AUC and BOPs per model (FP32, PTQ, QAT, hls4ml)."""
     from rich.table import Table
 
-    from .report import format_count
+    from .sections import format_count
 
     table = Table(title=f"{study.dataset}: accuracy on the {study.split} split", title_justify="left")
     with_hls4ml = any("hls4ml" in row for row in study.rows)

@@ -36,7 +36,7 @@ def rtl_cmd(ctx: click.Context, model: str, out_dir: str, data: str | None, vhdl
 
         from ..export.rtl import RtlOptions
         from ..pipeline import rtl_file
-        from ..report import render_rtl
+        from ..sections import render_rtl
 
         options = RtlOptions(Path(out_dir), flavor="vhdl" if vhdl else "verilog", clock_ns=clock_ns, family=family,
                              emulate=not no_emulate, synth=not no_synth, input_precision=input_precision)

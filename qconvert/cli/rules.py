@@ -87,8 +87,9 @@ def rules_show(ctx: click.Context, model: str, rules: str, data: str | None, cal
 
     def job() -> int:
         quiet_backends()
-        from ..report import render_calibration, render_plan
+        from ..report import render_plan
         from ..rules import load_rules
+        from ..sections import render_calibration
 
         space = _space_or_none(rules)
         if space is not None:
