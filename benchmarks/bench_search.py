@@ -2,6 +2,8 @@
 
     python benchmarks/bench_search.py [--cases mlp,jet] [--trials 40] [--epochs 30] [-j 2]
                                       [--throughput] [--overhead] [--plots DIR] [--out DIR]
+    python benchmarks/bench_search.py --converge [--cases jet] [--trials 12] [--epochs 5] [--retrain-epochs 30]
+                                      [--pruners dominance,halving] [-j 1]
 
 Per case, through the CLI (the commands a user types):
 
@@ -20,6 +22,12 @@ Per case, through the CLI (the commands a user types):
 the study's trial timestamps). ``--overhead``: one trial
 (:meth:`qconvert.search.objective.Workbench.run`, ``--epochs`` epochs) against a bare ``model.fit`` of the
 same converted model, epochs, batch size and validation data, in one process, median of 3.
+
+``--converge``: per case and per ``--pruners`` kind, a short search (``--trials`` x ``--epochs``), then the same
+study continued with ``--resume --retrain-epochs E`` (its front and the reference re-trained through the main job
+for E epochs): the front before and after re-training (validation and test accuracy, EBOPs), the chosen point of
+each, the wall time of each step, and the chosen re-trained point's ``front/NN.yaml`` command run through the main
+job (test accuracy and EBOPs against the search's).
 """
 
 from __future__ import annotations
@@ -129,6 +137,53 @@ def front_case(name: str, folder: Path, args: argparse.Namespace) -> None:
         shutil.copy(out / "pareto.png", Path(args.plots) / f"pareto_{name}.png")
 
 
+def converge_case(name: str, pruner: str, folder: Path, args: argparse.Namespace) -> None:
+    """A short search, then its front re-trained for --retrain-epochs: the figures before and after, timed."""
+    model, npz = write_case(name, folder)
+    ref = reference_rules(folder)
+    out = folder / f"converge_{name}_{pruner}"
+    base = ["search", str(model), "--rules", str(SPACES[name]), "--data", str(npz), "-o", str(out),
+            "--trials", str(args.trials), "--epochs", str(args.epochs), "-j", str(args.jobs), "--reference", str(ref),
+            "--pruner", pruner]
+    wall = run(base)
+    short = json.loads((out / "search.json").read_text())
+    wall_retrain = run([*base, "--resume", "--retrain-epochs", str(args.retrain_epochs)])
+    result = json.loads((out / "search.json").read_text())
+    trials = {t["number"]: t for t in result["trials"]}
+    reference = next(iter(result["references"].values()))
+    epochs_run = sum(t.get("epochs_run", 0) for t in short["trials"])
+    print(f"\n== {name}, --pruner {pruner}: {args.trials} trials x {args.epochs} epochs, -j {args.jobs}: {wall:.0f} s "
+          f"({', '.join(f'{v} {k.lower()}' for k, v in short['counts'].items())}; {epochs_run} of "
+          f"{args.trials * args.epochs} trial epochs run); re-training {len(result['search_front'])} front points + "
+          f"the reference for {args.retrain_epochs} epochs: {wall_retrain:.0f} s")
+    print(f"FP32            val {result['fp32']['val_accuracy']:.4f}  test {result['fp32']['test_accuracy']:.4f}")
+    for label, r in (("6-bit reference", reference), (f"  re-trained {args.retrain_epochs}", reference["retrained"])):
+        print(f"{label:<16}val {r['val_accuracy']:.4f}  test {r['test_accuracy']:.4f}  EBOPs {r['ebops']:,.0f}")
+    print(f"search front ({args.epochs} epochs) -> re-trained ({args.retrain_epochs} epochs), by search EBOPs:")
+    for n in result["search_front"]:
+        t, r = trials[n], trials[n]["retrained"]
+        mark = " front" if n in result["front"] else " (dominated after re-training)"
+        print(f"  trial {n:3d}  val {t['val_accuracy']:.4f} -> {r['val_accuracy']:.4f}  test {t['test_accuracy']:.4f} -> "
+              f"{r['test_accuracy']:.4f}  EBOPs {t['ebops']:>9,.0f} -> {r['ebops']:>9,.0f}{mark}")
+    before, after = trials[short["chosen"]], trials[result["chosen"]]
+    print(f"chosen in the search: trial {before['number']} val {before['val_accuracy']:.4f} test "
+          f"{before['test_accuracy']:.4f} EBOPs {before['ebops']:,.0f}; after re-training: trial {after['number']} val "
+          f"{after['retrained']['val_accuracy']:.4f} test {after['retrained']['test_accuracy']:.4f} EBOPs "
+          f"{after['retrained']['ebops']:,.0f}")
+    report = folder / f"converge_main_{name}_{pruner}.json"
+    wall_main = run([str(model), "--rules", str(out / after["rules_file"]), "--data", str(npz), "--epochs",
+                     str(args.retrain_epochs), "--seed", "0", "-o", str(folder / f"converge_{name}_{pruner}.keras"),
+                     "--report", str(report)])
+    main = json.loads(report.read_text())
+    same = (main["accuracy"]["qat"] == after["retrained"]["test_accuracy"]
+            and main["totals"]["ebops"] == after["retrained"]["ebops"])
+    print(f"main job on {after['rules_file']} ({wall_main:.0f} s): test {main['accuracy']['qat']:.4f}, EBOPs "
+          f"{main['totals']['ebops']:,.0f}: {'identical' if same else 'DIFFERENT'} to the re-trained point")
+    if args.plots:
+        Path(args.plots).mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "pareto.png", Path(args.plots) / f"pareto_{name}_{pruner}_retrained.png")
+
+
 def throughput(folder: Path) -> None:
     model, npz = write_case("mlp", folder)
     rates = {}
@@ -196,13 +251,20 @@ def main() -> None:
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--throughput", action="store_true")
     parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--converge", action="store_true", help="short searches, then their fronts re-trained")
+    parser.add_argument("--retrain-epochs", type=int, default=30)
+    parser.add_argument("--pruners", default="dominance", help="--converge: the --pruner kinds to compare")
     parser.add_argument("--plots", help="copy each case's pareto.png here")
     parser.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
     args = parser.parse_args()
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search_"))
     folder.mkdir(parents=True, exist_ok=True)
     for name in [c for c in args.cases.split(",") if c]:
-        front_case(name, folder, args)
+        if args.converge:
+            for pruner in args.pruners.split(","):
+                converge_case(name, pruner, folder, args)
+        else:
+            front_case(name, folder, args)
     if args.throughput:
         throughput(folder)
     if args.overhead:

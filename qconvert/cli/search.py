@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..errors import SettingsError
 from ..runtime import quiet_backends
 from .common import (
     calibration_rows_option,
@@ -46,8 +47,17 @@ from .common import (
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the main job's automatic batch size.")
 @click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs.")
 @calibration_rows_option
-@click.option("--no-early-stop", is_flag=True, help="Run every trial to the end (default: stop trials a cheaper "
-                                                      "finished trial beat at the same epoch).")
+@click.option("--pruner", metavar="KIND",
+              help="How trials are stopped early: dominance (default: a finished trial costing no more was more "
+                   "accurate at the same epoch), halving or hyperband (Optuna's successive halving / Hyperband, the "
+                   "epoch as the resource, among trials within a factor 2 of each other's EBOPs), none.")
+@click.option("--warmup-epochs", type=int, metavar="N",
+              help="No trial is stopped before N epochs (halving/hyperband: the first rung). Default: dominance a "
+                   "third of --epochs, halving/hyperband a ninth.")
+@click.option("--no-early-stop", is_flag=True, help="Run every trial to the end (--pruner none).")
+@click.option("--retrain-epochs", type=int, metavar="E",
+              help="After the study, re-train each front point and reference through the main job for E epochs (same "
+                   "seed); the front, the chosen point and front/NN.yaml are those of the re-trained models.")
 @click.option("--hls4ml", "hls4ml_flag", is_flag=True,
               help="Run the main job on the chosen point's rule file with the hls4ml export and verification "
                    "(OUTDIR/chosen.keras, OUTDIR/hls4ml).")
@@ -59,7 +69,8 @@ from .common import (
 def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: str, trials: int, epochs: int,
                objective: str, max_drop: float | None, jobs: int, storage: str | None, study_name: str, resume: bool,
                seed: int, references: tuple[str, ...], lr: float | None, batch_size: int | None,
-               lr_schedule: str | None, calibration_rows: int | None, no_early_stop: bool, hls4ml_flag: bool,
+               lr_schedule: str | None, calibration_rows: int | None, pruner: str | None, warmup_epochs: int | None,
+               no_early_stop: bool, retrain_epochs: int | None, hls4ml_flag: bool,
                io_type: str, strategy: str | None, weights: str | None, custom_objects: tuple[str, ...],
                unsafe: bool) -> None:
     """Search precisions and pruning for MODEL over the space in RULES: the accuracy-cost front (Optuna)."""
@@ -71,10 +82,14 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
         goal = [part.strip() for part in objective.split(",")]
         if len(goal) != 2 or goal[0] != "accuracy":
             raise click.BadParameter("expected accuracy,COST (e.g. accuracy,ebops)", param_hint="--objective")
+        if no_early_stop and pruner not in (None, "none"):
+            raise SettingsError(f"--no-early-stop means --pruner none; it cannot be given with --pruner {pruner}")
         settings = SearchSettings(model=model, space=space, data=data, epochs=epochs, seed=seed, cost=goal[1],
                                   max_drop=max_drop, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                                   calibration_rows=calibration_rows, safe_mode=not unsafe, weights=weights,
-                                  custom_objects=custom_objects, early_stop=not no_early_stop)
+                                  custom_objects=custom_objects, warmup_epochs=warmup_epochs,
+                                  pruner="none" if no_early_stop else (pruner or "dominance"),
+                                  retrain_epochs=retrain_epochs)
         refs = () if references == ("none",) else references
         options = StudyOptions(outdir=outdir, trials=trials, jobs=jobs, storage=storage, study=study_name,
                                resume=resume, references=refs)
@@ -108,9 +123,10 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
         click.echo(f"wrote {result.files.get('json')}, {result.files.get('pareto')}, "
                    f"{result.files.get('front')}/ ({len(result.front)} rule files)")
         if result.chosen is not None:
-            c = result.chosen
-            console.print(f"chosen: front/{result.front.index(c):02d}.yaml (trial {c['number']}): validation accuracy "
-                          f"{c['val_accuracy']:.4f}, {result.cost} {c[result.cost]:,.0f}")
+            c, f = result.chosen, result.figures(result.chosen)
+            how = f" re-trained for {result.retrain_epochs} epochs" if f is not c else ""
+            console.print(f"chosen: front/{result.front.index(c):02d}.yaml (trial {c['number']}{how}): validation "
+                          f"accuracy {f['val_accuracy']:.4f}, {result.cost} {f[result.cost]:,.0f}")
         if result.reproduced is not None:
             r = result.reproduced
             if "error" in r:
@@ -147,7 +163,8 @@ def _search_progress(console: Any, total: int) -> Any:
 
         def update(event: dict[str, Any]) -> None:
             best = event.get("best")
-            text = (f"best: trial {best['number']} acc {best['val_accuracy']:.4f}" if best else
+            text = (event["event"] if event["event"].startswith("re-train") else
+                    f"best: trial {best['number']} acc {best['val_accuracy']:.4f}" if best else
                     (event["event"] if event["event"] not in ("start", "trial", "poll") else ""))
             progress.update(task, completed=min(event["done"], total), best=text)
 

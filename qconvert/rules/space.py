@@ -16,6 +16,13 @@ matched by ``name`` one per layer, in a rule matched by ``glob``/``regex``/``typ
 one per group. A trial fixes every dimension (:meth:`Space.concrete`) and gets
 an ordinary rule file, validated like any other.
 
+A space may also hold a top-level ``training`` mapping: the main job's training
+options a trial runs with, fixed or searched like any other value. Today it holds
+``target_ebops`` (cost-aware QAT that ends at <= N EBOPs, the main job's
+``--target-ebops N``; ``null`` is plain QAT): ``training: {target_ebops: [null,
+5000, 20000]}`` or ``{low: 2000, high: 50000, log: true}``. It is not part of the
+rule file a trial writes (``front/NN.yaml``): its command line carries it.
+
 This module imports neither Keras nor Optuna.
 """
 
@@ -36,11 +43,14 @@ from .parse import LinedMap, LinedSeq, parse_yaml, plain
 from .presets import read_rules_text
 from .types import RuleSet
 
-__all__ = ["Dimension", "Space", "is_space", "load_space", "loads_space"]
+__all__ = ["TRAINING_KEYS", "Dimension", "Space", "is_space", "load_space", "loads_space"]
 
 _RANGE_KEYS = frozenset({"low", "high", "step", "log"})
 _FIXED_KEYS = ("version", "description")  # top-level keys that are never searched
 _NOT_SEARCHED = ("match", "note")  # keys inside a rule that are never searched
+_TRAINING = "training"  # the top-level mapping of training options (not a rule-file key)
+#: Keys of a space's ``training`` mapping: the main job's options a trial may set (or search).
+TRAINING_KEYS = ("target_ebops",)
 
 
 @dataclass(frozen=True)
@@ -134,13 +144,31 @@ class Space:
     def ruleset(self, params: Mapping[str, Any], source: str | None = None) -> RuleSet:
         """The validated :class:`RuleSet` of ``params``. Raises :class:`RuleError` (lines of the space file)."""
         tree = self._fill(self.tree, "", params)
+        if isinstance(tree, LinedMap):
+            tree.pop(_TRAINING, None)  # a copy: _fill never shares the space's own containers
         text = self.yaml(params)
         return Builder(source or self.source).ruleset(tree, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
+    def training(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial's training options (the space's ``training`` mapping with ``params`` filled in), e.g.
+        ``{"target_ebops": 5000}``; ``{}`` when the space has none. Keys are :data:`TRAINING_KEYS`."""
+        return dict(self.concrete(params).get(_TRAINING) or {}) if isinstance(self.tree, LinedMap) else {}
+
+    @property
+    def varies_training(self) -> bool:
+        """Does any trial of this space set a training option (e.g. ``target_ebops``)?"""
+        if not isinstance(self.tree, LinedMap) or not isinstance(self.tree.get(_TRAINING), LinedMap):
+            return False
+        dims = [d for d in self.dimensions if d.name.startswith(_TRAINING + ".")]
+        fixed = [v for k, v in self.tree[_TRAINING].items() if f"{_TRAINING}.{k}" not in self._names]
+        return any(v is not None for v in fixed) or any(v is not None for d in dims for v in d.values())
+
     def yaml(self, params: Mapping[str, Any], header: str = "") -> str:
-        """The concrete rule file as YAML text (what ``front/NN.yaml`` holds), ``header`` as comment lines."""
+        """The concrete rule file as YAML text (what ``front/NN.yaml`` holds), ``header`` as comment lines.
+        The ``training`` mapping is left out: it is the main job's command line, not a rule."""
         comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-        return comment + yaml.safe_dump(self.concrete(params), sort_keys=False, default_flow_style=None, width=100)
+        rules = {k: v for k, v in self.concrete(params).items() if k != _TRAINING}
+        return comment + yaml.safe_dump(rules, sort_keys=False, default_flow_style=None, width=100)
 
     def _fill(self, node: Any, path: str, params: Mapping[str, Any]) -> Any:
         if path in self._names:
@@ -200,6 +228,9 @@ class _Scanner:
             line = tree.lines[key]
             if key in _FIXED_KEYS:
                 continue
+            if key == _TRAINING:
+                self.training(value, line)
+                continue
             if key == "rules" and isinstance(value, LinedSeq):
                 for i, rule in enumerate(value):
                     if isinstance(rule, LinedMap):
@@ -208,6 +239,26 @@ class _Scanner:
                                 self.value(rvalue, rule.lines[rkey], f"rules[{i}].{rkey}")
                 continue
             self.value(value, line, key)
+
+    def training(self, node: Any, line: int) -> None:
+        """The ``training`` mapping: known keys only; each value a positive number or null (fixed or searched)."""
+        if not isinstance(node, LinedMap):
+            raise self.fail(f"expected a mapping of training options ({', '.join(TRAINING_KEYS)}), got {plain(node)!r}",
+                            line, _TRAINING)
+        for key, value in node.items():
+            path, at = f"{_TRAINING}.{key}", node.lines[key]
+            if key not in TRAINING_KEYS:
+                raise self.fail(f"unknown key; expected one of {', '.join(TRAINING_KEYS)}", at, path)
+            before = len(self.dims)
+            self.value(value, at, path)
+            dim = self.dims[-1] if len(self.dims) > before else None
+            if dim is not None and dim.kind != "categorical":
+                if dim.low <= 0:
+                    raise self.fail(f"must be positive (EBOPs), got low {dim.low}", at, path)
+                continue
+            for v in dim.choices if dim is not None else (plain(value),):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+                    raise self.fail(f"must be a positive number of EBOPs or null, got {v!r}", at, path)
 
     def value(self, node: Any, line: int, path: str) -> None:
         if isinstance(node, LinedSeq):
@@ -276,6 +327,8 @@ def loads_space(text: str, source: str = "<space>") -> Space:
         raise RuleError(f"choice {_short(owner.first)} is invalid: {exc.message}", source=source, line=owner.line,
                         key=owner.name) from None
     for dim in space.dimensions:
+        if dim.name.startswith(_TRAINING + "."):
+            continue  # not part of the rule file; checked by the scanner
         for value in dim.values()[1:] if dim.kind == "categorical" else dim.values():
             try:
                 space.ruleset({**base, dim.name: value})

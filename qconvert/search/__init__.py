@@ -1,9 +1,10 @@
 """``qconvert search``: the mixed-precision, pruned model on the accuracy–cost front.
 
 A space (:mod:`.space`, a rule file with choices) → many trials of the main job
-(:mod:`.objective`), run by Optuna workers on one study (:mod:`.study`) → the
-Pareto front, its rule files and plot (:mod:`.front`). :func:`search` composes
-them; it re-implements no stage of the pipeline.
+(:mod:`.objective`), stopped early when they lose (:mod:`.pruning`), run by Optuna
+workers on one study (:mod:`.study`) → optionally the front re-trained for longer
+(:mod:`.retrain`) → the Pareto front, its rule files and plot (:mod:`.front`).
+:func:`search` composes them; it re-implements no stage of the pipeline.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 from ..errors import DataError, OutputError, QConvertError, RuleError
 from ..rules import Dimension, Space, is_space, load_space, loads_space
 from .front import SearchResult, collect, pareto_front
-from .objective import COSTS, SearchSettings, reproduce_command, rules_header
+from .objective import COSTS, PRUNERS, SearchSettings, reproduce_command, rules_header
 from .study import StudyOptions, count_trials, open_study, run_worker
 from .workers import run_workers
 
 __all__ = [
     "COSTS",
+    "PRUNERS",
     "Dimension",
     "SearchResult",
     "SearchSettings",
@@ -42,6 +44,12 @@ def _check(settings: SearchSettings, options: StudyOptions) -> None:
         raise DataError(f"search: --epochs must be at least 1, got {settings.epochs} (each trial fine-tunes)")
     if settings.cost not in COSTS:
         raise QConvertError(f"search: unknown cost {settings.cost!r}; expected one of {', '.join(COSTS)}")
+    if settings.pruner not in PRUNERS:
+        raise QConvertError(f"search: unknown --pruner {settings.pruner!r}; expected one of {', '.join(PRUNERS)}")
+    if settings.warmup_epochs is not None and settings.warmup_epochs < 1:
+        raise QConvertError(f"search: --warmup-epochs must be at least 1, got {settings.warmup_epochs}")
+    if settings.retrain_epochs is not None and settings.retrain_epochs < 1:
+        raise QConvertError(f"search: --retrain-epochs must be at least 1, got {settings.retrain_epochs}")
     if settings.max_drop is not None and settings.max_drop < 0:
         raise QConvertError(f"search: --max-drop must be >= 0 percentage points, got {settings.max_drop}")
     if options.trials < 1 or options.jobs < 1:
@@ -89,6 +97,10 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         raise RuleError("has no choices or ranges: nothing to search (write e.g. 'bits: [4, 6, 8]')",
                         source=space.source)
     _check(settings, options)
+    if space.varies_training:
+        from .objective import target_trainer
+
+        target_trainer()  # cost-aware training that this version lacks: one line before anything is written
     if hls4ml is not None:
         from ..export import check_options
 
@@ -118,12 +130,32 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         if errors and count_trials(study) < options.trials:
             raise QConvertError(errors[0])
     result = collect(study, space, settings, options.outdir, settings.max_drop)
+    if settings.retrain_epochs:
+        result = _retrain(study, space, settings, options, bench, result, progress)
     fp32 = result.fp32.get("val_accuracy")
-    result.write(space, lambda t, path: rules_header(t["number"], settings, t, fp32, path))
+    result.write(space, lambda t, path: rules_header(t, settings, fp32, path))
     if hls4ml is not None and result.chosen is not None:
         result.reproduced = _reproduce(settings, options, result, hls4ml)
         result.write_json()
     return result
+
+
+def _retrain(study: Any, space: Space, settings: SearchSettings, options: StudyOptions, bench: Any,
+             result: SearchResult, progress: Callable[..., None]) -> SearchResult:
+    """Re-train the search's front and the references for ``--retrain-epochs`` (those not yet re-trained),
+    sharing them among the ``-j`` workers; the result collected again, its front that of the re-trained models."""
+    from .retrain import pending, retrain
+
+    tasks = pending(study, result.search_front, options.references, settings.retrain_epochs)
+    if tasks:
+        if options.jobs == 1 or len(tasks) == 1:
+            retrain(study, settings, space, tasks, bench, on_event=lambda event: progress(event))
+        else:
+            errors = run_workers(settings, space, options, bench, on_event=lambda event: progress(event),
+                                 on_poll=lambda s: progress("re-training", s), tasks=tasks)
+            if errors:
+                raise QConvertError(errors[0])
+    return collect(study, space, settings, options.outdir, settings.max_drop)
 
 
 def _best(study: Any, settings: SearchSettings) -> dict[str, Any] | None:
@@ -145,9 +177,17 @@ def _reproduce(settings: SearchSettings, options: StudyOptions, result: SearchRe
 
     out = Path(options.outdir)
     chosen = result.chosen
+    shown = result.figures(chosen)
+    retrained = shown is not chosen
     rules = out / chosen["rules_file"]
-    train = TrainOptions(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size, seed=settings.seed,
-                         lr_schedule=settings.lr_schedule, verbose=0)
+    target = (chosen.get("training") or {}).get("target_ebops")
+    if target is not None:  # the main job's --target-ebops: see objective.target_trainer
+        from .objective import target_trainer
+
+        target_trainer()
+    train = TrainOptions(epochs=settings.retrain_epochs if retrained else settings.epochs, lr=settings.lr,
+                         batch_size=settings.batch_size, seed=settings.seed, lr_schedule=settings.lr_schedule,
+                         verbose=0)
     if getattr(hls4ml, "output_dir", None) is None:
         hls4ml = replace(hls4ml, output_dir=out / "hls4ml")
     try:
@@ -163,11 +203,12 @@ def _reproduce(settings: SearchSettings, options: StudyOptions, result: SearchRe
     accuracy = report.sections.get("accuracy", {})
     section = report.sections.get("hls4ml", {})
     return {
-        "trial": chosen["number"], "rules_file": str(rules), "command": reproduce_command(settings, str(rules)),
+        "trial": chosen["number"], "rules_file": str(rules), "retrained": retrained,
+        "command": reproduce_command(settings, str(rules), retrained=retrained, target_ebops=target),
         "model": str(file_result.output), "report": str(out / "chosen.json"),
         "split": accuracy.get("split"), "accuracy": accuracy.get("qat"),
-        "search_accuracy": chosen.get("test_accuracy") if accuracy.get("split") == "test" else chosen["val_accuracy"],
-        "ebops": report.totals.ebops, "search_ebops": chosen.get("ebops"),
+        "search_accuracy": shown.get("test_accuracy") if accuracy.get("split") == "test" else shown["val_accuracy"],
+        "ebops": report.totals.ebops, "search_ebops": shown.get("ebops"),
         "hls4ml": {k: section.get(k) for k in ("logits_exact_fraction", "argmax_agreement", "accuracy_hls4ml",
                                                "first_divergent_layer", "limits", "project_dir")},
     }

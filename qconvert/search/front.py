@@ -8,6 +8,13 @@ data has a test split) is reported beside it and never used for choosing.
 The chosen point: the cheapest front point whose validation accuracy is within
 ``max_drop`` percentage points of the FP32 model's (1 pp when not given);
 when none is, the most accurate front point.
+
+With ``--retrain-epochs E`` the search's front points (the candidates) and the
+references are re-trained for ``E`` epochs (:mod:`.retrain`); each candidate's
+row then holds ``retrained`` (the re-trained model's figures), and the front,
+the chosen point, the table, the plot and the rule files' headers are those of
+the re-trained models: the front is recomputed on their validation accuracy
+and cost, so a candidate that re-training left dominated drops off it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +39,19 @@ __all__ = ["DEFAULT_PICK_DROP", "SearchResult", "collect", "pareto_front"]
 DEFAULT_PICK_DROP = 1.0
 
 
-def pareto_front(points: Sequence[Mapping[str, Any]], cost: str) -> list[Mapping[str, Any]]:
+def pareto_front(points: Sequence[Mapping[str, Any]], cost: str,
+                 figures: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> list[Mapping[str, Any]]:
     """The points no other point dominates on (``val_accuracy`` max, ``cost`` min), sorted by cost.
 
     A point dominates another when it is at least as good on both and better on one; of exact ties, the
-    first (lowest trial number) is kept.
+    first (lowest trial number) is kept. ``figures(point)`` gives the mapping holding a point's
+    ``val_accuracy`` and cost (default: the point itself; e.g. its re-trained figures).
     """
-    ordered = sorted(points, key=lambda p: (p[cost], -p["val_accuracy"], p["number"]))
+    get = figures or (lambda p: p)
+    ordered = sorted(points, key=lambda p: (get(p)[cost], -get(p)["val_accuracy"], p["number"]))
     front: list[Mapping[str, Any]] = []
     for point in ordered:
-        if not front or point["val_accuracy"] > front[-1]["val_accuracy"]:
+        if not front or get(point)["val_accuracy"] > get(front[-1])["val_accuracy"]:
             front.append(point)
     return front
 
@@ -63,6 +73,27 @@ class SearchResult:
     study: str = ""
     files: dict[str, str] = field(default_factory=dict)
     reproduced: dict[str, Any] | None = None
+    retrain_epochs: int | None = None  # the front re-trained for this many epochs (None: not re-trained)
+    search_front: list[int] = field(default_factory=list)  # the front of the short trials (trial numbers)
+
+    def figures(self, point: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The figures a trial or reference is judged by: its re-trained model's when the front was re-trained
+        (and it was), else its own."""
+        return point.get("retrained") or point if self.retrain_epochs else point
+
+    def choose(self) -> None:
+        """Set ``front`` (from the re-trained candidates when re-trained) and ``chosen`` from the trials."""
+        finished = [t for t in self.trials if t["state"] == "COMPLETE" and t.get("val_accuracy") is not None]
+        self.search_front = [t["number"] for t in pareto_front(finished, self.cost)]
+        if self.retrain_epochs:
+            finished = [t for t in finished if "val_accuracy" in (t.get("retrained") or {})]
+        self.front = list(pareto_front(finished, self.cost, self.figures))  # the rows themselves: rule files land in them
+        self.chosen = None
+        if self.front:
+            fp32 = self.fp32.get("val_accuracy")
+            drop = (self.max_drop if self.max_drop is not None else DEFAULT_PICK_DROP) / 100.0
+            ok = [t for t in self.front if fp32 is None or self.figures(t)["val_accuracy"] >= fp32 - drop]
+            self.chosen = ok[0] if ok else max(self.front, key=lambda t: self.figures(t)["val_accuracy"])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -75,34 +106,45 @@ class SearchResult:
         return {"study": self.study, "settings": self.settings, "cost": self.cost, "max_drop": self.max_drop, "fp32": self.fp32,
                 "references": self.references, "counts": self.counts,
                 "front": [t["number"] for t in self.front], "chosen": self.chosen["number"] if self.chosen else None,
+                "retrain_epochs": self.retrain_epochs, "search_front": self.search_front,
                 "files": self.files, "reproduced": self.reproduced, "trials": self.trials}
 
     # --- rendering -----------------------------------------------------------------------------------
     def table(self) -> Any:
-        """The front as a rich Table (reference presets and FP32 below it)."""
+        """The front as a rich Table (reference presets and FP32 below it); re-trained: the re-trained models'
+        figures, with each one's validation accuracy in the search beside them."""
         from rich.table import Table
 
         fp32 = self.fp32.get("val_accuracy")
+        retrained = bool(self.retrain_epochs)
         title = f"Pareto front: validation accuracy vs {self.cost}"
+        if retrained:
+            title += f", re-trained for {self.retrain_epochs} epochs ({self.settings.get('epochs')} in the search)"
         if self.max_drop is not None:
             title += f" (* the cheapest within {self.max_drop:g} pp of FP32)"
-        table = Table(title=f"{title} ({len(self.front)} of {self.counts.get('COMPLETE', 0)} complete trials)")
+        of = (f"{len(self.search_front)} re-trained of the search's front" if retrained
+              else f"{self.counts.get('COMPLETE', 0)} complete trials")
+        table = Table(title=f"{title} ({len(self.front)} of {of})")
         extra = ["DSP"] if self.cost != "dsp" else []
-        for col in ("#", "trial", "val acc", "Δ FP32", "test acc", self.cost, *extra, "rule file"):
+        before = ["search val"] if retrained else []
+        for col in ("#", "trial", "val acc", "Δ FP32", "test acc", self.cost, *extra, *before, "rule file"):
             table.add_column(col, justify="right" if col not in ("rule file",) else "left")
 
-        def cells(t: Mapping[str, Any]) -> list[str]:
+        def cells(point: Mapping[str, Any]) -> list[str]:
+            t = self.figures(point)
             return [f"{t['val_accuracy']:.4f}", _delta(t["val_accuracy"], fp32), _fmt(t.get("test_accuracy")),
-                    f"{t[self.cost]:,.0f}", *([str(t.get("dsp", ""))] if extra else [])]
+                    f"{t[self.cost]:,.0f}", *([str(t.get("dsp", ""))] if extra else []),
+                    *([_fmt(point.get("val_accuracy"))] if retrained else [])]
 
         for i, t in enumerate(self.front):
             mark = " *" if self.chosen is not None and t["number"] == self.chosen["number"] else ""
             table.add_row(f"{i:02d}{mark}", str(t["number"]), *cells(t), t.get("rules_file", ""))
         for name, ref in self.references.items():
-            if "val_accuracy" in ref:
+            if "val_accuracy" in self.figures(ref):
                 table.add_row("ref", name, *cells(ref), "reference")
         if fp32 is not None:
-            table.add_row("FP32", "", f"{fp32:.4f}", "", _fmt(self.fp32.get("test_accuracy")), "", *extra and [""], "")
+            table.add_row("FP32", "", f"{fp32:.4f}", "", _fmt(self.fp32.get("test_accuracy")), "", *extra and [""],
+                          *before and [""], "")
         return table
 
     def figure(self) -> Any:
@@ -114,37 +156,46 @@ class SearchResult:
         done = [t for t in self.trials if t["state"] == "COMPLETE"]
         stopped = [t for t in self.trials if t["state"] == "PRUNED" and t.get("val_accuracy") is not None]
         if done:
+            short = f", {self.settings.get('epochs')} epochs" if self.retrain_epochs else ""
             ax.scatter([t[self.cost] for t in done], [t["val_accuracy"] for t in done], s=18, color="0.6",
-                       label=f"trials ({len(done)})")
+                       label=f"trials ({len(done)}{short})")
         if stopped:
             ax.scatter([t[self.cost] for t in stopped], [t["val_accuracy"] for t in stopped], s=14, marker="x",
                        color="0.75", label=f"stopped early ({len(stopped)})")
+        fig_of = self.figures
+        if self.retrain_epochs:  # each candidate from its short trial to its re-trained model
+            moved = [t for t in self.trials if t.get("retrained") and "val_accuracy" in t["retrained"]]
+            for t in moved:
+                ax.annotate("", xy=(fig_of(t)[self.cost], fig_of(t)["val_accuracy"]),
+                            xytext=(t[self.cost], t["val_accuracy"]),
+                            arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.35, "lw": 0.8})
         if self.front:
-            ax.step([t[self.cost] for t in self.front], [t["val_accuracy"] for t in self.front], where="post",
-                    color="tab:blue", lw=1.2)
-            ax.scatter([t[self.cost] for t in self.front], [t["val_accuracy"] for t in self.front], s=36,
-                       color="tab:blue", label="Pareto front", zorder=3)
+            label = f"Pareto front, re-trained {self.retrain_epochs} epochs" if self.retrain_epochs else "Pareto front"
+            xs, ys = [fig_of(t)[self.cost] for t in self.front], [fig_of(t)["val_accuracy"] for t in self.front]
+            ax.step(xs, ys, where="post", color="tab:blue", lw=1.2)
+            ax.scatter(xs, ys, s=36, color="tab:blue", label=label, zorder=3)
         if self.chosen is not None:
-            ax.scatter([self.chosen[self.cost]], [self.chosen["val_accuracy"]], s=140, facecolors="none",
+            ax.scatter([fig_of(self.chosen)[self.cost]], [fig_of(self.chosen)["val_accuracy"]], s=140, facecolors="none",
                        edgecolors="tab:red", lw=1.5, label=f"chosen (trial {self.chosen['number']})", zorder=4)
         for i, (name, ref) in enumerate(self.references.items()):
-            if "val_accuracy" in ref:
-                ax.scatter([ref[self.cost]], [ref["val_accuracy"]], s=70, marker="D", color=f"C{i + 1}",
-                           label=f"{name} (preset)", zorder=3)
+            if "val_accuracy" in fig_of(ref):
+                ax.scatter([fig_of(ref)[self.cost]], [fig_of(ref)["val_accuracy"]], s=70, marker="D", color=f"C{i + 1}",
+                           label=f"{name} (preset{', re-trained' if fig_of(ref) is not ref else ''})", zorder=3)
         fp32 = self.fp32.get("val_accuracy")
         if fp32 is not None:
             ax.axhline(fp32, color="k", ls="--", lw=1, label=f"FP32 ({fp32:.4f})")
-        costs = [t[self.cost] for t in done + stopped] + [r[self.cost] for r in self.references.values() if self.cost in r]
+        shown = [fig_of(r) for r in self.references.values()] + [fig_of(t) for t in self.front]
+        costs = [t[self.cost] for t in done + stopped] + [r[self.cost] for r in shown if self.cost in r]
         if costs and min(costs) <= 0:  # a zero cost (no DSP) has no place on a log axis
             ax.set_xscale("symlog", linthresh=1.0)
         else:
             ax.set_xscale("log")
         ax.set_xlabel(self.cost.upper() if self.cost != "ebops" else "EBOPs")
         ax.set_ylabel("validation accuracy")
-        accs = [t["val_accuracy"] for t in done + stopped] + ([fp32] if fp32 is not None else [])
+        accs = [t["val_accuracy"] for t in done + stopped + shown if "val_accuracy" in t] + ([fp32] if fp32 is not None else [])
         if accs:
             top = max(accs)
-            low = min([max(min(accs), top - 0.25), *(t["val_accuracy"] for t in self.front)]) - 0.01  # all the front
+            low = min([max(min(accs), top - 0.25), *(fig_of(t)["val_accuracy"] for t in self.front)]) - 0.01  # all the front
             ax.set_ylim(low, top + 0.01)
             hidden = sum(a < low for a in accs)
             if hidden:
@@ -162,9 +213,9 @@ class SearchResult:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{i:02d}</td><td>{t['number']}</td><td>{t['val_accuracy']:.4f}</td><td>{_fmt(t.get('test_accuracy'))}"
-            f"</td><td>{t[self.cost]:,.0f}</td><td>{t.get('rules_file', '')}</td></tr>"
-            for i, t in enumerate(self.front))
+            f"<tr><td>{i:02d}</td><td>{t['number']}</td><td>{f['val_accuracy']:.4f}</td><td>{_fmt(f.get('test_accuracy'))}"
+            f"</td><td>{f[self.cost]:,.0f}</td><td>{t.get('rules_file', '')}</td></tr>"
+            for i, (t, f) in enumerate((t, self.figures(t)) for t in self.front))
         png = base64.b64encode(self._repr_png_()).decode("ascii")
         return (f"<table><tr><th>#</th><th>trial</th><th>val acc</th><th>test acc</th><th>{self.cost}</th>"
                 f"<th>rule file</th></tr>{rows}</table><img src='data:image/png;base64,{png}'/>")
@@ -240,15 +291,14 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
         if t.datetime_start and t.datetime_complete:
             row["wall_seconds"] = round((t.datetime_complete - t.datetime_start).total_seconds(), 2)
         trials.append(row)
-    cost = settings.cost
-    finished = [t for t in trials if t["state"] == "COMPLETE" and t.get("val_accuracy") is not None]
-    front = list(pareto_front(finished, cost))  # the same dicts: a front trial in search.json names its rule file
     fp32 = dict(study.user_attrs.get("fp32", {}))
     references = {k.split(":", 1)[1]: v for k, v in study.user_attrs.items() if k.startswith("reference:")}
-    chosen = None
-    if front:
-        drop = (max_drop if max_drop is not None else DEFAULT_PICK_DROP) / 100.0
-        ok = [t for t in front if fp32.get("val_accuracy") is None or t["val_accuracy"] >= fp32["val_accuracy"] - drop]
-        chosen = ok[0] if ok else max(front, key=lambda t: t["val_accuracy"])
-    return SearchResult(outdir=outdir, cost=cost, settings=asdict(settings), fp32=fp32, references=references,
-                        trials=trials, front=front, chosen=chosen, max_drop=max_drop, study=study.study_name)
+    result = SearchResult(outdir=outdir, cost=settings.cost, settings=asdict(settings), fp32=fp32,
+                          references=references, trials=trials, front=[], chosen=None, max_drop=max_drop,
+                          study=study.study_name, retrain_epochs=getattr(settings, "retrain_epochs", None))
+    if result.retrain_epochs:
+        from .retrain import attach
+
+        attach(study, result)
+    result.choose()
+    return result

@@ -7,12 +7,10 @@ never used for choosing) and the cost of the trained model. It composes the
 pipeline and re-implements no stage, so ``qconvert MODEL --rules front/NN.yaml
 --data D --epochs E --seed S`` reproduces it.
 
-Early stopping across trials (:class:`DominanceStop`): at the end of an epoch
-after the warm-up, a trial stops when a finished trial that costs no more (its
-estimate before training, computed the same way) was more accurate at the same
-epoch by more than ``margin``. This is the median-stopping idea of Golovin et al.,
-"Google Vizier" (KDD 2017), §3.2.2, made Pareto-aware: a cheap trial is never
-stopped for being less accurate than an expensive one.
+Early stopping across trials (``--pruner``, :mod:`.pruning`): Pareto-aware
+dominance stopping by default, or Optuna's successive halving or Hyperband within
+cost buckets. A space's ``training`` mapping (``target_ebops``) reaches the trial
+through :func:`target_trainer`, the one call point of cost-aware training.
 """
 
 from __future__ import annotations
@@ -23,10 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, SettingsError
 from ..rules import Space
+from .pruning import PRUNERS, DominanceStop, TrialStop, stop_margin
 
-__all__ = ["COSTS", "DominanceStop", "SearchSettings", "TrialOutcome", "Workbench", "stop_margin"]
+__all__ = ["COSTS", "PRUNERS", "DominanceStop", "SearchSettings", "TrialOutcome", "Workbench", "stop_margin",
+           "target_trainer"]
 
 #: Costs a search can minimize: report totals of the trained model (EBOPs, DSPs, multiplies), da4ml's LUT
 #: estimate of its RTL (``lut``: seconds per trial, no tool) or yosys's LUT count (``lut_yosys``: minutes).
@@ -51,12 +51,24 @@ class SearchSettings:
     safe_mode: bool = True
     weights: str | None = None
     custom_objects: tuple[str, ...] = ()
-    warmup_epochs: int | None = None  # None: a third of the epochs (at least 2)
-    early_stop: bool = True
+    warmup_epochs: int | None = None  # None: see warmup
+    pruner: str = "dominance"  # one of PRUNERS (search.pruning)
+    retrain_epochs: int | None = None  # re-train the front (and the references) for this many epochs; None: not
 
     @property
     def warmup(self) -> int:
-        return self.warmup_epochs if self.warmup_epochs is not None else max(2, math.ceil(self.epochs / 3))
+        """Epochs before any trial is stopped: ``warmup_epochs``, else for ``dominance`` a third of the epochs (at
+        least 2), for ``halving``/``hyperband`` (their first rung) a ninth (at least 1)."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        if self.pruner in ("halving", "hyperband"):
+            return max(1, self.epochs // 9)
+        return max(2, math.ceil(self.epochs / 3))
+
+    @property
+    def early_stop(self) -> bool:
+        """Are trials stopped early at all (``pruner`` not ``none``)?"""
+        return self.pruner != "none"
 
 
 @dataclass(frozen=True)
@@ -90,12 +102,6 @@ class TrialOutcome:
         return out
 
 
-def stop_margin(accuracy: float, n: int) -> float:
-    """Accuracy gap that counts as real: two standard errors of a binomial proportion on ``n`` samples,
-    at least one percentage point."""
-    return max(0.01, 2.0 * math.sqrt(max(accuracy * (1.0 - accuracy), 1e-6) / max(n, 1)))
-
-
 class Workbench:
     """The loaded model, data and space of a search: one per worker process, reused by every trial.
 
@@ -123,21 +129,31 @@ class Workbench:
         test = self._evaluate(model, d, d.x_test, d.y_test, self.loss).accuracy if d.x_test is not None else None
         return float(val), None if test is None else float(test)
 
-    def train_options(self) -> Any:
+    def train_options(self, epochs: int | None = None) -> Any:
+        """The main job's training options for a trial (``epochs`` None: the search's ``--epochs``)."""
         from ..train.qat import TrainOptions
 
         s = self.settings
-        return TrainOptions(epochs=s.epochs, lr=s.lr, batch_size=s.batch_size, seed=s.seed, loss=self.loss,
+        return TrainOptions(epochs=epochs or s.epochs, lr=s.lr, batch_size=s.batch_size, seed=s.seed, loss=self.loss,
                             lr_schedule=s.lr_schedule, verbose=0)
 
-    def run(self, ruleset: Any, callbacks: Sequence[Any] = ()) -> TrialOutcome:
-        """Convert, calibrate, fine-tune and score one rule set (a trial, or a reference preset)."""
+    def run(self, ruleset: Any, callbacks: Sequence[Any] = (), *, epochs: int | None = None,
+            training: Mapping[str, Any] | None = None) -> TrialOutcome:
+        """Convert, calibrate, fine-tune and score one rule set (a trial, a reference preset, or a front point
+        re-trained for ``epochs``). ``training`` holds the space's training options (``target_ebops``)."""
         from ..pipeline import train_rules
 
         start = time.perf_counter()
-        qmodel, report, training = train_rules(self.model, ruleset, self.dataset, self.train_options(),
-                                               calibration_rows=self.settings.calibration_rows,
-                                               callbacks=tuple(callbacks))
+        target = (training or {}).get("target_ebops")
+        train = self.train_options(epochs)
+        if target is None:
+            qmodel, report, trained = train_rules(self.model, ruleset, self.dataset, train,
+                                                  calibration_rows=self.settings.calibration_rows,
+                                                  callbacks=tuple(callbacks))
+        else:
+            qmodel, report, trained = target_trainer()(
+                self.model, ruleset, self.dataset, train, target_ebops=float(target),
+                calibration_rows=self.settings.calibration_rows, callbacks=tuple(callbacks))
         val, test = self.accuracies(qmodel)
         rtl = None
         if self.settings.cost in ("lut", "lut_yosys"):
@@ -146,11 +162,11 @@ class Workbench:
             rtl = synth_figures(qmodel, x=self.dataset.x_val, synth=self.settings.cost == "lut_yosys").to_dict()
         totals = report.totals
         pruning = report.sections.get("pruning", {})
-        estimate = next((c.estimate for c in callbacks if isinstance(c, DominanceStop)), math.nan)
+        estimate = next((c.estimate for c in callbacks if isinstance(c, TrialStop)), math.nan)
         return TrialOutcome(
             val_accuracy=val, test_accuracy=test, ebops=float(totals.ebops or 0.0), dsp=int(totals.dsp or 0),
-            multiplies=int(totals.multiplies or 0), cost_estimate=float(estimate), epochs_run=training.epochs_run,
-            seconds=time.perf_counter() - start, curve=tuple(training.history.get("val_accuracy", ())),
+            multiplies=int(totals.multiplies or 0), cost_estimate=float(estimate), epochs_run=trained.epochs_run,
+            seconds=time.perf_counter() - start, curve=tuple(trained.history.get("val_accuracy", ())),
             sparsity={k: v["sparsity"] for k, v in pruning.get("layers", {}).items()}, rtl=rtl)
 
     def target_sparsity(self, ruleset: Any) -> dict[str, float]:
@@ -160,73 +176,72 @@ class Workbench:
         return {item.qualified_name: item.prune.sparsity for item in plan_model(self.model, ruleset).layers
                 if item.prune is not None}
 
+    def masks_final(self, ruleset: Any) -> int:
+        """The first epoch (from 1) validated with the final pruning masks of ``ruleset`` (1: nothing pruned), as
+        the main job's best-weights choice counts it: masks grow at an epoch's end, after Keras validated it.
+        Raises :class:`~qconvert.errors.DataError` for a schedule past ``--epochs``."""
+        from ..model.plan import plan_model
+        from ..train.prune import prune_targets
 
-class DominanceStop:
-    """Namespace for the Keras callback (built lazily: this module is imported without Keras)."""
-
-    estimate: float
-
-    @staticmethod
-    def create(finished: Sequence[Mapping[str, Any]], sparsity: Mapping[str, float], warmup: int, n_val: int,
-               on_epoch: Callable[[int, float], None] | None = None) -> DominanceStop:
-        import keras
-
-        class _DominanceStop(keras.callbacks.Callback, DominanceStop):
-            def __init__(self) -> None:
-                super().__init__()
-                self.estimate = math.nan
-                self.stopped_at: int | None = None
-                self.reason = ""
-
-            def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
-                from ..model.cost import model_cost
-
-                costs = model_cost(self.model)
-                self.estimate = sum(c.ebops * (1.0 - sparsity.get(name, 0.0)) for name, c in costs.items())
-
-            def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-                accuracy = float((logs or {}).get("val_accuracy", math.nan))
-                if on_epoch is not None:
-                    on_epoch(epoch + 1, accuracy)
-                last = epoch + 1 >= int(self.params.get("epochs", 0) or 0)  # a trial that ran to the end is complete
-                if epoch + 1 < warmup or last or self.stopped_at is not None or math.isnan(accuracy):
-                    return
-                margin = stop_margin(accuracy, n_val)
-                for other in finished:
-                    curve = other.get("curve") or ()
-                    if (other.get("cost_estimate", math.inf) <= self.estimate and len(curve) > epoch
-                            and curve[epoch] >= accuracy + margin):
-                        self.stopped_at = epoch + 1
-                        self.reason = (f"epoch {epoch + 1}: validation accuracy {accuracy:.4f}, trial "
-                                       f"{other.get('number')} costing no more had {curve[epoch]:.4f}")
-                        self.model.stop_training = True
-                        return
-
-        return _DominanceStop()
+        targets = prune_targets(plan_model(self.model, ruleset), self.settings.epochs)
+        return max((t.end_epoch for t in targets), default=0) + 1
 
 
-def rules_header(number: int, settings: SearchSettings, outcome: Mapping[str, Any], fp32: float | None,
-                 path: str) -> str:
-    """The comment block of ``front/NN.yaml``: what was measured and the command that reproduces it."""
-    drop = f" ({100 * (outcome['val_accuracy'] - fp32):+.2f} pp vs FP32)" if fp32 is not None else ""
-    test = outcome.get("test_accuracy")
+def target_trainer() -> Callable[..., Any]:
+    """The cost-aware trainer a trial whose space sets ``training: {target_ebops: N}`` runs instead of
+    :func:`qconvert.pipeline.train_rules` (the one call point; the search checks it before any training).
+
+    It takes ``train_rules``'s arguments plus ``target_ebops`` (float, EBOPs) and returns what it returns,
+    ``(qmodel, report, training)``, the report's totals holding the trained model's EBOPs (<= the target); the
+    main job's ``--target-ebops N`` must train the same way, so that ``front/NN.yaml`` reproduces.
+
+    Raises:
+        SettingsError: cost-aware training is not part of this version of qconvert.
+    """
+    raise SettingsError("training.target_ebops: cost-aware training (--target-ebops) is not available in this "
+                        "version of qconvert; remove target_ebops from the space")
+
+
+def rules_header(trial: Mapping[str, Any], settings: SearchSettings, fp32: float | None, path: str) -> str:
+    """The comment block of ``front/NN.yaml``: what was measured and the command that reproduces it.
+
+    ``trial`` is a row of ``search.json``; with ``retrained`` in it (``--retrain-epochs``), the figures are the
+    re-trained model's, the search's short trial is named below them, and the command reproduces the re-trained
+    model.
+    """
+    retrained = trial.get("retrained")
+    shown = retrained if retrained else trial
+    drop = f" ({100 * (shown['val_accuracy'] - fp32):+.2f} pp vs FP32)" if fp32 is not None else ""
+    test = shown.get("test_accuracy")
+    how = f", re-trained for {settings.retrain_epochs} epochs through the main job" if retrained else ""
+    target = (trial.get("training") or {}).get("target_ebops")
     lines = [
-        f"qconvert search, trial {number}: validation accuracy {outcome['val_accuracy']:.4f}{drop}"
+        f"qconvert search, trial {trial['number']}{how}: validation accuracy {shown['val_accuracy']:.4f}{drop}"
         + (f", test {test:.4f}" if test is not None else ""),
-        f"EBOPs {outcome['ebops']:,.0f}, DSP {outcome['dsp']}, multiplies {outcome['multiplies']:,}",
-        "Reproduce (same data, epochs and seed):",
-        f"  {reproduce_command(settings, path)}",
+        f"EBOPs {shown['ebops']:,.0f}, DSP {shown['dsp']}, multiplies {shown['multiplies']:,}"
+        + (f" (cost-aware training to <= {target:,.0f} EBOPs)" if target is not None else ""),
+    ]
+    if retrained:
+        short = trial.get("test_accuracy")
+        lines.append(f"In the search ({settings.epochs} epochs): validation accuracy {trial['val_accuracy']:.4f}"
+                     + (f", test {short:.4f}" if short is not None else "") + f", EBOPs {trial['ebops']:,.0f}")
+    lines += [
+        f"Reproduce{' the re-trained model' if retrained else ''} (same data, epochs and seed):",
+        f"  {reproduce_command(settings, path, retrained=bool(retrained), target_ebops=target)}",
     ]
     return "\n".join(lines)
 
 
-def reproduce_command(settings: SearchSettings, rules: str) -> str:
-    """The main-job command that reproduces a trial with rule file ``rules``."""
+def reproduce_command(settings: SearchSettings, rules: str, *, retrained: bool = False,
+                      target_ebops: float | None = None) -> str:
+    """The main-job command that reproduces a trial with rule file ``rules`` (``retrained``: its re-training for
+    ``settings.retrain_epochs`` epochs; ``target_ebops``: the trial's cost-aware training target)."""
+    epochs = settings.retrain_epochs if retrained and settings.retrain_epochs else settings.epochs
     parts = ["qconvert", _q(settings.model), "--rules", _q(rules), "--data", _q(settings.data), "--epochs",
-             str(settings.epochs), "--seed", str(settings.seed)]
+             str(epochs), "--seed", str(settings.seed)]
     for flag, value in (("--batch-size", settings.batch_size), ("--lr", settings.lr),
                         ("--lr-schedule", settings.lr_schedule), ("--calibration-rows", settings.calibration_rows),
-                        ("--weights", settings.weights)):
+                        ("--weights", settings.weights), ("--target-ebops", _number(target_ebops))):
         if value is not None:
             parts += [flag, _q(str(value))]
     for spec in settings.custom_objects:
@@ -234,6 +249,13 @@ def reproduce_command(settings: SearchSettings, rules: str) -> str:
     if not settings.safe_mode:
         parts.append("--unsafe")
     return " ".join(parts)
+
+
+def _number(value: float | None) -> str | None:
+    """A number as the command line takes it: ``5000`` rather than ``5000.0``."""
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _q(text: str) -> str:

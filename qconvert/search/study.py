@@ -38,7 +38,8 @@ from typing import Any
 
 from ..errors import QConvertError
 from ..rules import Dimension, Space
-from .objective import DominanceStop, SearchSettings, Workbench
+from .objective import SearchSettings, Workbench
+from .pruning import DominanceStop, RungStop, RungStudies, TrialStop
 
 __all__ = [
     "StudyOptions",
@@ -304,6 +305,10 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
     n_val = len(bench.dataset.x_val)
     ran = failures = successes = 0
     last_error: QConvertError | None = None
+    buckets = None
+    if settings.pruner in ("halving", "hyperband"):  # Optuna's pruner within cost buckets (search.pruning)
+        buckets = RungStudies(open_storage(options.storage_url), options.study, _identity(settings, space),
+                              settings.pruner, settings.epochs, settings.warmup, settings.seed)
 
     def objective(trial: Any) -> Any:
         nonlocal last_error
@@ -313,16 +318,27 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("heartbeat", time.time())
         params = {dim.name: suggest(trial, dim) for dim in space.dimensions}
+        training = space.training(params)
+        if training:
+            trial.set_user_attr("training", training)
+        stop: TrialStop | None = None
         try:
             ruleset = space.ruleset(params, source=f"{space.source} (trial {trial.number})")
-            stop = DominanceStop.create(
-                _finished_curves(study) if settings.early_stop else (), bench.target_sparsity(ruleset),
-                settings.warmup, n_val, lambda epoch, acc: _beat(trial, options.stale_after))
-            outcome = bench.run(ruleset, [stop])
+            sparsity, target = bench.target_sparsity(ruleset), training.get("target_ebops")
+            beat = lambda epoch, acc: _beat(trial, options.stale_after)  # noqa: E731
+            if buckets is not None:
+                stop = RungStop.create(buckets, trial.number, sparsity, beat, target, bench.masks_final(ruleset))
+            else:
+                stop = DominanceStop.create(_finished_curves(study) if settings.early_stop else (), sparsity,
+                                            settings.warmup, n_val, beat, target)
+            outcome = bench.run(ruleset, [stop], training=training)
         except (QConvertError, ValueError, ArithmeticError) as exc:
             last_error = exc if isinstance(exc, QConvertError) else QConvertError(f"trial {trial.number}: {exc}")
             trial.set_user_attr("error", " ".join(str(exc).split())[:500])
+            if stop is not None:
+                stop.close(None)
             raise
+        stop.close(outcome.val_accuracy)
         for key, value in outcome.to_dict().items():
             trial.set_user_attr(key, value)
         if stop.stopped_at is not None:
