@@ -6,9 +6,10 @@
         [--quick] [--out DIR]
 
 Data: ``--data`` (default ``examples/jet_tagging/jets_pythia.npz``, the simulated jets: 16 features, 5 classes,
-its own train/validation/test split); ``--stand-in`` takes the synthetic stand-in
-(``examples/jet_tagging/make_model.py``) instead; ``--digits`` adds scikit-learn's digits (64 features,
-10 classes, ``qconvert.demo.digits_dataset``'s 60/20/20 split). Every route of a case sees the same split.
+its own train/validation/test split; the case is named after the file); ``--stand-in`` takes the synthetic
+stand-in (``examples/jet_tagging/make_model.py``, 20k/10k/10k) instead; ``--digits`` adds scikit-learn's
+digits (64 features, 10 classes, ``qconvert.demo.digits_dataset``'s 60/20/20 split; ``--data none
+--digits``: digits alone). Every route of a case sees the same split; labels may be one-hot or integer.
 
 The network is the seed's: inputs → 64 → 32 → 32 → classes (ReLU, softmax), layers ``fc1``, ``fc2``, ``fc3``,
 ``output``. Per seed (``--seeds``, 0, 1, 2, ...):
@@ -71,9 +72,8 @@ JETS = ROOT / "examples" / "jet_tagging" / "jets_pythia.npz"
 HGQ2_SCRIPT = ROOT / "benchmarks" / "hgq2_route.py"
 HGQ2_VENV = ROOT / "benchmarks" / ".venv-hgq2"
 HGQ2_PACKAGES = ["hgq2==0.2.0", "jax", "jaxlib"]
-SPACES = {"jets": ROOT / "examples" / "search" / "jet_tagger_space.yaml",
-          "stand-in": ROOT / "examples" / "search" / "jet_tagger_space.yaml",
-          "digits": ROOT / "examples" / "search" / "digits_mlp_space.yaml"}
+JET_SPACE = ROOT / "examples" / "search" / "jet_tagger_space.yaml"
+DIGITS_SPACE = ROOT / "examples" / "search" / "digits_mlp_space.yaml"
 ROUTES = ("fp32", "6bit", "6bit-pruned", "hgq2", "target", "search")
 PRESETS = {"6bit": ("uniform 6-bit", ROOT / "rules" / "6bit.yaml"),
            "6bit-pruned": ("6-bit + 75 % pruned", ROOT / "rules" / "6bit-pruned.yaml")}
@@ -101,12 +101,10 @@ class RouteError(Exception):
 
 # --- data and the FP32 network ------------------------------------------------------------------------
 def write_case(case: str, folder: Path, data: Path) -> Path:
-    """The case's .npz (train/val/test): the jets file itself, or the stand-in / digits written to ``folder``."""
+    """The case's .npz (train/val/test): ``data`` itself, or the stand-in / digits written to ``folder``."""
     import numpy as np
 
-    if case == "jets":
-        if not data.exists():
-            raise SystemExit(f"{data}: no such file (the simulated jets); give --data, or --stand-in")
+    if case not in ("stand-in", "digits"):
         return data
     if case == "stand-in":
         from make_model import write_stand_in
@@ -239,7 +237,8 @@ def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Pa
 
 def search(case: str, seed: int, model: Path, data: Path, folder: Path, args: argparse.Namespace) -> list[Run]:
     out = folder / f"search_s{seed}"
-    wall, cpu = qconvert(["search", str(model), "--rules", str(SPACES[case]), "--data", str(data), "-o", str(out),
+    space = DIGITS_SPACE if case == "digits" else JET_SPACE
+    wall, cpu = qconvert(["search", str(model), "--rules", str(space), "--data", str(data), "-o", str(out),
                           "--trials", str(args.trials), "--epochs", str(args.search_epochs), "-j", str(args.jobs),
                           "--seed", str(seed), "--reference", "none"], folder / f"search_s{seed}.log")
     result = json.loads((out / "search.json").read_text())
@@ -284,8 +283,7 @@ def hgq2(case: str, beta: float, seed: int, data: Path, folder: Path, python: Pa
                                  "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env())
     r = json.loads(stdout.strip().splitlines()[-1])
     return Run(case, "hgq2", label, seed, r["test_accuracy"], r["ebops"], wall, cpu,
-               extra={k: r[k] for k in ("beta", "val_accuracy", "ebops_training", "train_s", "train_cpu_s",
-                                        "epoch_s", "epoch_cpu_s", "first_epoch_s", "batch_size", "lr", "epochs")})
+               extra={k: v for k, v in r.items() if k not in ("test_accuracy", "ebops")})
 
 
 # --- the benchmark --------------------------------------------------------------------------------------
@@ -415,11 +413,20 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     Console(width=200).print(table)
 
 
+def _si(value: float, _pos: object = None) -> str:
+    """1000 → 1k, 2.5e6 → 2.5M (tick labels)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
 def plot(rows: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     cases = list(dict.fromkeys(r["case"] for r in rows))
     fig, axes = plt.subplots(1, len(cases), figsize=(7 * len(cases), 5), squeeze=False)
@@ -447,6 +454,8 @@ def plot(rows: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
         if fp32:
             ax.axhline(fp32["test_accuracy"], color="gray", ls="--", lw=1, label=f"FP32 {fp32['test_accuracy']:.4f}")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_si))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("EBOPs (qconvert's count for qconvert, HGQ2's for HGQ2)")
         ax.set_ylabel("test accuracy")
         ax.set_title(case)
@@ -459,7 +468,7 @@ def plot(rows: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(JETS), help="the jets .npz (default: %(default)s)")
+    p.add_argument("--data", default=str(JETS), help="the jets .npz (default: %(default)s); none: digits only")
     p.add_argument("--stand-in", action="store_true", help="the synthetic stand-in instead of --data")
     p.add_argument("--digits", action="store_true", help="scikit-learn's digits as a second case")
     p.add_argument("--routes", default=",".join(ROUTES), help="a subset of %(default)s")
@@ -493,7 +502,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_quality_"))
     folder.mkdir(parents=True, exist_ok=True)
-    cases = ["stand-in" if args.stand_in else "jets"] + (["digits"] if args.digits else [])
+    first = [] if args.data == "none" else ["stand-in"] if args.stand_in else [Path(args.data).stem]
+    if first and not args.stand_in and not Path(args.data).exists():
+        sys.exit(f"{args.data}: no such file (the simulated jets: examples/jet_tagging/simulate.py); "
+                 "give --data, --stand-in, or --data none --digits")
+    cases = first + (["digits"] if args.digits else [])
+    if not cases:
+        sys.exit("nothing to run: --data none without --digits")
     start = time.perf_counter()
     runs: list[Run] = []
     for case in cases:
