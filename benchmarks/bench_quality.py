@@ -216,7 +216,7 @@ def qconvert(args: list[str], log: Path) -> tuple[float, float]:
 
 
 def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Path, folder: Path, epochs: int,
-             rules: Path, extra_args: tuple[str, ...] = ()) -> Run:
+             rules: Path, extra_args: tuple[str, ...] = (), target: int | None = None) -> Run:
     """``qconvert MODEL --rules R --data D --epochs E --seed S [extra] --report r.json``: test accuracy, EBOPs."""
     name = f"{route}{'_' + extra_args[-1] if extra_args else ''}_s{seed}"
     report = folder / f"{name}.json"
@@ -232,6 +232,7 @@ def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Pa
     return Run(case, route, label, seed, r["accuracy"]["qat"], r["totals"]["ebops"], wall, cpu,
                extra={"fp32": r["accuracy"]["fp32"], "training": {k: r["training"].get(k) for k in
                       ("epochs_run", "batch_size", "lr", "optimizer_steps", "stopped_early")},
+                      **({"target": target} if target is not None else {}),
                       **({"target_ebops": r["target_ebops"]} if "target_ebops" in r else {})})
 
 
@@ -331,7 +332,7 @@ def run_case(case: str, args: argparse.Namespace, folder: Path) -> list[Run]:
             for seed in seeds:
                 attempt(runs, case, "target", label, seed, lambda s=seed, t=target, lb=label: main_job(
                     case, "target", lb, s, models[s], data, folder, args.epochs, Path(args.target_rules),
-                    ("--target-ebops", str(t))))
+                    ("--target-ebops", str(t)), target=t))
     if "search" in args.routes:
         for seed in seeds:
             attempt(runs, case, "search", "search front", seed, lambda s=seed: search(case, s, models[s], data, folder, args))
@@ -374,8 +375,37 @@ def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
                      "test_accuracy": _mean(accs), "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
                      "ebops": _mean([r.ebops for r in ok if r.ebops is not None]),
                      "wall_s": _mean([r.wall_s for r in ok]), "cpu_s": _mean([r.cpu_s for r in ok if r.cpu_s is not None]),
-                     "error": errors[0] if errors else None})
+                     "error": errors[0] if errors else None,
+                     **({"target": group[0].extra.get("target")} if route == "target" else {})})
     return rows
+
+
+def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's "must show", per case, on the means: (1) the cheapest ``--target-ebops`` model within 0.5 pp
+    of FP32, its EBOPs against 1/20 of the uniform 6-bit model's; (2) at each HGQ2 point, the most accurate
+    qconvert model with no more EBOPs, its accuracy gap (pp, goal >= -0.3) and wall-time ratio (goal <= 3)."""
+    out: list[dict[str, Any]] = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        done = [r for r in rows if r["case"] == case and r["test_accuracy"] is not None and r["ebops"] is not None]
+        fp32 = next((r for r in done if r["route"] == "fp32"), None)
+        six = next((r for r in done if r["route"] == "6bit"), None)
+        close = sorted((r for r in done if r["route"] == "target" and fp32
+                        and r["test_accuracy"] >= fp32["test_accuracy"] - 0.005), key=lambda r: r["ebops"])
+        if fp32 and six:
+            best = close[0] if close else None
+            out.append({"case": case, "check": "target within 0.5 pp of FP32 at <= 1/20 of 6-bit's EBOPs",
+                        "model": best and best["label"], "ebops": best and best["ebops"], "limit": six["ebops"] / 20,
+                        "pass": bool(best and best["ebops"] <= six["ebops"] / 20)})
+        ours = [r for r in done if r["route"] not in ("fp32", "hgq2")]
+        for h in (r for r in done if r["route"] == "hgq2"):
+            within = [r for r in ours if r["ebops"] <= h["ebops"]]
+            best = max(within, key=lambda r: r["test_accuracy"]) if within else None
+            gap = 100 * (best["test_accuracy"] - h["test_accuracy"]) if best else None
+            ratio = best["wall_s"] / h["wall_s"] if best and best["wall_s"] and h["wall_s"] else None
+            out.append({"case": case, "check": f"at {h['label']}'s {h['ebops']:,.0f} EBOPs: >= -0.3 pp, <= 3x its wall time",
+                        "model": best and best["label"], "ebops": best and best["ebops"], "gap_pp": gap,
+                        "wall_ratio": ratio, "pass": bool(gap is not None and gap >= -0.3 and ratio is not None and ratio <= 3)})
+    return out
 
 
 def pooled_front(points: list[Run]) -> list[Run]:
@@ -406,11 +436,18 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         seeds = f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
         note = f"[red]{row['error']}[/red]" if row["error"] else (
             f"val {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else "")
+        if row.get("target") and row["ebops"] is not None:
+            note = f"{'target met' if row['ebops'] <= row['target'] else 'over the target'}"
         table.add_row(case, row["label"], seeds, f"{acc:.4f}{std}" if acc is not None else "—", delta,
                       f"{row['ebops']:,.0f}" if row["ebops"] is not None else "—",
                       f"{row['wall_s']:.0f}" if row["wall_s"] is not None else "—",
                       f"{row['cpu_s']:.0f}" if row["cpu_s"] is not None else "—", note)
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    for c in checks(rows):
+        gap = f", {c['gap_pp']:+.2f} pp, {c['wall_ratio']:.2f}x wall" if c.get("gap_pp") is not None and c.get("wall_ratio") else ""
+        found = f"{c['model']} ({c['ebops']:,.0f} EBOPs{gap})" if c["model"] else "no qconvert model"
+        console.print(f"{c['case']}: {c['check']}: {found}: {'[green]yes[/green]' if c['pass'] else '[red]no[/red]'}")
 
 
 def _si(value: float, _pos: object = None) -> str:
@@ -523,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     if "hgq2" in args.routes and (Path(args.venv) / "bin" / "python").exists():
         versions["hgq2_venv"] = hgq2_versions(Path(args.venv) / "bin" / "python")
     document = {"settings": settings, "cases": cases, "wall_s": time.perf_counter() - start, "versions": versions,
-                "rows": rows, "runs": [asdict(r) for r in runs]}
+                "rows": rows, "checks": checks(rows), "runs": [asdict(r) for r in runs]}
     out = folder / "bench_quality.json"
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=1, default=str) + "\n")
