@@ -72,6 +72,9 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--loss", help="Loss (default: the model's compiled loss, else from its output activation)."),
         click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs."),
         click.option("--resume", is_flag=True, help="Continue an interrupted QAT run from its last finished epoch."),
+        click.option("--target-ebops", type=click.FloatRange(min=0, min_open=True), metavar="N",
+                     help="Cost-aware QAT: learn per-layer bit widths and prune so the trained model costs at most N "
+                          "EBOPs (the rule file gives the largest precisions); writes OUT.rules.yaml (needs --data, --epochs)."),
         click.option("--plot", "plot_path", type=click.Path(path_type=str), help="Training figure (default: OUT_training.png)."),
         calibration_rows_option,
     ]

@@ -46,6 +46,11 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
         quiet_backends()
         result = run_job(settings)
         result.report.render(make_console())
+        target = result.report.sections.get("training", {}).get("target_ebops")
+        if target is not None:
+            from ..train.target import render_target
+
+            render_target(target, make_console())
         if result.output is None:
             names = ", ".join(row.name for row in result.report.leftovers)
             click.echo(f"qconvert: strict: {len(result.report.leftovers)} layer(s) left float without a rule: {names}; nothing written", err=True)

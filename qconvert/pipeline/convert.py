@@ -11,7 +11,7 @@ from ..report import ConversionReport, LayerRow, Totals, plan_rows
 from ..rules import RuleSet, as_ruleset
 from ..version import __version__
 
-__all__ = ["calibrated_plan", "convert", "convert_planned", "plan", "preview_cost", "refresh_cost", "versions"]
+__all__ = ["build_report", "calibrated_plan", "convert", "convert_planned", "plan", "preview_cost", "refresh_cost", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -79,7 +79,8 @@ def _find(model: Any, path: tuple[str, ...]) -> Any | None:
     return model
 
 
-def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
+def build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
+    """The report of ``qmodel`` made by ``plan`` from the model named ``source``: one row per layer, costs, totals."""
     from ..model.cost import model_cost
 
     costs = model_cost(qmodel)
@@ -164,6 +165,6 @@ def convert_planned(model: Any, the_plan: Any, source: str, calibration_data: An
         the_plan = without_auto(the_plan)
     the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE)
     qmodel = apply_plan(model, the_plan)
-    report = _build_report(the_plan, qmodel, source)
+    report = build_report(the_plan, qmodel, source)
     report.sections["calibration"] = calibration.to_dict()
     return qmodel, report

@@ -93,6 +93,8 @@ class Job:
         outputs: where to write (:class:`Outputs`).
         load: how to read the model (:class:`LoadOptions`).
         strict: layers the rules leave float without saying so make the job write nothing.
+        target_ebops: cost-aware QAT (:func:`~qconvert.train.target.train_to_target`): the trained model costs at
+            most this many EBOPs; the rule file gives the largest precisions. Needs ``train``.
 
     Raises:
         SettingsError: options that do not fit together, e.g. training without data, or a ``train.seed`` that is
@@ -109,6 +111,7 @@ class Job:
     outputs: Outputs = field(default_factory=Outputs)
     load: LoadOptions = field(default_factory=LoadOptions)
     strict: bool = False
+    target_ebops: float | None = None
 
     def __post_init__(self) -> None:
         if self.train is not None:
@@ -120,6 +123,13 @@ class Job:
                 raise SettingsError(f"two seeds: the job's {self.seed} and the training's {self.train.seed}; "
                                     "give one (the job's seed is the run's)")
             object.__setattr__(self, "train", replace(self.train, seed=self.seed))
+        if self.target_ebops is not None:
+            if self.train is None:
+                raise SettingsError("--target-ebops needs --data and --epochs (Python: train=TrainOptions(...))")
+            if self.target_ebops <= 0:
+                raise SettingsError(f"--target-ebops must be positive EBOPs. Received: target_ebops={self.target_ebops}")
+            if self.train.resume or self.train.distill is not None:
+                raise SettingsError("--target-ebops cannot be combined with --resume or --distill")
         out = self.output
         if out.suffix != ".keras":
             raise OutputError(f"{out}: the output must be a .keras file")
@@ -144,7 +154,8 @@ class Job:
                      backend: str = "Vitis", part: str = "xcu200-fsgd2104-2-e", io_type: str = "io_parallel",
                      reuse_factor: int = 1, strategy: str | None = None, hls4ml_config: str | None = None,
                      build: bool = False, rtl_dir: str | None = None, clock_ns: float = 5.0, family: str = "xcup",
-                     weights: str | None = None, custom_objects: tuple[str, ...] = (), unsafe: bool = False) -> Job:
+                     weights: str | None = None, custom_objects: tuple[str, ...] = (), unsafe: bool = False,
+                     target_ebops: float | None = None) -> Job:
         """A job from the main job's command-line options (flat, as ``qconvert MODEL --rules R ...`` takes
         them): every "X needs Y" rule of the CLI is checked here.
 
@@ -156,6 +167,7 @@ class Job:
             (epochs and not data, "--epochs needs --data"),
             (distill and not epochs, "--distill needs --epochs"),
             (calibration_rows is not None and not data, "--calibration-rows needs --data"),
+            (target_ebops is not None and not (data and epochs), "--target-ebops needs --data and --epochs"),
             ((build or hls4ml_config or strategy) and not hls4ml_dir,
              "--build, --hls4ml-config and --strategy need --hls4ml DIR"),
         ]
@@ -183,6 +195,7 @@ class Job:
             rtl = RtlOptions(Path(rtl_dir), clock_ns=clock_ns, family=family)
         return cls(
             model=model, rules=rules, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, strict=strict,
+            target_ebops=target_ebops,
             data=DataOptions(data, calibration_rows) if data else None,
             outputs=Outputs(Path(output) if output else None, Path(report) if report else None,
                             Path(plot) if plot else None),

@@ -48,6 +48,7 @@ class Context:
     model: Any = None
     dataset: Any = None
     plan: Any = None
+    x_cal: Any = None  # the calibration rows (None without data)
     qmodel: Any = None
     report: ConversionReport | None = None
     prune: list[Any] = field(default_factory=list)
@@ -107,11 +108,13 @@ def convert(ctx: Context) -> None:
 
         x_cal = ctx.dataset.calibration_rows(job.calibration_rows or DEFAULT_ROWS, seed=job.seed)
     ctx.plan = plan_model(ctx.model, ctx.ruleset)
+    ctx.x_cal = x_cal
     ctx.qmodel, ctx.report = convert_planned(ctx.model, ctx.plan, str(ctx.source), x_cal)
     if job.strict and ctx.report.leftovers:
         ctx.stopped = True
         return
-    ctx.prune = prune_targets(ctx.plan, job.train, ctx.report)
+    if job.target_ebops is None:  # the EBOPs target prunes by itself
+        ctx.prune = prune_targets(ctx.plan, job.train, ctx.report)
 
 
 def evaluate_and_train(ctx: Context) -> None:
@@ -121,8 +124,11 @@ def evaluate_and_train(ctx: Context) -> None:
     twin = None
     if ctx.report.sections["calibration"]["resolved"]:
         twin = convert_planned(ctx.model, ctx.plan, str(ctx.source), uncalibrated=True)[0]
+    target = None
+    if ctx.job.target_ebops is not None:
+        target = {"ebops": ctx.job.target_ebops, "rules": ctx.ruleset, "calibration": ctx.x_cal, "qmodel": ctx.qmodel}
     ctx.qmodel, ctx.training = accuracy_stage(ctx.model, ctx.qmodel, ctx.dataset, ctx.job.train, ctx.source, ctx.out,
-                                              ctx.report, twin, ctx.prune)
+                                              ctx.report, twin, ctx.prune, target)
 
 
 def save(ctx: Context) -> None:
@@ -220,6 +226,7 @@ def convert_file(
     calibration_rows: int | None = None,
     rtl: Any = None,
     seed: int | None = None,
+    target_ebops: float | None = None,
 ) -> FileResult:
     """The main job with keyword arguments: builds the :class:`Job` (validated: e.g. ``train`` without
     ``data`` raises :class:`~qconvert.errors.SettingsError`) and runs it. ``seed`` defaults to
@@ -230,6 +237,7 @@ def convert_file(
         seed = train.seed if train is not None else 0
     job = Job(
         model=model_path, rules=rules_path, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, strict=strict,
+        target_ebops=target_ebops,
         data=DataOptions(data, calibration_rows) if data is not None else None,
         outputs=Outputs(Path(output) if output is not None else None,
                         Path(report_path) if report_path is not None else None,

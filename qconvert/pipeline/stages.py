@@ -12,9 +12,9 @@ from typing import Any
 
 from ..report import ConversionReport
 from ..rules import RuleSet
-from .convert import convert_planned, refresh_cost
+from .convert import build_report, convert_planned, refresh_cost
 
-__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "rtl_stage", "train_rules", "train_stage"]
+__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "rtl_stage", "target_stage", "train_rules", "train_stage"]
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -24,9 +24,10 @@ def checkpoint_dir(out: Path) -> Path:
 
 def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Path, out: Path,
                     report: ConversionReport, uncalibrated: Any = None,
-                    prune: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, Any]:
+                    prune: tuple[Any, ...] | list[Any] = (), target: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """FP32 and PTQ accuracy (and the uncalibrated twin's, when given); with ``train``, QAT (pruning ``prune``
-    targets) and its accuracy. Adds the report sections."""
+    targets) and its accuracy; with ``target`` (``{"ebops", "rules", "calibration"}``), cost-aware QAT to that
+    many EBOPs instead (:func:`target_stage`). Adds the report sections."""
     from ..train.qat import evaluate, infer_loss, loss_from_file
 
     compiled = loss_from_file(source)
@@ -39,7 +40,11 @@ def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Pa
     training = None
     if train is not None:
         options = train if train.checkpoint_dir is not None else replace(train, checkpoint_dir=checkpoint_dir(out))
-        qmodel, training = train_stage(model, qmodel, dataset, replace(options, loss=loss), report, prune)
+        if target is not None:
+            qmodel, training, target_section = target_stage(model, dataset, replace(train, loss=loss), report, target,
+                                                            compiled, out)
+        else:
+            qmodel, training = train_stage(model, qmodel, dataset, replace(options, loss=loss), report, prune)
         metrics["qat"] = evaluate(qmodel, dataset, x, y, loss)
     report.sections["accuracy"] = {
         "split": split,
@@ -53,7 +58,41 @@ def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Pa
     report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
     if training is not None:
         report.sections["training"] = training.to_dict()
+    if target is not None:
+        report.sections.setdefault("training", {})["target_ebops"] = target_section
     return qmodel, training
+
+
+def target_stage(model: Any, dataset: Any, options: Any, report: ConversionReport, target: dict[str, Any],
+                 compiled: str | None, out: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """``--target-ebops``: cost-aware QAT (:func:`~qconvert.train.target.train_to_target`) of the converted model;
+    writes the rule file of the learned precisions beside ``out`` (``OUT.rules.yaml``) and redoes the report's
+    layer rows and totals for the trained model. Returns ``(model, fine-tuning TrainResult or None, the
+    training.target_ebops section)``."""
+    from ..io import write_text_atomic
+
+    rules_path = out.with_name(f"{out.stem}.rules.yaml")
+    qmodel, finetune, section, text = _to_target(model, target["qmodel"], dataset, options, report, target["ebops"],
+                                                 target["rules"], target["calibration"], compiled, str(rules_path))
+    write_text_atomic(rules_path, text)
+    return qmodel, finetune, {**section, "rules_file": str(rules_path)}
+
+
+def _to_target(model: Any, qmodel: Any, dataset: Any, options: Any, report: ConversionReport, target_ebops: float,
+               ruleset: RuleSet, x_cal: Any, compiled: str | None, rules_name: str) -> tuple[Any, Any, dict, str]:
+    """Cost-aware QAT and the report's rows and totals redone for the trained model; returns ``(model, fine-tuning
+    TrainResult, the target_ebops section, the learned rule file's text)``."""
+    from ..model.plan import plan_model
+    from ..rules import loads_rules
+    from ..train.target import train_to_target
+
+    result = train_to_target(model, qmodel, dataset, target_ebops, options, rules=ruleset, calibration=x_cal,
+                             compiled_loss=compiled)
+    trained = build_report(plan_model(model, loads_rules(result.rules_text, rules_name)), result.model, report.model)
+    report.layers, report.totals = trained.layers, trained.totals
+    section = result.to_dict()
+    section.pop("finetune", None)
+    return result.model, result.finetune, section, result.rules_text
 
 
 def train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: ConversionReport,
@@ -83,14 +122,16 @@ def train_stage(model: Any, qmodel: Any, dataset: Any, options: Any, report: Con
 
 
 def train_rules(model: Any, ruleset: RuleSet, dataset: Any, train: Any, *, calibration_rows: int | None = None,
-                callbacks: tuple[Any, ...] = ()) -> tuple[Any, ConversionReport, Any]:
+                callbacks: tuple[Any, ...] = (), target_ebops: float | None = None) -> tuple[Any, ConversionReport, Any]:
     """Convert, calibrate and fine-tune: the main job's stages on data already loaded, nothing written.
 
     ``model`` is the FP32 Keras model, ``dataset`` a :class:`~qconvert.train.data.Dataset`, ``train`` a
     :class:`~qconvert.train.TrainOptions` (its ``loss`` None: inferred as the main job infers it). The
     conversion, calibration rows, pruning schedule and training are those of :func:`convert_file` with the
     same ``--seed``, so a search trial run through here is reproduced by the main job with its rule file.
-    Returns ``(qmodel, report, training)``; the report's totals hold the trained model's EBOPs.
+    Returns ``(qmodel, report, training)``; the report's totals hold the trained model's EBOPs. With
+    ``target_ebops``, cost-aware QAT as the main job's ``--target-ebops`` (``callbacks`` do not apply; the
+    report's ``training.target_ebops`` section holds the learned rule file's text as ``rules_text``).
     """
     from ..model.calibrate import DEFAULT_ROWS
     from ..model.plan import plan_model
@@ -99,8 +140,13 @@ def train_rules(model: Any, ruleset: RuleSet, dataset: Any, train: Any, *, calib
     x_cal = dataset.calibration_rows(calibration_rows or DEFAULT_ROWS, seed=train.seed)
     the_plan = plan_model(model, ruleset)
     qmodel, report = convert_planned(model, the_plan, getattr(model, "name", "model"), x_cal)
-    prune = prune_targets(the_plan, train, report)
     options = replace(train, loss=train.loss or infer_loss(model, dataset, None))
+    if target_ebops is not None:
+        qmodel, training, section, text = _to_target(model, qmodel, dataset, options, report, target_ebops, ruleset,
+                                                     x_cal, None, f"{ruleset.source} (learned)")
+        report.sections["training"] = {"target_ebops": {**section, "rules_text": text}}
+        return qmodel, report, training
+    prune = prune_targets(the_plan, train, report)
     qmodel, training = train_stage(model, qmodel, dataset, options, report, prune, callbacks)
     return qmodel, report, training
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DataError, SettingsError
+from ..errors import DataError
 from ..rules import Space
 from .pruning import PRUNERS, DominanceStop, TrialStop, stop_margin
 
@@ -188,18 +188,12 @@ class Workbench:
 
 
 def target_trainer() -> Callable[..., Any]:
-    """The cost-aware trainer a trial whose space sets ``training: {target_ebops: N}`` runs instead of
-    :func:`qconvert.pipeline.train_rules` (the one call point; the search checks it before any training).
+    """The cost-aware trainer a trial whose space sets ``training: {target_ebops: N}`` runs instead of plain
+    QAT: :func:`qconvert.pipeline.train_rules` with ``target_ebops``, the same training as the main job's
+    ``--target-ebops N``, so that ``front/NN.yaml`` reproduces. Returns ``(qmodel, report, training)``."""
+    from ..pipeline import train_rules
 
-    It takes ``train_rules``'s arguments plus ``target_ebops`` (float, EBOPs) and returns what it returns,
-    ``(qmodel, report, training)``, the report's totals holding the trained model's EBOPs (<= the target); the
-    main job's ``--target-ebops N`` must train the same way, so that ``front/NN.yaml`` reproduces.
-
-    Raises:
-        SettingsError: cost-aware training is not part of this version of qconvert.
-    """
-    raise SettingsError("training.target_ebops: cost-aware training (--target-ebops) is not available in this "
-                        "version of qconvert; remove target_ebops from the space")
+    return train_rules
 
 
 def rules_header(trial: Mapping[str, Any], settings: SearchSettings, fp32: float | None, path: str) -> str:

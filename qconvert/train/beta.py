@@ -1,0 +1,125 @@
+"""The β controller of the search phase, and the fixed masks of the fine-tuning phase.
+
+β weighs the EBOPs term against the task loss. After each search epoch the
+controller reads the exact EBOPs of the model as it would be saved
+(:meth:`~qconvert.train.learned.SearchModel.exact_ebops`) and sets, with
+``e = ln(EBOPs / target)``, a PI controller on ``ln β`` (the form of HGQ2's
+``BetaPID``, which works on ``log10``)::
+
+    ln β = I + k_p * e,    I += k_i * e
+
+so β follows the ratio at once (proportional part) and keeps creeping while the
+count stays off target (integral part). Epochs whose exact count is at most the
+target are candidates; the one with the best validation accuracy (task loss for a
+regression) is the state the search hands on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ControllerState", "greedy_prune", "make_beta_controller", "make_mask_callback"]
+
+
+@dataclass
+class ControllerState:
+    """What the controller saw: per epoch β (the value trained with), exact EBOPs, and the best candidate."""
+
+    beta: list[float] = field(default_factory=list)
+    ebops: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # from 1; 0: no epoch reached the target
+    best_score: float = -math.inf
+    best_weights: list[np.ndarray] | None = None
+    metric: str = ""  # what best_score is: val_accuracy, or -val_loss
+
+
+def _score(logs: dict[str, float]) -> tuple[str, float]:
+    if "val_accuracy" in logs:
+        return "val_accuracy", float(logs["val_accuracy"])
+    return "-val_loss", -float(logs.get("val_loss", logs.get("loss", math.inf)))
+
+
+def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k_i: float, state: ControllerState) -> Any:
+    """The search's callback: sets β on ``search`` (a :class:`~qconvert.train.learned.SearchModel`) before training and
+    after each epoch (module docstring), recording into ``state``."""
+    import keras
+
+    class _Controller(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.integral = math.log(beta0)
+            self.beta = beta0
+
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            search.set_beta(self.beta)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs if logs is not None else {}
+            self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
+            ebops = float(sum(search.exact_ebops().values()))
+            state.beta.append(self.beta)
+            state.ebops.append(ebops)
+            logs["ebops"], logs["beta"] = ebops, self.beta
+            metric, score = _score(logs)
+            if ebops <= target and score > state.best_score:
+                state.best_score, state.best_epoch, state.metric = score, epoch + 1, metric
+                state.best_weights = search.model.get_weights()
+            error = math.log(max(ebops, 1.0) / target)
+            self.integral += k_i * error
+            self.beta = math.exp(min(self.integral + k_p * error, 50.0))
+            search.set_beta(self.beta)
+
+    return _Controller()
+
+
+
+def greedy_prune(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str, str], float], excess: float) -> dict[tuple[str, str], np.ndarray]:
+    """Masks that remove at least ``excess`` EBOPs: non-zero values in order of ``|v| / mean|v| / cost``, smallest first.
+
+    ``arrays``: quantized kernels and biases by ``(layer, role)``; ``unit_cost``: the EBOPs one of their
+    non-zero values costs. Returns a boolean mask (True: kept) per array; values already zero stay masked.
+    """
+    masks = {key: a != 0 for key, a in arrays.items()}
+    if excess <= 0:
+        return masks
+    keys, scores, costs, index = [], [], [], []
+    for key, a in arrays.items():
+        nz = np.flatnonzero(a)
+        if not nz.size or unit_cost[key] <= 0:
+            continue
+        mags = np.abs(a.ravel()[nz])
+        scores.append(mags / mags.mean() / unit_cost[key])
+        costs.append(np.full(nz.size, unit_cost[key]))
+        keys += [key] * nz.size
+        index.append(nz)
+    if not scores:
+        return masks
+    order = np.argsort(np.concatenate(scores), kind="stable")
+    saved = np.cumsum(np.concatenate(costs)[order])
+    cut = int(np.searchsorted(saved, excess - 1e-9)) + 1
+    flat_index = np.concatenate(index)
+    for j in order[:cut]:
+        key = keys[j]
+        masks[key].reshape(-1)[flat_index[j]] = False
+    return masks
+
+
+def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray]) -> Any:
+    """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
+    after every training batch, so no EBOPs come back while fine-tuning."""
+    import keras
+
+    class _Masks(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
+            for (name, role), mask in masks.items():
+                if mask.all():
+                    continue
+                var = getattr(model.get_layer(name), role)
+                var.assign(keras.ops.convert_to_numpy(var) * mask)
+
+    return _Masks()

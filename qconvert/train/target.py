@@ -1,0 +1,229 @@
+"""Cost-aware training to a target: QAT that ends at ``<= target`` EBOPs with the best accuracy it can reach.
+
+``qconvert MODEL --rules R --data D --epochs N --target-ebops T``. Three phases:
+
+1. **Search** (``search_fraction`` of the epochs): the converted model is rebuilt with
+   learnable widths (:mod:`qconvert.train.learned`): per layer the kernel's and
+   bias's bits and integer bits, per activation quantizer (the input's included)
+   its bits and integer bits. The loss is ``task + β · EBOPs`` with the
+   differentiable term of :mod:`qconvert.train.ebops`: widths get HGQ's surrogate
+   gradient through the rounding, weights are pushed toward zero in proportion to
+   the EBOPs they cost. β is set each epoch from the exact count by
+   :mod:`qconvert.train.beta`; the best epoch at ``<= T`` is kept.
+2. **Fix**: the widths are rounded and written as per-layer rules
+   (:mod:`qconvert.train.target_rules`); the FP32 model is converted with them
+   (qconvert's own rewrite: an ordinary QKeras model), the searched weights loaded,
+   and each value that quantizes to zero masked. Should the count still exceed T
+   (no search epoch reached it), the cheapest values per EBOP are pruned until it
+   does not (:func:`~qconvert.train.beta.greedy_prune`).
+3. **Fine-tune** (the other epochs): plain QAT (:func:`~qconvert.train.qat.fine_tune`)
+   at the fixed widths with the masks held, so the count can only stay ``<= T``.
+
+Method after HGQ (Sun et al., arXiv:2405.00645): surrogate gradients for bit widths,
+EBOPs as the cost, β adapted to the target; here with per-layer formats a QKeras
+model can hold, instead of per-weight ones.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..rules import RuleSet, loads_rules
+from .data import Dataset
+from .qat import TrainOptions, TrainResult, _compile, fine_tune, infer_loss, resolve_batch_size, resolve_lr
+
+__all__ = ["TargetResult", "TargetSettings", "render_target", "train_to_target"]
+
+#: Bits a width may have to travel during the search (sets the step size of the width variables).
+WIDTH_RANGE = 8.0
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """How the search runs. ``beta0`` None: ``0.01 / EBOPs at the start`` (the cost term starts at 1 % of a unit
+    loss). ``width_epochs``: a width can cross its whole range in about this fraction of the search epochs
+    (sets the widths' step size against the weights'). ``k_p``, ``k_i``: the controller's gains on ``ln β``."""
+
+    search_fraction: float = 0.75
+    beta0: float | None = None
+    k_p: float = 1.0
+    k_i: float = 0.2
+    width_epochs: float = 0.25
+    finetune_lr_factor: float = 0.3
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The outcome of :func:`train_to_target`. ``model`` is the trained QKeras model (not in :meth:`to_dict`).
+
+    EBOPs: ``start`` (the starting rule file's conversion), ``search`` (the chosen search epoch, exact count),
+    ``fixed`` (after rounding and masking, by :func:`~qconvert.model.cost.model_cost`), ``final`` (after
+    fine-tuning, the same count). ``precisions``: per layer and role, the QKeras quantizer learned.
+    ``beta``/``ebops``: per search epoch. ``seconds``: wall time of each phase.
+    """
+
+    model: Any
+    target: float
+    minimum: float
+    ebops: dict[str, float]
+    precisions: dict[str, dict[str, str]]
+    sparsity: dict[str, float]
+    beta: list[float]
+    ebops_history: list[float]
+    search_epochs: int
+    finetune_epochs: int
+    chosen_epoch: int  # 0: no search epoch reached the target; pruned greedily
+    val_accuracy: dict[str, float | None]
+    seconds: dict[str, float]
+    rules_text: str
+    finetune: TrainResult | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "minimum": self.minimum, "ebops": self.ebops, "precisions": self.precisions,
+                "sparsity": self.sparsity, "search_epochs": self.search_epochs, "finetune_epochs": self.finetune_epochs,
+                "chosen_epoch": self.chosen_epoch, "val_accuracy": self.val_accuracy, "seconds": self.seconds,
+                "settings": self.settings, "history": {"beta": self.beta, "ebops": self.ebops_history},
+                "finetune": self.finetune.to_dict() if self.finetune is not None else None}
+
+
+def render_target(section: dict[str, Any], console: Any) -> None:
+    """Print a ``training.target_ebops`` section (:meth:`TargetResult.to_dict`) as a rich table."""
+    from rich.table import Table
+
+    e = section["ebops"]
+    console.print(f"target EBOPs {section['target']:,.0f}: start {e['start']:,.0f} → search {e['search']:,.0f} "
+                  f"(epoch {section['chosen_epoch'] or 'none at target'}) → fixed {e['fixed']:,.0f} → final {e['final']:,.0f}"
+                  f"; {section['search_epochs']} + {section['finetune_epochs']} epochs, "
+                  f"{sum(section['seconds'].values()):.0f} s")
+    table = Table("layer", "learned precision", "sparsity", title="learned precisions")
+    for name, roles in section["precisions"].items():
+        text = ", ".join(f"{role} {spec}" for role, spec in roles.items())
+        s = section["sparsity"].get(name)
+        table.add_row(name, text, f"{100 * s:.1f} %" if s is not None else "")
+    console.print(table)
+
+
+def _sparsity(masks: dict[tuple[str, str], np.ndarray]) -> dict[str, float]:
+    return {name: float(1 - m.mean()) for (name, role), m in masks.items() if role == "kernel"}
+
+
+def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: float, options: TrainOptions, *,
+                    rules: RuleSet, settings: TargetSettings | None = None, calibration: Any = None,
+                    compiled_loss: str | None = None) -> TargetResult:
+    """Train ``qmodel`` (``model``, the FP32 Keras model, converted by ``rules``) to ``<= target_ebops`` EBOPs.
+
+    ``options``: epochs (search + fine-tune), lr, batch size, seed, loss, patience (fine-tuning only).
+    ``calibration``: the rows ``rules`` were calibrated on (its ``integer: auto`` outside the learned layers).
+    Returns a :class:`TargetResult`; its model's EBOPs by :func:`~qconvert.model.cost.model_cost` are
+    ``<= target_ebops``. Raises :class:`DataError` for a target below :meth:`SearchModel.minimum_ebops` or
+    fewer than 2 epochs, :class:`~qconvert.errors.ConversionError` for a model it cannot learn.
+    """
+    import keras
+
+    from ..model.calibrate import PERCENTILE, calibrate
+    from ..model.cost import model_cost
+    from ..model.plan import plan_model
+    from ..model.rewrite import apply_plan
+    from .beta import ControllerState, greedy_prune, make_beta_controller, make_mask_callback
+    from .learned import build_search_model
+    from .target_rules import check_reproduced, derive_rules_text
+
+    settings = settings or TargetSettings()
+    if options.epochs < 2:
+        raise DataError(f"--target-ebops needs --epochs of at least 2 (search, then fine-tuning), got {options.epochs}")
+    keras.utils.set_random_seed(options.seed)
+    loss = options.loss or infer_loss(model, dataset, compiled_loss)
+    batch_size = resolve_batch_size(options.batch_size, len(dataset.x_train))
+    lr = resolve_lr(options.lr, batch_size)
+    steps = math.ceil(len(dataset.x_train) / batch_size)
+    n_search = min(options.epochs - 1, max(1, round(settings.search_fraction * options.epochs)))
+    n_finetune = options.epochs - n_search
+    scale = max(1.0, WIDTH_RANGE / (settings.width_epochs * n_search * steps * lr))
+    search = build_search_model(qmodel, scale)
+    start = float(sum(search.exact_ebops().values()))
+    minimum = search.minimum_ebops()
+    if target_ebops < minimum:
+        raise DataError(f"--target-ebops {target_ebops:g} is below {minimum:g}, the least this model can cost "
+                        "(every unit keeping one weight, every width at one magnitude bit)")
+
+    t0 = time.perf_counter()
+    state = ControllerState()
+    beta0 = settings.beta0 if settings.beta0 is not None else 0.01 / max(start, 1.0)
+    controller = make_beta_controller(search, target_ebops, beta0, settings.k_p, settings.k_i, state)
+    _compile(search.model, replace(options, lr=lr, epochs=n_search), loss, steps)
+    search.model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), epochs=n_search,
+                     batch_size=batch_size, shuffle=True, callbacks=[controller], verbose=options.verbose)
+    if state.best_weights is not None:
+        search.model.set_weights(state.best_weights)
+    t_search = time.perf_counter() - t0
+
+    widths = search.widths()
+    arrays, unit_cost, floats = {}, {}, {}
+    for name, layer in search.multiplies.items():
+        k, b = layer.exact_quantized()
+        a, w = layer.inputs.exact(), widths[name]["kernel"].magnitude
+        arrays[(name, "kernel")], unit_cost[(name, "kernel")] = k, layer.uses * a * w
+        floats[(name, "kernel")] = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
+        if b is not None:
+            arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses * widths[name]["bias"].magnitude
+            floats[(name, "bias")] = np.asarray(keras.ops.convert_to_numpy(layer.bias))
+    searched = float(sum(search.exact_ebops().values()))
+    masks = greedy_prune(arrays, unit_cost, searched - target_ebops)
+
+    inputs = {name for name in search.quantizers if name.endswith("_quant") and name[: -len("_quant")] in _input_names(qmodel)}
+    header = (f"Learned by qconvert --target-ebops {target_ebops:g} (seed {options.seed}) from {rules.source}.\n"
+              "Convert the FP32 model with it to get this model's layers and precisions; the trained weights "
+              "(pruned values exactly zero) are in the saved model.")
+    text = derive_rules_text(rules, widths, inputs, target=target_ebops, header=header)
+    derived = loads_rules(text, f"{rules.source} (learned)")
+    derived_plan, _ = calibrate(model, plan_model(model, derived), calibration, percentile=PERCENTILE)
+    final = apply_plan(model, derived_plan)
+    check_reproduced(final, widths)
+    for (name, role), mask in masks.items():
+        getattr(final.get_layer(name), role).assign(floats[(name, role)] * mask)
+    fixed = float(sum(c.ebops for c in model_cost(final).values()))
+
+    t1 = time.perf_counter()
+    ft_result = None
+    if n_finetune:
+        ft_options = replace(options, epochs=n_finetune, lr=lr * settings.finetune_lr_factor, batch_size=batch_size,
+                             checkpoint_dir=None, resume=False, loss=loss)
+        final, ft_result = fine_tune(final, dataset, ft_options, callbacks=[make_mask_callback(final, masks)])
+        for (name, role), mask in masks.items():  # best weights restored: zero where masked, as in every epoch
+            var = getattr(final.get_layer(name), role)
+            var.assign(keras.ops.convert_to_numpy(var) * mask)
+    t_finetune = time.perf_counter() - t1
+    final_ebops = float(sum(c.ebops for c in model_cost(final).values()))
+    val = {"search": state.best_score if state.best_epoch and state.metric == "val_accuracy" else None,
+           "final": _val_accuracy(final, dataset, loss)}
+    return TargetResult(
+        model=final, target=float(target_ebops), minimum=float(minimum),
+        ebops={"start": start, "search": searched, "fixed": fixed, "final": final_ebops},
+        precisions={name: {role: w.spec() for role, w in roles.items()} for name, roles in widths.items()},
+        sparsity=_sparsity(masks), beta=state.beta, ebops_history=state.ebops, search_epochs=n_search,
+        finetune_epochs=n_finetune, chosen_epoch=state.best_epoch, val_accuracy=val,
+        seconds={"search": t_search, "finetune": t_finetune}, rules_text=text, finetune=ft_result,
+        settings={"lr": lr, "batch_size": batch_size, "beta0": beta0, "width_scale": scale, "k_p": settings.k_p,
+                  "k_i": settings.k_i},
+    )
+
+
+def _input_names(qmodel: Any) -> set[str]:
+    from ..model.graph import graph_of
+
+    return {ref.layer for ref in graph_of(qmodel).inputs}
+
+
+def _val_accuracy(model: Any, dataset: Dataset, loss: str) -> float | None:
+    if "crossentropy" not in loss:
+        return None
+    from .qat import evaluate
+
+    return evaluate(model, dataset, dataset.x_val, dataset.y_val, loss).accuracy
