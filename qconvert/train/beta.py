@@ -9,9 +9,10 @@ controller reads the exact EBOPs of the model as it would be saved
     ln β = I + k_p * e,    I += k_i * e
 
 so β follows the ratio at once (proportional part) and keeps creeping while the
-count stays off target (integral part). Epochs whose exact count is at most the
-target are candidates; the one with the best validation accuracy (task loss for a
-regression) is the state the search hands on.
+count stays off target (integral part). It aims a little below the target; epochs
+whose exact count is at most the target are candidates, and the one with the best
+validation accuracy (task loss for a regression) is the state the search hands on
+(none: the epoch of the lowest count).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ class ControllerState:
 
     beta: list[float] = field(default_factory=list)
     ebops: list[float] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)  # validation accuracy (or -loss) per epoch
     best_epoch: int = 0  # from 1; 0: no epoch reached the target
     best_score: float = -math.inf
     best_weights: list[np.ndarray] | None = None
     metric: str = ""  # what best_score is: val_accuracy, or -val_loss
+    lowest_epoch: int = 0  # the epoch of the lowest count (the fallback when none reached the target)
+    lowest_weights: list[np.ndarray] | None = None
 
 
 def _score(logs: dict[str, float]) -> tuple[str, float]:
@@ -43,9 +47,27 @@ def _score(logs: dict[str, float]) -> tuple[str, float]:
     return "-val_loss", -float(logs.get("val_loss", logs.get("loss", math.inf)))
 
 
-def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k_i: float, state: ControllerState) -> Any:
+def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k_i: float, state: ControllerState,
+                         aim: float | None = None, freeze_at: int | None = None, start: float | None = None,
+                         ramp: int = 0) -> Any:
     """The search's callback: sets β on ``search`` (a :class:`~qconvert.train.learned.SearchModel`) before training and
-    after each epoch (module docstring), recording into ``state``."""
+    after each epoch (module docstring), recording into ``state``. The controller steers to ``aim`` (default
+    ``target``; a little below it leaves more epochs at the target), reached gradually: from ``start`` over the
+    first ``ramp`` epochs along the cubic schedule of Zhu & Gupta's gradual pruning, in log EBOPs, so the network
+    has time to adapt. Candidates are the epochs at ``<= target``.
+    From epoch ``freeze_at`` (from 0) on the widths are frozen (:meth:`SearchModel.freeze_widths`): a width
+    flipping between two roundings moves the count by a whole layer's share, so the last epochs steer by
+    the zeros alone."""
+    aim = target if aim is None else aim
+
+    def aim_at(epoch: int) -> float:
+        """The count to steer to after ``epoch`` (from 0): from ``start`` down to ``aim`` over ``ramp`` epochs along
+        Zhu & Gupta's cubic (in log EBOPs), then ``aim``."""
+        if not ramp or start is None or start <= aim:
+            return aim
+        left = max(0.0, 1.0 - (epoch + 1) / ramp)
+        return math.exp(math.log(aim) + (math.log(start) - math.log(aim)) * left**3)
+
     import keras
 
     class _Controller(keras.callbacks.Callback):
@@ -57,6 +79,11 @@ def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k
         def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
             search.set_beta(self.beta)
 
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if freeze_at is not None and epoch == freeze_at:
+                self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
+                search.freeze_widths()
+
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs if logs is not None else {}
             self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
@@ -65,10 +92,13 @@ def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k
             state.ebops.append(ebops)
             logs["ebops"], logs["beta"] = ebops, self.beta
             metric, score = _score(logs)
+            state.score.append(score)
             if ebops <= target and score > state.best_score:
                 state.best_score, state.best_epoch, state.metric = score, epoch + 1, metric
                 state.best_weights = search.model.get_weights()
-            error = math.log(max(ebops, 1.0) / target)
+            if not state.ebops[:-1] or ebops < min(state.ebops[:-1]):
+                state.lowest_epoch, state.lowest_weights = epoch + 1, search.model.get_weights()
+            error = math.log(max(ebops, 1.0) / aim_at(epoch))
             self.integral += k_i * error
             self.beta = math.exp(min(self.integral + k_p * error, 50.0))
             search.set_beta(self.beta)

@@ -80,13 +80,15 @@ def relaxed_count(weights: Any, quantized: Any) -> Any:
 
     ``weights`` are the float values ``quantized`` was made from. Value: ``N = count(quantized != 0)``,
     exactly. Gradient with respect to ``weights``: ``sign(w) / m``, with ``m`` the mean magnitude of the
-    non-zero quantized values (held constant), i.e. the gradient of ``sum(|w|) / m``, which equals
-    ``N`` when every non-zero value has the mean magnitude. No gradient reaches the bit widths.
+    non-zero quantized values (held constant; at least the mean ``|w|``), i.e. the gradient of
+    ``sum(|w|) / m``, which equals ``N`` when every non-zero value has the mean magnitude. No gradient
+    reaches the bit widths.
     """
     nonzero = ops.cast(ops.not_equal(quantized, 0.0), "float32")
     count = ops.stop_gradient(ops.sum(nonzero))
-    mean = ops.stop_gradient(ops.sum(ops.abs(quantized)) / ops.maximum(count, 1.0))
-    l1 = ops.sum(ops.abs(weights)) / ops.maximum(mean, 1e-12)
+    mean = ops.stop_gradient(ops.maximum(ops.sum(ops.abs(quantized)) / ops.maximum(count, 1.0),
+                                         ops.mean(ops.abs(weights)) + 1e-6))  # all zero: the float magnitudes
+    l1 = ops.sum(ops.abs(weights)) / mean
     return count + l1 - ops.stop_gradient(l1)
 
 

@@ -82,14 +82,27 @@ class _Format:
         self.integer_var = layer.add_weight(name=f"{role}_integer", shape=(),
                                             initializer=keras.initializers.Constant(start.integer / scale),
                                             constraint=_Clip(0.0, max(MAX_INTEGER, start.integer) / scale))
+        # learning (gate 1) or frozen at the format held in frozen (gate 0): see :meth:`freeze`
+        self.gate = layer.add_weight(name=f"{role}_gate", shape=(), initializer="ones", trainable=False)
+        self.frozen = layer.add_weight(name=f"{role}_frozen", shape=(2,), initializer="zeros", trainable=False)
 
     @property
     def bits(self) -> Any:
-        return self.bits_var * self.scale
+        return self.gate * self.bits_var * self.scale + (1.0 - self.gate) * self.frozen[0]
+
+    @property
+    def integer(self) -> Any:
+        return self.gate * self.integer_var * self.scale + (1.0 - self.gate) * self.frozen[1]
+
+    def freeze(self) -> None:
+        """Hold the format at its rounded value from now on (no gradient reaches its variables)."""
+        w = self.rounded()
+        self.frozen.assign(np.array([w.bits, w.integer], dtype="float32"))
+        self.gate.assign(0.0)
 
     def quantize(self, x: Any) -> Any:
         bits = ste_round(self.bits)
-        integer = ops.minimum(ste_round(self.integer_var * self.scale), bits - float(self.signed))  # no negative fractional bits
+        integer = ops.minimum(ste_round(self.integer), bits - float(self.signed))  # no negative fractional bits
         return fixed_point(x, integer, bits - integer - float(self.signed), self.signed)
 
     def magnitude(self) -> Any:
@@ -98,7 +111,7 @@ class _Format:
 
     def rounded(self) -> Width:
         bits = int(np.round(float(ops.convert_to_numpy(self.bits))))
-        integer = int(np.round(float(ops.convert_to_numpy(self.integer_var * self.scale))))
+        integer = int(np.round(float(ops.convert_to_numpy(self.integer))))
         return Width(bits, min(integer, bits - int(self.signed)), self.signed)
 
     def quantize_exact(self, x: Any) -> np.ndarray:
@@ -278,6 +291,15 @@ class SearchModel:
     def exact_ebops(self) -> dict[str, float]:
         """EBOPs per multiply layer at the rounded widths (equal to ``model_cost`` of the QKeras model they make)."""
         return {name: layer.exact_ebops() for name, layer in self.multiplies.items()}
+
+    def freeze_widths(self) -> None:
+        """Hold every width at its rounded value: from now on only the weights (and which are zero) change."""
+        for q in self.quantizers.values():
+            q.format.freeze()
+        for layer in self.multiplies.values():
+            for f in (layer.kernel_format, layer.bias_format):
+                if f is not None:
+                    f.freeze()
 
     def set_beta(self, beta: float) -> None:
         for layer in self.multiplies.values():

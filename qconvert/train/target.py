@@ -48,7 +48,10 @@ WIDTH_RANGE = 8.0
 class TargetSettings:
     """How the search runs. ``beta0`` None: ``0.01 / EBOPs at the start`` (the cost term starts at 1 % of a unit
     loss). ``width_epochs``: a width can cross its whole range in about this fraction of the search epochs
-    (sets the widths' step size against the weights'). ``k_p``, ``k_i``: the controller's gains on ``ln β``."""
+    (sets the widths' step size against the weights'). ``k_p``, ``k_i``: the controller's gains on ``ln β``;
+    it aims at ``(1 - margin) * target``, reached over the first ``ramp_fraction`` of the search epochs. The last ``freeze_fraction`` of the search epochs run at frozen
+    widths (only the zeros move the count). Fine-tuning runs at ``finetune_lr_factor`` times the search's learning
+    rate, with a cosine decay unless the options name a schedule."""
 
     search_fraction: float = 0.75
     beta0: float | None = None
@@ -56,6 +59,9 @@ class TargetSettings:
     k_i: float = 0.2
     width_epochs: float = 0.25
     finetune_lr_factor: float = 0.3
+    margin: float = 0.05  # the controller aims at (1 - margin) * target
+    freeze_fraction: float = 0.2  # the last part of the search runs at frozen widths
+    ramp_fraction: float = 0.5  # the first part of the search steers from the start down to the target
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class TargetResult:
     EBOPs: ``start`` (the starting rule file's conversion), ``search`` (the chosen search epoch, exact count),
     ``fixed`` (after rounding and masking, by :func:`~qconvert.model.cost.model_cost`), ``final`` (after
     fine-tuning, the same count). ``precisions``: per layer and role, the QKeras quantizer learned.
-    ``beta``/``ebops``: per search epoch. ``seconds``: wall time of each phase.
+    ``beta``/``ebops``/``score``: per search epoch (score: validation accuracy, or minus the task loss). ``seconds``: wall time of each phase.
     """
 
     model: Any
@@ -76,6 +82,7 @@ class TargetResult:
     sparsity: dict[str, float]
     beta: list[float]
     ebops_history: list[float]
+    score_history: list[float]
     search_epochs: int
     finetune_epochs: int
     chosen_epoch: int  # 0: no search epoch reached the target; pruned greedily
@@ -89,7 +96,8 @@ class TargetResult:
         return {"target": self.target, "minimum": self.minimum, "ebops": self.ebops, "precisions": self.precisions,
                 "sparsity": self.sparsity, "search_epochs": self.search_epochs, "finetune_epochs": self.finetune_epochs,
                 "chosen_epoch": self.chosen_epoch, "val_accuracy": self.val_accuracy, "seconds": self.seconds,
-                "settings": self.settings, "history": {"beta": self.beta, "ebops": self.ebops_history},
+                "settings": self.settings,
+                "history": {"beta": self.beta, "ebops": self.ebops_history, "validation": self.score_history},
                 "finetune": self.finetune.to_dict() if self.finetune is not None else None}
 
 
@@ -156,12 +164,16 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     t0 = time.perf_counter()
     state = ControllerState()
     beta0 = settings.beta0 if settings.beta0 is not None else 0.01 / max(start, 1.0)
-    controller = make_beta_controller(search, target_ebops, beta0, settings.k_p, settings.k_i, state)
+    controller = make_beta_controller(search, target_ebops, beta0, settings.k_p, settings.k_i, state,
+                                      aim=(1 - settings.margin) * target_ebops,
+                                      freeze_at=n_search - round(settings.freeze_fraction * n_search),
+                                      start=start, ramp=round(settings.ramp_fraction * n_search))
     _compile(search.model, replace(options, lr=lr, epochs=n_search), loss, steps)
     search.model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), epochs=n_search,
                      batch_size=batch_size, shuffle=True, callbacks=[controller], verbose=options.verbose)
-    if state.best_weights is not None:
-        search.model.set_weights(state.best_weights)
+    chosen = state.best_weights if state.best_weights is not None else state.lowest_weights
+    if chosen is not None:
+        search.model.set_weights(chosen)
     t_search = time.perf_counter() - t0
 
     widths = search.widths()
@@ -194,7 +206,7 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     ft_result = None
     if n_finetune:
         ft_options = replace(options, epochs=n_finetune, lr=lr * settings.finetune_lr_factor, batch_size=batch_size,
-                             checkpoint_dir=None, resume=False, loss=loss)
+                             checkpoint_dir=None, resume=False, loss=loss, lr_schedule=options.lr_schedule or "cosine")
         final, ft_result = fine_tune(final, dataset, ft_options, callbacks=[make_mask_callback(final, masks)])
         for (name, role), mask in masks.items():  # best weights restored: zero where masked, as in every epoch
             var = getattr(final.get_layer(name), role)
@@ -207,7 +219,8 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
         model=final, target=float(target_ebops), minimum=float(minimum),
         ebops={"start": start, "search": searched, "fixed": fixed, "final": final_ebops},
         precisions={name: {role: w.spec() for role, w in roles.items()} for name, roles in widths.items()},
-        sparsity=_sparsity(masks), beta=state.beta, ebops_history=state.ebops, search_epochs=n_search,
+        sparsity=_sparsity(masks), beta=state.beta, ebops_history=state.ebops, score_history=state.score,
+        search_epochs=n_search,
         finetune_epochs=n_finetune, chosen_epoch=state.best_epoch, val_accuracy=val,
         seconds={"search": t_search, "finetune": t_finetune}, rules_text=text, finetune=ft_result,
         settings={"lr": lr, "batch_size": batch_size, "beta0": beta0, "width_scale": scale, "k_p": settings.k_p,
