@@ -199,5 +199,8 @@ def export_qonnx(qmodel: Any, options: QonnxOptions, x: Any = None, y: Any = Non
     if options.hls4ml_dir is not None:
         from .frontend import compile_and_compare
 
-        hls = compile_and_compare(options.output, options.hls4ml_dir, qmodel, xs, x_keras, graph, labels)
+        first = next(n for n in model.graph.node if model.graph.input[0].name in n.input)
+        x_in = run[first.output[0]] if first.op_type == "Quant" else xs
+        hls = compile_and_compare(Path(options.output), Path(options.hls4ml_dir), np.asarray(x_in, dtype=np.float64),
+                                  got["keras_logits"], got["y_keras"], labels, agreement["inputs"])
     return QonnxResult(agreement=agreement, verify_seconds=time.perf_counter() - start, hls4ml=hls, **common)

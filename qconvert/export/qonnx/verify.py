@@ -78,6 +78,7 @@ def compare(qmodel: Any, run: Run, tags: dict[str, tuple[str, bool]], order: lis
         "first_divergent_layer": next((n for n, f in layers_exact.items() if f < 1.0), None),
         "exact_fraction": exact,
         "logits_exact_fraction": layers_exact.get(logits_layer, exact) if logits_layer else exact,
+        "keras_logits": keras_out.get(logits_layer, y_keras) if logits_layer else y_keras,
         "max_abs_diff": float(np.max(np.abs(y_graph - y_keras))) if y_keras.size else 0.0,
         "argmax_agreement": float(np.mean(np.argmax(y_graph, axis=1) == np.argmax(y_keras, axis=1))),
     }
