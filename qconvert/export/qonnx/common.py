@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Builder, Value
+from .builder import Builder, Value
 from .quant import QonnxRefusal, activation_plan, weight_quant
 
 __all__ = ["CONVERTERS", "activation", "convert_layer", "converts", "fn_name", "weight"]
@@ -74,6 +74,7 @@ def weight(b: Builder, layer: Any, attr: str, role: str, where: str, to_onnx: Ca
 
 
 def fn_name(act: Any) -> str:
+    """The name of a layer's activation (a function's ``__name__``, a quantizer's class); ``linear`` for None."""
     return "linear" if act is None else getattr(act, "__name__", type(act).__name__)
 
 

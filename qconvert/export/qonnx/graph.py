@@ -1,123 +1,28 @@
-"""The QONNX graph of a QKeras model, written with ``onnx.helper``: a builder and the walk over the layers.
+"""The QONNX graph of a QKeras model, written with ``onnx.helper``: the walk over the layers.
 
-:class:`Builder` collects nodes and initializers and keeps track of each tensor's layout. Keras is
-channels-last; ONNX's ``Conv``, pooling and ``Resize`` (and FINN, and qonnx's channels-last conversion)
-take channels-first. A :class:`Value` records which one a tensor is in, and a ``Transpose`` is added only
-where an operator needs the other one: one after the input of a convolutional network, one before its
-``Flatten`` (Keras flattens height, width, channels in that order), none between two convolutions.
-
-Every node that produces a Keras layer's output carries the layer's name (and the tensor's layout) in
-its ``doc_string``, which survives qonnx's renaming cleanup: the verification compares each of these
-tensors with the layer's Keras output (:mod:`.verify`).
+:func:`build_graph` walks the model's layer calls (:func:`qconvert.model.graph.run`) and hands each layer to
+its converter (:mod:`.layers`, :mod:`.spatial`) on a :class:`~.builder.Builder`; it adds the input ``Quant``
+when the model has no input quantizer, and keeps the tensor before a final float softmax or sigmoid as the
+logits. :func:`layer_tags` reads back, from the cleaned graph, which tensor holds which Keras layer's output:
+the verification compares each of them with Keras (:mod:`.verify`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-import numpy as np
 
 from ...errors import ExportError
 from ...model.graph import graph_of, run
+from . import layers, spatial  # noqa: F401  (their converters register in .common)
+from .builder import TAG, Builder, Value
+from .common import convert_layer
 from .quant import QuantParams
 
-__all__ = ["OPSET", "QONNX_DOMAIN", "Builder", "Graph", "Value", "build_graph", "layer_nodes", "layer_tags"]
+__all__ = ["OPSET", "Graph", "build_graph", "layer_nodes", "layer_tags"]
 
 OPSET = 11  # qonnx's preferred ONNX opset (qonnx.util.basic.get_preferred_onnx_opset)
-QONNX_DOMAIN = "qonnx.custom_op.general"
 IR_VERSION = 7  # the IR of opset 11-13 readers (FINN, hls4ml, older onnxruntime) all load
-_TAG = re.compile(r"^keras layer '(?P<layer>[^']+)'(?P<out> output(?P<first> \(channels first\))?)?$")
-
-
-@dataclass(frozen=True)
-class Value:
-    """A tensor of the graph: its ONNX name, its Keras shape (no batch axis) and whether it is stored
-    channels-first (``(C, *spatial)``) rather than in Keras's channels-last order."""
-
-    name: str
-    shape: tuple[int, ...]
-    first: bool = False
-
-    @property
-    def onnx_shape(self) -> tuple[int, ...]:
-        """The stored shape, batch 1 first."""
-        if self.first:
-            return (1, self.shape[-1], *self.shape[:-1])
-        return (1, *self.shape)
-
-    def axis(self, keras_axis: int) -> int:
-        """Where Keras's axis ``keras_axis`` (batch = 0, negative from the end) is in the stored tensor."""
-        rank = len(self.shape) + 1
-        k = keras_axis % rank
-        if not self.first or k == 0:
-            return k
-        return 1 if k == rank - 1 else k + 1
-
-
-@dataclass
-class Builder:
-    """Nodes and initializers of one graph, with unique names; transposes made once per tensor."""
-
-    nodes: list[Any] = field(default_factory=list)
-    initializers: dict[str, np.ndarray] = field(default_factory=dict)
-    _names: set[str] = field(default_factory=set)
-    _moved: dict[tuple[str, bool], Value] = field(default_factory=dict)
-
-    def unique(self, base: str) -> str:
-        """``base``, or ``base_2``, ``base_3``, ... (node, tensor and initializer names share one space)."""
-        base = re.sub(r"[^A-Za-z0-9_./-]", "_", base)
-        name, i = base, 1
-        while name in self._names:
-            i += 1
-            name = f"{base}_{i}"
-        self._names.add(name)
-        return name
-
-    def const(self, base: str, value: Any, dtype: Any = np.float32) -> str:
-        """An initializer named after ``base``."""
-        name = self.unique(base)
-        self.initializers[name] = np.asarray(value, dtype=dtype)
-        return name
-
-    def node(self, op: str, inputs: list[str], base: str, domain: str = "", **attrs: Any) -> str:
-        """Add node ``op`` reading ``inputs``; its one output's name."""
-        from onnx import helper
-
-        name = self.unique(f"{base}/{op}")
-        out = self.unique(f"{name}_out")
-        self.nodes.append(helper.make_node(op, inputs, [out], name=name, domain=domain, **attrs))
-        return out
-
-    def quant(self, x: str, p: QuantParams, base: str) -> str:
-        """A ``Quant`` (or ``BipolarQuant``) node on tensor ``x``."""
-        scale = self.const(f"{base}_scale", p.scale)
-        if p.bipolar:
-            return self.node("BipolarQuant", [x, scale], base, domain=QONNX_DOMAIN)
-        zero = self.const(f"{base}_zeropt", 0.0)
-        bits = self.const(f"{base}_bitwidth", float(p.bits))
-        return self.node("Quant", [x, scale, zero, bits], base, domain=QONNX_DOMAIN, signed=int(p.signed),
-                         narrow=int(p.narrow), rounding_mode=p.rounding)
-
-    def tag(self, since: int, tensor: str, layer: str, first: bool) -> None:
-        """Mark the nodes from index ``since`` on as Keras layer ``layer``'s, the one producing ``tensor`` as its
-        output."""
-        for node in self.nodes[since:]:
-            node.doc_string = f"keras layer '{layer}'"
-            if tensor in node.output:
-                node.doc_string += " output" + (" (channels first)" if first else "")
-
-    def layout(self, v: Value, first: bool) -> Value:
-        """``v`` channels-first (``first``) or in Keras's order; a ``Transpose`` when it is not (made once)."""
-        if v.first == first or len(v.shape) < 2:
-            return v
-        key = (v.name, first)
-        if key not in self._moved:
-            r = len(v.shape)
-            perm = [0, r, *range(1, r)] if first else [0, *range(2, r + 1), 1]
-            self._moved[key] = Value(self.node("Transpose", [v.name], v.name.split("/")[0], perm=perm), v.shape, first)
-        return self._moved[key]
 
 
 @dataclass(frozen=True)
@@ -141,7 +46,7 @@ def layer_tags(model: Any) -> dict[str, tuple[str, bool]]:
     stored channels-first."""
     tags: dict[str, tuple[str, bool]] = {}
     for node in model.graph.node:
-        m = _TAG.match(node.doc_string or "")
+        m = TAG.match(node.doc_string or "")
         if m and m.group("out"):
             tags[m.group("layer")] = (node.output[0], m.group("first") is not None)
     return tags
@@ -149,7 +54,7 @@ def layer_tags(model: Any) -> dict[str, tuple[str, bool]]:
 
 def layer_nodes(model: Any, layer: str) -> list[Any]:
     """The nodes of ``model`` (a ModelProto) that compute Keras layer ``layer``."""
-    return [n for n in model.graph.node if (m := _TAG.match(n.doc_string or "")) and m.group("layer") == layer]
+    return [n for n in model.graph.node if (m := TAG.match(n.doc_string or "")) and m.group("layer") == layer]
 
 
 def _flat(args: Any) -> list[Value]:
@@ -192,8 +97,6 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
     from onnx import TensorProto, helper, numpy_helper
     from qonnx.util.basic import qonnx_make_model
 
-    from . import layers, spatial  # noqa: F401  (their converters register in .common)
-    from .common import convert_layer
     from .quant import input_quant
 
     if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:

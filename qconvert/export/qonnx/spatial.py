@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .builder import Builder, Value
 from .common import activation, converts, weight
-from .graph import Builder, Value
 from .quant import QonnxRefusal
 
 __all__: list[str] = []  # converters register themselves in .common.CONVERTERS
