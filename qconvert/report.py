@@ -134,7 +134,7 @@ class Totals:
 @dataclass
 class ConversionReport:
     """The report of one conversion: the layers and totals, then one section per later stage (``calibration``,
-    ``accuracy``, ``training``, ``pruning``, ``hls4ml``, ``rtl``). ``render`` prints it; ``to_json`` is the
+    ``accuracy``, ``training``, ``pruning``, ``hls4ml``, ``rtl``, ``qonnx``). ``render`` prints it; ``to_json`` is the
     ``--report`` document."""
 
     model: str
@@ -227,6 +227,10 @@ class ConversionReport:
             render_hls4ml(self.sections["hls4ml"], console)
         if "rtl" in self.sections:
             render_rtl(self.sections["rtl"], console)
+        if "qonnx" in self.sections:
+            from .qonnx_report import render_qonnx
+
+            render_qonnx(self.sections["qonnx"], console)
 
 
 def _type(row: LayerRow | PlanRow) -> str:

@@ -14,6 +14,7 @@ from .batch import batch_cmd
 from .convert import convert_cmd
 from .demo import demo_cmd
 from .migrate import migrate_cmd
+from .qonnx import qonnx_cmd
 from .rtl import rtl_cmd
 from .rules import rules_group
 from .search import search_cmd
@@ -49,7 +50,7 @@ def cli(debug: bool) -> None:
 
 
 # The registry of commands: explicit, in the order `qconvert --help` lists them.
-for _command in (convert_cmd, rules_group, migrate_cmd, batch_cmd, search_cmd, rtl_cmd, demo_cmd):
+for _command in (convert_cmd, rules_group, migrate_cmd, batch_cmd, search_cmd, rtl_cmd, qonnx_cmd, demo_cmd):
     cli.add_command(_command)
 
 

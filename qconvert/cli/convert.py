@@ -29,6 +29,8 @@ from .common import (
 @click.option("--rtl", "rtl_dir", type=click.Path(path_type=str),
               help="Write the RTL (da4ml → Verilog) to DIR, emulate it with Verilator against Keras, synthesize with yosys.")
 @rtl_options
+@click.option("--qonnx", "qonnx_path", type=click.Path(path_type=str),
+              help="Write the QONNX graph (.onnx) and check it bit for bit with qonnx's execution against Keras.")
 @weights_option
 @loading_options
 @click.pass_context

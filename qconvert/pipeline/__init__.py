@@ -9,7 +9,7 @@ is a search trial's convert → calibrate → QAT on data already loaded. Nothin
 from .convert import calibrated_plan, convert, convert_planned, plan, preview_cost, versions
 from .inputs import Inputs, load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs, default_output
-from .run import STAGES, Context, FileResult, convert_file, file_sha256, rtl_file, run
+from .run import STAGES, Context, FileResult, convert_file, file_sha256, qonnx_file, rtl_file, run
 from .stages import train_rules
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "load_inputs",
     "plan",
     "preview_cost",
+    "qonnx_file",
     "rtl_file",
     "run",
     "train_rules",

@@ -90,6 +90,7 @@ class Job:
         train: QAT options (:class:`~qconvert.train.qat.TrainOptions`), or None. Its ``seed`` is the job's.
         hls4ml: :class:`~qconvert.export.Hls4mlOptions`, or None.
         rtl: :class:`~qconvert.export.rtl.RtlOptions`, or None.
+        qonnx: :class:`~qconvert.export.qonnx.QonnxOptions`, or None.
         outputs: where to write (:class:`Outputs`).
         load: how to read the model (:class:`LoadOptions`).
         strict: layers the rules leave float without saying so make the job write nothing.
@@ -108,6 +109,7 @@ class Job:
     train: Any = None
     hls4ml: Any = None
     rtl: Any = None
+    qonnx: Any = None
     outputs: Outputs = field(default_factory=Outputs)
     load: LoadOptions = field(default_factory=LoadOptions)
     strict: bool = False
@@ -154,8 +156,8 @@ class Job:
                      backend: str = "Vitis", part: str = "xcu200-fsgd2104-2-e", io_type: str = "io_parallel",
                      reuse_factor: int = 1, strategy: str | None = None, hls4ml_config: str | None = None,
                      build: bool = False, rtl_dir: str | None = None, clock_ns: float = 5.0, family: str = "xcup",
-                     weights: str | None = None, custom_objects: tuple[str, ...] = (), unsafe: bool = False,
-                     target_ebops: float | None = None) -> Job:
+                     qonnx_path: str | None = None, weights: str | None = None, custom_objects: tuple[str, ...] = (),
+                     unsafe: bool = False, target_ebops: float | None = None) -> Job:
         """A job from the main job's command-line options (flat, as ``qconvert MODEL --rules R ...`` takes
         them): every "X needs Y" rule of the CLI is checked here.
 
@@ -193,8 +195,13 @@ class Job:
             from ..export.rtl import RtlOptions
 
             rtl = RtlOptions(Path(rtl_dir), clock_ns=clock_ns, family=family)
+        qonnx = None
+        if qonnx_path:
+            from ..export.qonnx import QonnxOptions
+
+            qonnx = QonnxOptions(Path(qonnx_path))
         return cls(
-            model=model, rules=rules, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, strict=strict,
+            model=model, rules=rules, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, qonnx=qonnx, strict=strict,
             target_ebops=target_ebops,
             data=DataOptions(data, calibration_rows) if data else None,
             outputs=Outputs(Path(output) if output else None, Path(report) if report else None,

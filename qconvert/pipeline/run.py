@@ -23,9 +23,9 @@ from ..rules import as_ruleset
 from .convert import convert_planned, versions
 from .inputs import load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs
-from .stages import accuracy_stage, checkpoint_dir, hls4ml_stage, prune_targets, rtl_stage
+from .stages import accuracy_stage, checkpoint_dir, hls4ml_stage, prune_targets, qonnx_stage, rtl_stage
 
-__all__ = ["STAGES", "Context", "FileResult", "convert_file", "file_sha256", "rtl_file", "run"]
+__all__ = ["STAGES", "Context", "FileResult", "convert_file", "file_sha256", "qonnx_file", "rtl_file", "run"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Context:
     training: Any = None
     exported: Any = None
     rtl_result: Any = None
+    qonnx_result: Any = None
     stopped: bool = False  # strict leftovers: nothing more is done or written
 
 
@@ -81,6 +82,10 @@ def check(ctx: Context) -> None:
         from ..export.rtl import check_options as check_rtl
 
         check_rtl(job.rtl)
+    if job.qonnx is not None:
+        from ..export.qonnx import check_options as check_qonnx
+
+        check_qonnx(job.qonnx)
     ctx.source = check_model_path(job.model)
     ctx.out = job.output
     if ctx.out.exists() and ctx.out.resolve() == ctx.source.resolve():
@@ -146,13 +151,15 @@ def save(ctx: Context) -> None:
 
 
 def export(ctx: Context) -> None:
-    """hls4ml and RTL, each verified against Keras; a failure keeps the model and the report so far."""
+    """hls4ml, RTL and QONNX, each verified against Keras; a failure keeps the model and the report so far."""
     job = ctx.job
     try:
         if ctx.hls4ml is not None:
             ctx.exported = hls4ml_stage(ctx.qmodel, ctx.dataset, ctx.hls4ml, ctx.report)
         if job.rtl is not None:
             ctx.rtl_result = rtl_stage(ctx.qmodel, ctx.dataset, job.rtl, ctx.report.sections)
+        if job.qonnx is not None:
+            ctx.qonnx_result = qonnx_stage(ctx.qmodel, ctx.dataset, job.qonnx, ctx.report.sections)
     except ExportError as exc:
         write_report(ctx)
         raise ExportError(f"{exc} ({ctx.out} is written)") from None
@@ -226,6 +233,7 @@ def convert_file(
     calibration_rows: int | None = None,
     rtl: Any = None,
     seed: int | None = None,
+    qonnx: Any = None,
     target_ebops: float | None = None,
 ) -> FileResult:
     """The main job with keyword arguments: builds the :class:`Job` (validated: e.g. ``train`` without
@@ -236,7 +244,7 @@ def convert_file(
     if seed is None:
         seed = train.seed if train is not None else 0
     job = Job(
-        model=model_path, rules=rules_path, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, strict=strict,
+        model=model_path, rules=rules_path, seed=seed, train=train, hls4ml=hls4ml, rtl=rtl, qonnx=qonnx, strict=strict,
         target_ebops=target_ebops,
         data=DataOptions(data, calibration_rows) if data is not None else None,
         outputs=Outputs(Path(output) if output is not None else None,
@@ -247,17 +255,31 @@ def convert_file(
     return run(job)
 
 
+def _export_file(stage: Callable[..., Any], section: str, model_path: str | os.PathLike, options: Any,
+                 data: str | os.PathLike | None, report_path: str | os.PathLike | None, seed: int, safe_mode: bool) -> Any:
+    """An export stage on a converted model file (``qconvert rtl``, ``qconvert qonnx``): its report section alone."""
+    import json
+
+    inputs = load_inputs(model_path, data, seed=seed, load=LoadOptions(safe_mode=safe_mode), single_io=False)
+    sections: dict[str, Any] = {}
+    result = stage(inputs.model, inputs.dataset, options, sections)
+    if report_path is not None:
+        doc = {"model": str(model_path), "versions": versions(), section: sections[section]}
+        write_text_atomic(report_path, json.dumps(doc, indent=2) + "\n")
+    return result
+
+
+def qonnx_file(model_path: str | os.PathLike, options: Any, *, data: str | os.PathLike | None = None,
+               report_path: str | os.PathLike | None = None, seed: int = 0, safe_mode: bool = True) -> Any:
+    """``qconvert qonnx``: the QONNX graph of a converted model, run by qonnx against Keras on the held-out split of
+    ``data`` (else on sampled inputs); the JSON report's ``qonnx`` section."""
+    from ..export.qonnx import check_options
+
+    return _export_file(qonnx_stage, "qonnx", model_path, check_options(options), data, report_path, seed, safe_mode)
+
+
 def rtl_file(model_path: str | os.PathLike, options: Any, *, data: str | os.PathLike | None = None,
              report_path: str | os.PathLike | None = None, seed: int = 0, safe_mode: bool = True) -> Any:
     """``qconvert rtl``: the RTL of a converted model (da4ml), emulated against Keras on the held-out split of
     ``data`` (else on sampled inputs) and synthesized with yosys; the JSON report's ``rtl`` section."""
-    import json
-
-    inputs = load_inputs(model_path, data, seed=seed, load=LoadOptions(safe_mode=safe_mode), single_io=False)
-    qmodel, dataset = inputs.model, inputs.dataset
-    sections: dict[str, Any] = {}
-    result = rtl_stage(qmodel, dataset, options, sections)
-    if report_path is not None:
-        doc = {"model": str(model_path), "versions": versions(), **sections}
-        write_text_atomic(report_path, json.dumps(doc, indent=2) + "\n")
-    return result
+    return _export_file(rtl_stage, "rtl", model_path, options, data, report_path, seed, safe_mode)

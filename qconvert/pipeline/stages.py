@@ -1,4 +1,4 @@
-"""The stages after conversion: accuracy and QAT (with pruning), the hls4ml and RTL exports.
+"""The stages after conversion: accuracy and QAT (with pruning), the hls4ml, RTL and QONNX exports.
 
 Each stage takes what the earlier ones made (the FP32 model, the converted model, the plan computed once,
 the data) and adds its section to the report.
@@ -14,7 +14,8 @@ from ..report import ConversionReport
 from ..rules import RuleSet
 from .convert import build_report, convert_planned, refresh_cost
 
-__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "rtl_stage", "target_stage", "train_rules", "train_stage"]
+__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "qonnx_stage", "rtl_stage", "target_stage",
+           "train_rules", "train_stage"]
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -197,4 +198,18 @@ def rtl_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any])
         y = None if dataset.label_kind == "values" else y
     result = export_rtl(qmodel, options, x=x, y=y)
     sections["rtl"] = result.to_dict()
+    return result
+
+
+def qonnx_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any]) -> Any:
+    """The QONNX graph, run by qonnx against Keras (on the held-out split of ``dataset`` when given): the ``qonnx``
+    section."""
+    from ..export.qonnx import export_qonnx
+
+    x = y = None
+    if dataset is not None:
+        _, x, y = dataset.eval_split
+        y = None if dataset.label_kind == "values" else y
+    result = export_qonnx(qmodel, options, x=x, y=y)
+    sections["qonnx"] = result.to_dict()
     return result
