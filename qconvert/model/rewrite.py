@@ -20,6 +20,7 @@ from ..quantizers import QuantizerSpec, build
 from .fold import fold_batchnorm
 from .graph import graph_of, run
 from .plan import LayerPlan, Plan
+from .preset import PresetWeights
 from .rewriters import NewLayer, rewriter_for
 from .rewriters.activation import split_activation
 
@@ -64,7 +65,7 @@ class _Rewriter:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.items = {item.path: item for item in plan.layers}
-        self.weights: list[tuple[keras.layers.Layer, list[np.ndarray], str]] = []
+        self.weights: list[tuple[keras.layers.Layer, list[np.ndarray], str, PresetWeights]] = []
 
     def layers_for(self, item: LayerPlan, layer: Any, scope: Any) -> list[Any]:
         """The new layer objects that replace ``layer`` (empty when folded away)."""
@@ -96,7 +97,9 @@ class _Rewriter:
         for new in new_layers:
             obj = _instantiate(new, layer)
             if new.takes_weights and weights:
-                self.weights.append((obj, weights, item.qualified_name))
+                preset = PresetWeights(obj, weights)  # built below with its final weights, not random ones
+                preset.install()
+                self.weights.append((obj, weights, item.qualified_name, preset))
             built.append(obj)
         return built
 
@@ -142,19 +145,23 @@ class _Rewriter:
         return new_model
 
     def move_weights(self) -> None:
-        for layer, weights, name in self.weights:
+        for layer, weights, name, preset in self.weights:
             expected = [tuple(w.shape) for w in layer.weights]
             given = [tuple(np.shape(w)) for w in weights]
             if expected != given:
                 raise ConversionError(
                     f"weights of layer {name!r} do not fit {type(layer).__name__}: expected shapes {expected}, got {given}"
                 )
-            layer.set_weights(weights)
+            preset.finish()
 
 
 def apply_plan(model: Any, plan: Plan) -> keras.Model:
     """The converted model. ``model`` is left as it was."""
     rewriter = _Rewriter(plan)
-    new_model = rewriter.scope(model, ())
+    try:
+        new_model = rewriter.scope(model, ())
+    finally:
+        for *_, preset in rewriter.weights:
+            preset.restore()
     rewriter.move_weights()
     return new_model
