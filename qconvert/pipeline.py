@@ -94,10 +94,10 @@ def _find(model: Any, path: tuple[str, ...]) -> Any | None:
     return model
 
 
-def _build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
+def _build_report(plan: Any, qmodel: Any, source: str, snapshot: Any = None) -> ConversionReport:
     from .model.cost import model_cost
 
-    costs = model_cost(qmodel)
+    costs = model_cost(qmodel, snapshot=snapshot)
     rows: list[LayerRow] = []
 
     def cost_row(name: str, type_before: str, type_after: str, action: str, rule: str | None,
@@ -182,8 +182,10 @@ def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: b
     from .model.calibrate import uncalibrated as without_auto
     from .model.plan import plan_model
     from .model.rewrite import apply_plan
+    from .model.snapshot import Snapshot
 
     model, source = _as_model(model_or_path)
+    snapshot = Snapshot()  # configs and weights read once for this conversion
     ruleset = as_ruleset(rules)
     the_plan = plan_model(model, ruleset)
     leftovers = the_plan.leftovers()
@@ -193,8 +195,8 @@ def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: b
     if uncalibrated:
         the_plan = without_auto(the_plan)
     the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE)
-    qmodel = apply_plan(model, the_plan)
-    report = _build_report(the_plan, qmodel, source)
+    qmodel = apply_plan(model, the_plan, snapshot)
+    report = _build_report(the_plan, qmodel, source, snapshot)
     report.sections["calibration"] = calibration.to_dict()
     return qmodel, report
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from .graph import graph_of, run
 from .quantized import quantized_values
+from .snapshot import Snapshot
 
 __all__ = ["DSP_MIN_BITS", "LayerCost", "bops", "magnitude_bits", "model_cost", "quantizer_bits"]
 
@@ -158,7 +159,7 @@ _ROLES = {
 }  # fmt: skip  # the weights :func:`_macs`'s stages multiply by, per layer family
 
 
-def _quantize_weights(model: Any) -> dict[tuple[int, str], np.ndarray]:
+def _quantize_weights(model: Any, snapshot: Snapshot | None) -> dict[tuple[int, str], np.ndarray]:
     """``{(id(layer), role): quantized values}`` of every weight the cost model reads, computed together."""
     wanted = []
     for layer in model._flatten_layers(include_self=False):
@@ -166,7 +167,8 @@ def _quantize_weights(model: Any) -> dict[tuple[int, str], np.ndarray]:
         for role in roles + (("bias",) if roles and getattr(layer, "use_bias", False) else ()):
             var = getattr(layer, "bias" if role == "bias" else _WEIGHT_ATTR[role], None)
             if var is not None:
-                wanted.append(((id(layer), role), var, _weight_quantizer(layer, role)))
+                value = snapshot.value(var) if snapshot is not None else var
+                wanted.append(((id(layer), role), value, _weight_quantizer(layer, role)))
     return quantized_values(wanted)
 
 
@@ -219,6 +221,18 @@ def _specs(value: Any) -> Any:
     return value
 
 
+def _known_output(layer: Any, ins: list[_Val]) -> Any:
+    """The output spec Keras recorded when ``layer`` was called once, on inputs shaped as ``ins`` (None otherwise:
+    then it is computed)."""
+    nodes = getattr(layer, "_inbound_nodes", ())
+    if len(nodes) != 1 or len(nodes[0].outputs) != 1:
+        return None
+    recorded = nodes[0].input_tensors
+    same = len(recorded) == len(ins) and all(
+        tuple(t.shape) == tuple(v.spec.shape) and t.dtype == v.spec.dtype for t, v in zip(recorded, ins))
+    return nodes[0].outputs[0] if same else None
+
+
 def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost],
                 values: dict[tuple[int, str], np.ndarray]) -> Any:
     graph = graph_of(model)
@@ -229,7 +243,9 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
         in_bits = max((v.bits for v in ins), default=FLOAT_BITS)
         if hasattr(layer, "layers") and hasattr(layer, "get_layer"):  # nested model
             return _scope_cost(layer, ins, f"{prefix}{layer.name}/", out, values)
-        spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
+        spec = _known_output(layer, ins)
+        if spec is None:
+            spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
         kind = type(layer).__name__
         in_mbits = max((v.mbits for v in ins), default=FLOAT_BITS)
         if kind == "QActivation":
@@ -262,10 +278,12 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
     return run(graph, inputs, call)
 
 
-def model_cost(model: Any, input_bits: int = FLOAT_BITS) -> dict[str, LayerCost]:
+def model_cost(model: Any, input_bits: int = FLOAT_BITS, *, snapshot: Snapshot | None = None) -> dict[str, LayerCost]:
     """Per-layer cost of ``model`` (nested layers as ``outer/inner``), keyed by name: BOPs, EBOPs, multiplies, DSPs.
 
-    ``input_bits``: width of the model's inputs when no input quantizer says it (32: float).
+    ``input_bits``: width of the model's inputs when no input quantizer says it (32: float). ``snapshot``: the
+    one :func:`~qconvert.model.rewrite.apply_plan` filled while making ``model`` (its weights are then not read
+    back); only while ``model`` has not changed since.
     """
     graph = graph_of(model)
     inputs = [
@@ -273,7 +291,7 @@ def model_cost(model: Any, input_bits: int = FLOAT_BITS) -> dict[str, LayerCost]
         for shape, dtype in zip(graph.input_shapes, graph.input_dtypes)
     ]
     out: list[LayerCost] = []
-    _scope_cost(model, inputs, "", out, _quantize_weights(model))
+    _scope_cost(model, inputs, "", out, _quantize_weights(model, snapshot))
     merged: dict[str, LayerCost] = {}
     for c in out:  # a shared layer costs once per call
         if c.name in merged:

@@ -22,6 +22,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from .snapshot import Snapshot
+
 __all__ = ["PresetWeights"]
 
 _ZEROS = keras.initializers.Zeros()  # for a variable no weight fits: cheaper than a random draw
@@ -46,11 +48,12 @@ def _shape(shape: Any) -> tuple[int, ...]:
 class PresetWeights:
     """Makes ``layer`` (not yet built) and its sub-layers create their variables from ``weights``, the list
     ``layer.set_weights`` takes, until :meth:`restore`. Use: ``install()``, build the layer (call it),
-    ``restore()``, then ``finish()``."""
+    ``restore()``, then ``finish()`` (which also tells ``snapshot`` what each variable holds)."""
 
-    def __init__(self, layer: keras.layers.Layer, weights: list[np.ndarray]) -> None:
+    def __init__(self, layer: keras.layers.Layer, weights: list[np.ndarray], snapshot: Snapshot | None = None) -> None:
         self.layer = layer
         self.weights = weights
+        self.snapshot = snapshot  # told what each variable holds, for the cost model
         self.given: dict[int, int] = {}  # id(variable) → the index in ``weights`` whose value it was created with
         self.trainable = 0  # variables created so far, trainable and not
         self.frozen = 0
@@ -72,9 +75,11 @@ class PresetWeights:
     def finish(self) -> None:
         """Set the weights that were not created with their value (all of them when any guess was wrong)."""
         variables = self.layer.weights
-        if len(variables) == len(self.weights) and all(self.given.get(id(v)) == i for i, v in enumerate(variables)):
-            return
-        self.layer.set_weights(self.weights)
+        if len(variables) != len(self.weights) or any(self.given.get(id(v)) != i for i, v in enumerate(variables)):
+            self.layer.set_weights(self.weights)
+        if self.snapshot is not None:
+            for variable, value in zip(variables, self.weights):
+                self.snapshot.remember(variable, value)
 
     def _wrap(self, add_weight: Callable[..., Any]) -> Callable[..., Any]:
         def preset_add_weight(*args: Any, **kwargs: Any) -> Any:

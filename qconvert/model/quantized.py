@@ -1,11 +1,12 @@
-"""The values weights take after their quantizers, with one quantizer call per distinct elementwise quantizer.
+"""The values weights take after their quantizers, for the cost model (which counts the non-zero ones).
 
-A QKeras quantizer called eagerly costs a few dozen small TensorFlow operations whatever the size of
-its input, so the cost model's "which quantized weights are zero" took more time than the rest of a
-conversion. A quantizer that maps each value on its own (no scale computed from the data, no random
-rounding) gives the same values for a weight whether it is called on that weight alone or on the
-weights of many layers laid end to end; such quantizers with equal configurations are called once
-on all their weights together. Any other quantizer is called on each weight alone, as before.
+A QKeras quantizer called eagerly runs a few dozen small TensorFlow operations whatever the size of its
+input; for the seed's four layers that took longer than the rest of the cost model. QKeras's
+``quantized_bits`` with a fixed scale (``alpha`` None or a number, no stochastic rounding) is a short
+element-wise formula; it is evaluated here with NumPy in float32, operation by operation in the order
+``quantized_bits.__call__`` (qkeras-v3) runs them, so every value is the one QKeras computes
+(``tests/test_quantized.py`` holds the two equal, bit for bit, over a grid of settings and inputs).
+Every other quantizer (an ``auto`` scale, stochastic rounding, binary, ternary, po2, ...) is called.
 """
 
 from __future__ import annotations
@@ -16,48 +17,61 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["elementwise_key", "quantized_values"]
+__all__ = ["fixed_quantized_bits", "quantized_values"]
 
 
-def elementwise_key(quantizer: Any) -> Hashable | None:
-    """A key shared by quantizers that quantize every value alike and independently of the others; None otherwise.
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
-    Only QKeras's ``quantized_bits`` with scalar ``bits``, ``integer`` and ``alpha`` (None or a number:
-    ``scale = alpha``; an ``"auto"`` alpha computes a scale per channel from the data, an array one scales
-    per channel) and without stochastic rounding or variables qualifies.
-    """
+
+def fixed_quantized_bits(quantizer: Any, x: np.ndarray) -> np.ndarray | None:
+    """``quantizer(x)`` for a ``quantized_bits`` with a fixed scale, computed with NumPy; None for any other
+    quantizer (or settings this does not cover: scalar bits, integer, alpha and noise factor; float32)."""
     if type(quantizer).__name__ != "quantized_bits" or not type(quantizer).__module__.startswith("qkeras"):
         return None
-    scalars = (quantizer.bits, quantizer.integer, 0 if quantizer.alpha is None else quantizer.alpha)
-    if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in scalars):
+    alpha = quantizer.alpha
+    settings = (quantizer.bits, quantizer.integer, quantizer.qnoise_factor, 1.0 if alpha is None else alpha)
+    if not all(_is_scalar(v) for v in settings) or quantizer.use_stochastic_rounding or quantizer.use_variables:
         return None
-    if quantizer.use_stochastic_rounding or quantizer.use_variables:
+    if keras.config.floatx() != "float32":
         return None
-    config = quantizer.get_config()
-    return repr((sorted(config.items()), quantizer.use_ste, quantizer.scale_axis))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow to inf / nan, as in QKeras
+        return _fixed(quantizer, np.asarray(x).astype(np.float32))
+
+
+def _fixed(quantizer: Any, x: np.ndarray) -> np.ndarray:
+    f = np.float32
+    alpha = quantizer.alpha
+    unsigned = quantizer.bits - quantizer.keep_negative
+    m = np.power(f(2.0), f(unsigned))
+    m_i = np.power(f(2.0), f(quantizer.integer))
+    scale = f(1.0 if alpha is None else alpha)
+    if unsigned > 0:
+        p = x * m / m_i
+        rounded = p + (-p + np.round(p))  # QKeras's straight-through round: equal to round(p)
+        low = f(quantizer.keep_negative) * (-m + f(quantizer.symmetric))
+        xq = m_i * np.clip(rounded, low, m - f(1.0)) / m
+    else:  # one bit: a sign
+        xq = np.sign(x)
+        xq = xq + (f(1.0) - np.abs(xq))
+        if not quantizer.keep_negative:
+            xq = (xq + f(1.0)) / f(2.0)
+    xq = scale * xq
+    noise = f(quantizer.qnoise_factor)
+    if quantizer.use_ste:
+        return x + noise * (-x + xq)
+    return f(1 - quantizer.qnoise_factor) * x + noise * xq  # 1 - noise taken in Python, as QKeras does
 
 
 def quantized_values(weights: Iterable[tuple[Hashable, Any, Any]]) -> dict[Hashable, np.ndarray]:
     """``{key: quantizer(value)}`` as NumPy arrays for ``(key, value, quantizer)`` triples (value: a variable or
-    an array; quantizer: None or a non-callable for none). The result of each weight is the one its quantizer
-    gives it when called on that weight alone."""
+    an array; quantizer: None, or not callable, for none)."""
     out: dict[Hashable, np.ndarray] = {}
-    groups: dict[Hashable, list[tuple[Hashable, np.ndarray, Any]]] = {}
     for key, value, quantizer in weights:
-        if not callable(quantizer):
-            out[key] = np.asarray(keras.ops.convert_to_numpy(value))
-            continue
         array = np.asarray(keras.ops.convert_to_numpy(value))
-        shared = elementwise_key(quantizer)
-        if shared is None:
-            out[key] = np.asarray(keras.ops.convert_to_numpy(quantizer(value)))
-        else:
-            groups.setdefault((shared, str(array.dtype)), []).append((key, array, quantizer))
-    for members in groups.values():
-        flat = np.concatenate([array.ravel() for _, array, _ in members])
-        result = np.asarray(keras.ops.convert_to_numpy(members[0][2](flat)))
-        start = 0
-        for key, array, _ in members:
-            out[key] = result[start:start + array.size].reshape(array.shape)
-            start += array.size
+        if not callable(quantizer):
+            out[key] = array
+            continue
+        fixed = fixed_quantized_bits(quantizer, array)
+        out[key] = fixed if fixed is not None else np.asarray(keras.ops.convert_to_numpy(quantizer(array)))
     return out
