@@ -46,6 +46,8 @@ import keras
 import numpy as np
 
 from .graph import graph_of, run
+from .quantized import quantized_values
+from .snapshot import Snapshot
 
 __all__ = ["DSP_MIN_BITS", "LayerCost", "bops", "magnitude_bits", "model_cost", "quantizer_bits"]
 
@@ -149,21 +151,42 @@ class _Val:
 _WEIGHT_ATTR = {"kernel": "kernel", "depthwise": "depthwise_kernel", "pointwise": "pointwise_kernel", "gamma": "gamma"}
 
 
-def _quantized(layer: Any, role: str, attr: str) -> np.ndarray | None:
+_ROLES = {
+    "Dense": ("kernel",), "Conv1D": ("kernel",), "Conv2D": ("kernel",), "Conv3D": ("kernel",),
+    "Conv2DTranspose": ("kernel",), "DepthwiseConv2D": ("depthwise",),
+    "SeparableConv1D": ("depthwise", "pointwise"), "SeparableConv2D": ("depthwise", "pointwise"),
+    "BatchNormalization": ("gamma",),
+}  # fmt: skip  # the weights :func:`_macs`'s stages multiply by, per layer family
+
+
+def _quantize_weights(model: Any, snapshot: Snapshot | None) -> dict[tuple[int, str], np.ndarray]:
+    """``{(id(layer), role): quantized values}`` of every weight the cost model reads, computed together."""
+    wanted = []
+    for layer in model._flatten_layers(include_self=False):
+        roles = _ROLES.get(type(layer).__name__.removeprefix("Q"), ())
+        for role in roles + (("bias",) if roles and getattr(layer, "use_bias", False) else ()):
+            var = getattr(layer, "bias" if role == "bias" else _WEIGHT_ATTR[role], None)
+            if var is not None:
+                value = snapshot.value(var) if snapshot is not None else var
+                wanted.append(((id(layer), role), value, _weight_quantizer(layer, role)))
+    return quantized_values(wanted)
+
+
+def _quantized(layer: Any, role: str, attr: str, values: dict[tuple[int, str], np.ndarray]) -> np.ndarray | None:
     """The values a weight takes after its quantizer (None when the layer has no such weight)."""
+    if (id(layer), role) in values:
+        return values[id(layer), role]
     var = getattr(layer, attr, None)
     if var is None:
         return None
-    quantizer = _weight_quantizer(layer, role)
-    value = quantizer(var) if callable(quantizer) else var
-    return np.asarray(keras.ops.convert_to_numpy(value))
+    return quantized_values([(role, var, _weight_quantizer(layer, role))])[role]
 
 
 def _effective(layer: Any, stage: tuple[int, int, str], in_val: _Val, out_elems: int,
-               with_bias: bool) -> tuple[float, int, int]:
-    """(EBOPs, multiplies, DSPs) of one multiply stage, from its quantized weights."""
+               with_bias: bool, values: dict[tuple[int, str], np.ndarray]) -> tuple[float, int, int]:
+    """(EBOPs, multiplies, DSPs) of one multiply stage, from its quantized weights (``values``: precomputed ones)."""
     n_macs, _, role = stage
-    w = _quantized(layer, role, _WEIGHT_ATTR[role])
+    w = _quantized(layer, role, _WEIGHT_ATTR[role], values)
     quantizer = _weight_quantizer(layer, role)
     if w is None or w.size == 0:
         return 0.0, 0, 0
@@ -171,7 +194,7 @@ def _effective(layer: Any, stage: tuple[int, int, str], in_val: _Val, out_elems:
     multiplies = uses * int(np.count_nonzero(w))
     ebops = float(multiplies) * in_val.mbits * magnitude_bits(quantizer)
     dsp = multiplies if min(quantizer_bits(quantizer), in_val.bits) >= DSP_MIN_BITS else 0
-    bias = _quantized(layer, "bias", "bias") if with_bias and getattr(layer, "use_bias", False) else None
+    bias = _quantized(layer, "bias", "bias", values) if with_bias and getattr(layer, "use_bias", False) else None
     if bias is not None and bias.size:
         per_channel = out_elems // bias.size  # each bias is added once per output position
         ebops += float(per_channel * int(np.count_nonzero(bias)) * magnitude_bits(_weight_quantizer(layer, "bias")))
@@ -198,7 +221,20 @@ def _specs(value: Any) -> Any:
     return value
 
 
-def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost]) -> Any:
+def _known_output(layer: Any, ins: list[_Val]) -> Any:
+    """The output spec Keras recorded when ``layer`` was called once, on inputs shaped as ``ins`` (None otherwise:
+    then it is computed)."""
+    nodes = getattr(layer, "_inbound_nodes", ())
+    if len(nodes) != 1 or len(nodes[0].outputs) != 1:
+        return None
+    recorded = nodes[0].input_tensors
+    same = len(recorded) == len(ins) and all(
+        tuple(t.shape) == tuple(v.spec.shape) and t.dtype == v.spec.dtype for t, v in zip(recorded, ins))
+    return nodes[0].outputs[0] if same else None
+
+
+def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost],
+                values: dict[tuple[int, str], np.ndarray]) -> Any:
     graph = graph_of(model)
 
     def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -206,8 +242,10 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
         ins = _flat(args)
         in_bits = max((v.bits for v in ins), default=FLOAT_BITS)
         if hasattr(layer, "layers") and hasattr(layer, "get_layer"):  # nested model
-            return _scope_cost(layer, ins, f"{prefix}{layer.name}/", out)
-        spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
+            return _scope_cost(layer, ins, f"{prefix}{layer.name}/", out, values)
+        spec = _known_output(layer, ins)
+        if spec is None:
+            spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
         kind = type(layer).__name__
         in_mbits = max((v.mbits for v in ins), default=FLOAT_BITS)
         if kind == "QActivation":
@@ -230,7 +268,7 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
                 ap += bops(n_macs, fan_in, AP_FIXED_DEFAULT_BITS, AP_FIXED_DEFAULT_BITS)
                 macs += n_macs
                 stage_in = in_val if i == 0 else _Val(None, FLOAT_BITS)  # a separable conv's middle is float
-                e, m, d = _effective(layer, (n_macs, fan_in, role), stage_in, out_elems, i == len(stages) - 1)
+                e, m, d = _effective(layer, (n_macs, fan_in, role), stage_in, out_elems, i == len(stages) - 1, values)
                 ebops, multiplies, dsp = ebops + e, multiplies + m, dsp + d
             out.append(LayerCost(prefix + layer.name, macs, weight_bits, in_bits, total, fp32, ap, ebops, multiplies, dsp))
         results = spec if isinstance(spec, (list, tuple)) else [spec]
@@ -240,10 +278,12 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
     return run(graph, inputs, call)
 
 
-def model_cost(model: Any, input_bits: int = FLOAT_BITS) -> dict[str, LayerCost]:
+def model_cost(model: Any, input_bits: int = FLOAT_BITS, *, snapshot: Snapshot | None = None) -> dict[str, LayerCost]:
     """Per-layer cost of ``model`` (nested layers as ``outer/inner``), keyed by name: BOPs, EBOPs, multiplies, DSPs.
 
-    ``input_bits``: width of the model's inputs when no input quantizer says it (32: float).
+    ``input_bits``: width of the model's inputs when no input quantizer says it (32: float). ``snapshot``: the
+    one :func:`~qconvert.model.rewrite.apply_plan` filled while making ``model`` (its weights are then not read
+    back); only while ``model`` has not changed since.
     """
     graph = graph_of(model)
     inputs = [
@@ -251,7 +291,7 @@ def model_cost(model: Any, input_bits: int = FLOAT_BITS) -> dict[str, LayerCost]
         for shape, dtype in zip(graph.input_shapes, graph.input_dtypes)
     ]
     out: list[LayerCost] = []
-    _scope_cost(model, inputs, "", out)
+    _scope_cost(model, inputs, "", out, _quantize_weights(model, snapshot))
     merged: dict[str, LayerCost] = {}
     for c in out:  # a shared layer costs once per call
         if c.name in merged:

@@ -1,4 +1,4 @@
-"""A model's layer graph, read from its Keras 3 config, and a small interpreter over it.
+"""A model's layer graph, read from its Keras 3 nodes, and a small interpreter over it.
 
 :class:`Graph` lists every layer call in an order where producers come first.
 :func:`run` walks those calls with any value type: the rewriter runs it with
@@ -77,52 +77,71 @@ def _refs(value: Any):
             yield from _refs(item)
 
 
-def _decode(value: Any) -> Any:
-    """Config form of call arguments → the same structure with TensorRef."""
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            return TensorRef(*value["config"]["keras_history"])
-        return {k: _decode(v) for k, v in value.items()}
+def _is_functional(model: Any) -> bool:
+    """A Functional model whose ``get_config`` lists its graph (not a subclass with another constructor)."""
+    from keras.src.models.functional import Functional, functional_like_constructor
+
+    return isinstance(model, Functional) and functional_like_constructor(type(model))
+
+
+def _chain(model: Any) -> Graph:
+    """Sequential (and any model that is not Functional): its layers called one after the other."""
+    shape = tuple(model.inputs[0].shape)[1:] if getattr(model, "inputs", None) else None
+    if shape is None:
+        raise ConversionError(f"model {model.name!r} is not built; it needs a known input shape")
+    own = getattr(model, "_layers", None) or []  # Sequential keeps its InputLayer here, not in .layers
+    first = own[0] if own else None
+    entry = TensorRef(first.name if type(first).__name__ == "InputLayer" else "input")
+    previous, calls = entry, []
+    for layer in model.layers:
+        calls.append(Call(layer.name, 0, (previous,), {}))
+        previous = TensorRef(layer.name)
+    return Graph((entry,), (shape,), (str(model.inputs[0].dtype),), previous, tuple(calls), True)
+
+
+def _map(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, (list, tuple)):
-        return type(value)(_decode(v) for v in value)
-    return value
+        return type(value)(_map(v, leaf) for v in value)
+    if isinstance(value, dict):
+        return {k: _map(v, leaf) for k, v in value.items()}
+    return leaf(value)
 
 
-def _refs_from_config(value: Any) -> Any:
-    # ["x", 0, 0] or [["a", 0, 0], ["b", 0, 0]]
-    if isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str):
-        return TensorRef(*value)
-    return [_refs_from_config(v) for v in value]
+def _network(model: Any) -> Graph:
+    """A Functional model's calls, read from its nodes (what ``get_config`` lists, without serializing a layer).
 
+    A call's ``node`` counts only the calls that belong to this model, as Keras's config numbers them.
+    """
+    from keras import KerasTensor
 
-def graph_of(model: Any) -> Graph:
-    """The call graph of a built Keras 3 Sequential or Functional model."""
-    config = model.get_config()
-    layers = config.get("layers", [])
-    if config.get("input_layers") is None:  # Sequential: a chain
-        first = layers[0] if layers else None
-        shape = tuple(model.inputs[0].shape)[1:] if getattr(model, "inputs", None) else None
-        if shape is None:
-            raise ConversionError(f"model {model.name!r} is not built; it needs a known input shape")
-        entry = TensorRef(first["config"]["name"] if first and first["class_name"] == "InputLayer" else "input")
-        previous, calls = entry, []
-        for layer in model.layers:
-            calls.append(Call(layer.name, 0, (previous,), {}))
-            previous = TensorRef(layer.name)
-        return Graph((entry,), (shape,), (str(model.inputs[0].dtype),), previous, tuple(calls), True)
+    own = model._nodes  # keys of the nodes that belong to this model
 
-    inputs = _refs_from_config(config["input_layers"])
-    inputs = (inputs,) if isinstance(inputs, TensorRef) else tuple(inputs)
-    by_name = {layer["name"]: layer for layer in layers}
-    shapes = tuple(tuple(by_name[ref.layer]["config"]["batch_shape"][1:]) for ref in inputs)
-    dtypes = tuple(str(by_name[ref.layer]["config"].get("dtype", "float32")) for ref in inputs)
-    pending = [
-        Call(layer["name"], i, _decode(node.get("args", ())), _decode(node.get("kwargs", {})))
-        for layer in layers
-        if layer["class_name"] != "InputLayer"
-        for i, node in enumerate(layer.get("inbound_nodes", []))
-    ]
-    known = {(ref.layer, ref.node) for ref in inputs}
+    def kept(op: Any) -> list[int]:
+        """Positions in ``op._inbound_nodes`` of this model's calls of ``op``."""
+        return [i for i, node in enumerate(op._inbound_nodes) if f"{id(op)}_ib-{i}" in own and node.input_tensors]
+
+    numbering = {id(op): {i: n for n, i in enumerate(kept(op))} for op in model.operations}
+
+    def ref(value: Any) -> Any:
+        if not isinstance(value, KerasTensor):
+            return value
+        op, index, tensor = value._keras_history
+        if type(op).__name__ == "InputLayer":
+            return TensorRef(op.name, 0, tensor)
+        return TensorRef(op.name, numbering[id(op)][index], tensor)
+
+    pending: list[Call] = []
+    for op in model.operations:
+        if type(op).__name__ == "InputLayer":
+            continue
+        for n, i in enumerate(kept(op)):
+            arguments = op._inbound_nodes[i].arguments
+            pending.append(Call(op.name, n, _map(arguments.args, ref), _map(arguments.kwargs, ref)))
+    inputs = tuple(ref(t) for t in model.inputs)
+    by_name = {op.name: op for op in model.operations}
+    shapes = tuple(tuple(by_name[r.layer].batch_shape[1:]) for r in inputs)
+    dtypes = tuple(str(by_name[r.layer].get_config().get("dtype", "float32")) for r in inputs)
+    known = {(r.layer, r.node) for r in inputs}
     ordered: list[Call] = []
     while pending:
         ready = [c for c in pending if all((r.layer, r.node) in known for r in c.inputs())]
@@ -131,8 +150,18 @@ def graph_of(model: Any) -> Graph:
         for call in ready:
             ordered.append(call)
             known.add((call.layer, call.node))
-        pending = [c for c in pending if c not in ready]
-    return Graph(inputs, shapes, dtypes, _refs_from_config(config["output_layers"]), tuple(ordered), False)
+        taken = {id(c) for c in ready}
+        pending = [c for c in pending if id(c) not in taken]
+    return Graph(inputs, shapes, dtypes, _map(model._outputs_struct, ref), tuple(ordered), False)
+
+
+def graph_of(model: Any) -> Graph:
+    """The call graph of a built Keras 3 Sequential or Functional model.
+
+    Read from the model's nodes in memory (no layer is serialized or called). Raises
+    :class:`ConversionError` for a model without a known input shape or whose calls cannot be ordered.
+    """
+    return _network(model) if _is_functional(model) else _chain(model)
 
 
 def _substitute(value: Any, values: dict[TensorRef, Any]) -> Any:

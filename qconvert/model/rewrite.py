@@ -20,8 +20,10 @@ from ..quantizers import QuantizerSpec, build
 from .fold import fold_batchnorm
 from .graph import graph_of, run
 from .plan import LayerPlan, Plan
+from .preset import PresetWeights
 from .rewriters import NewLayer, rewriter_for
 from .rewriters.activation import split_activation
+from .snapshot import Snapshot
 
 __all__ = ["apply_plan"]
 
@@ -61,10 +63,11 @@ def _accepted(layer: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Rewriter:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, snapshot: Snapshot) -> None:
         self.plan = plan
+        self.snapshot = snapshot
         self.items = {item.path: item for item in plan.layers}
-        self.weights: list[tuple[keras.layers.Layer, list[np.ndarray], str]] = []
+        self.weights: list[tuple[keras.layers.Layer, list[np.ndarray], str, PresetWeights]] = []
 
     def layers_for(self, item: LayerPlan, layer: Any, scope: Any) -> list[Any]:
         """The new layer objects that replace ``layer`` (empty when folded away)."""
@@ -76,11 +79,12 @@ class _Rewriter:
             # Stateless, and its Python function is already in memory: the same object serves the new
             # graph, so its code is never serialized and deserialized again (safe mode stays on).
             return [layer]
-        config = layer.get_config()
-        weights = layer.get_weights()
+        config = self.snapshot.config(layer)
+        weights = self.snapshot.weights(layer)
         if item.folded_bn is not None:
             bn = scope.get_layer(item.folded_bn)
-            weights = fold_batchnorm(item.class_name, weights, config.get("use_bias", True), bn.get_weights(), bn.get_config())
+            weights = fold_batchnorm(item.class_name, weights, config.get("use_bias", True), self.snapshot.weights(bn),
+                                     self.snapshot.config(bn))
             config = dict(config, use_bias=True)
         if item.split is not None:
             config = dict(config, activation="linear")
@@ -96,7 +100,9 @@ class _Rewriter:
         for new in new_layers:
             obj = _instantiate(new, layer)
             if new.takes_weights and weights:
-                self.weights.append((obj, weights, item.qualified_name))
+                preset = PresetWeights(obj, weights, self.snapshot)  # built below with its final weights, not random ones
+                preset.install()
+                self.weights.append((obj, weights, item.qualified_name, preset))
             built.append(obj)
         return built
 
@@ -142,19 +148,27 @@ class _Rewriter:
         return new_model
 
     def move_weights(self) -> None:
-        for layer, weights, name in self.weights:
+        for layer, weights, name, preset in self.weights:
             expected = [tuple(w.shape) for w in layer.weights]
             given = [tuple(np.shape(w)) for w in weights]
             if expected != given:
                 raise ConversionError(
                     f"weights of layer {name!r} do not fit {type(layer).__name__}: expected shapes {expected}, got {given}"
                 )
-            layer.set_weights(weights)
+            preset.finish()
 
 
-def apply_plan(model: Any, plan: Plan) -> keras.Model:
-    """The converted model. ``model`` is left as it was."""
-    rewriter = _Rewriter(plan)
-    new_model = rewriter.scope(model, ())
+def apply_plan(model: Any, plan: Plan, snapshot: Snapshot | None = None) -> keras.Model:
+    """The converted model. ``model`` is left as it was.
+
+    ``snapshot``: the conversion's :class:`~qconvert.model.snapshot.Snapshot` (layer configs and weights read
+    once, shared with the other stages; it learns what the new model's variables hold, for the cost model).
+    """
+    rewriter = _Rewriter(plan, snapshot if snapshot is not None else Snapshot())
+    try:
+        new_model = rewriter.scope(model, ())
+    finally:
+        for *_, preset in rewriter.weights:
+            preset.restore()
     rewriter.move_weights()
     return new_model

@@ -79,11 +79,11 @@ def _find(model: Any, path: tuple[str, ...]) -> Any | None:
     return model
 
 
-def build_report(plan: Any, qmodel: Any, source: str) -> ConversionReport:
+def build_report(plan: Any, qmodel: Any, source: str, snapshot: Any = None) -> ConversionReport:
     """The report of ``qmodel`` made by ``plan`` from the model named ``source``: one row per layer, costs, totals."""
     from ..model.cost import model_cost
 
-    costs = model_cost(qmodel)
+    costs = model_cost(qmodel, snapshot=snapshot)
     rows: list[LayerRow] = []
 
     for row in plan_rows(plan):
@@ -160,11 +160,13 @@ def convert_planned(model: Any, the_plan: Any, source: str, calibration_data: An
     from ..model.calibrate import PERCENTILE, calibrate
     from ..model.calibrate import uncalibrated as without_auto
     from ..model.rewrite import apply_plan
+    from ..model.snapshot import Snapshot
 
+    snapshot = Snapshot()  # configs and weights read once for this conversion
     if uncalibrated:
         the_plan = without_auto(the_plan)
     the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE)
-    qmodel = apply_plan(model, the_plan)
-    report = build_report(the_plan, qmodel, source)
+    qmodel = apply_plan(model, the_plan, snapshot)
+    report = build_report(the_plan, qmodel, source, snapshot)
     report.sections["calibration"] = calibration.to_dict()
     return qmodel, report
