@@ -64,6 +64,10 @@ _DATA_MOVERS = (
 
 @dataclass(frozen=True)
 class LayerCost:
+    """The cost of one layer: MACs, the weight and input widths it was costed at, BOPs (at its precisions, at FP32
+    and at ``ap_fixed<16,6>``), EBOPs (HGQ2's count), multiplies left after pruning and the DSP estimate; the
+    formulas and their sources are in the module docstring."""
+
     name: str
     macs: int
     weight_bits: int
@@ -104,6 +108,8 @@ def quantizer_bits(quantizer: Any) -> int:
 
 
 def bops(macs: int, fan_in: int, weight_bits: int, input_bits: int) -> float:
+    """BOPs of ``macs`` multiply-accumulates of ``b_w``-bit weights on ``b_a``-bit inputs with fan-in ``n``:
+    ``macs * (b_w * b_a + b_w + b_a + log2(n))`` (Baskin et al. 2018; see the module docstring)."""
     if macs == 0:
         return 0.0
     return float(macs) * (weight_bits * input_bits + weight_bits + input_bits + math.log2(max(fan_in, 1)))

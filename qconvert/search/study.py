@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import QConvertError
+from ..errors import QConvertError, StudyError
 from ..rules import Dimension, Space
 from .objective import SearchSettings, Workbench
 from .pruning import DominanceStop, RungStop, RungStudies, TrialStop
@@ -84,13 +84,13 @@ def open_storage(url: str) -> Any:
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # SQLAlchemy's many error types: an unusable URL, a missing driver
-            raise QConvertError(f"--storage {url}: cannot open: {' '.join(str(exc).split())[:200]}") from None
+            raise StudyError(f"--storage {url}: cannot open: {' '.join(str(exc).split())[:200]}") from None
     path = Path(url.removeprefix("journal:"))
     if path.is_dir():
-        raise QConvertError(f"--storage {url}: is a folder; give a journal file in it (e.g. {path / 'study.journal'}) "
+        raise StudyError(f"--storage {url}: is a folder; give a journal file in it (e.g. {path / 'study.journal'}) "
                             "or an RDB URL")
     if not path.parent.is_dir():
-        raise QConvertError(f"--storage {url}: folder {path.parent} does not exist")
+        raise StudyError(f"--storage {url}: folder {path.parent} does not exist")
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -149,7 +149,7 @@ def open_study(settings: SearchSettings, space: Space, options: StudyOptions, wo
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
         if (options.study in existing and options.storage is None and not options.resume
                 and existing[options.study].n_trials):
-            raise QConvertError(f"{options.outdir}: already holds search {options.study!r} "
+            raise StudyError(f"{options.outdir}: already holds search {options.study!r} "
                                 f"({existing[options.study].n_trials} trials); --resume continues it, "
                                 "or choose another -o")
         study = optuna.create_study(storage=storage, study_name=options.study, directions=directions,
@@ -165,7 +165,7 @@ def open_study(settings: SearchSettings, space: Space, options: StudyOptions, wo
             study.set_user_attr("dimensions", [d.name for d in space.dimensions])
         elif saved != identity:
             diff = ", ".join(f"{k} {saved.get(k)!r} (now {identity[k]!r})" for k in _IDENTITY if saved.get(k) != identity[k])
-            raise QConvertError(f"study {options.study!r} in {options.storage_url} was made with other settings: {diff}; "
+            raise StudyError(f"study {options.study!r} in {options.storage_url} was made with other settings: {diff}; "
                                 "use another --study or -o")
         return study
     return optuna.load_study(study_name=options.study, storage=storage, sampler=_sampler(settings, options, worker))
@@ -359,7 +359,7 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
         if last_error is not None:
             failures += 1
             if failures >= _FAILURES_BEFORE_GIVING_UP and successes == 0:
-                raise QConvertError(f"the first {failures} trials failed: {last_error}")
+                raise StudyError(f"the first {failures} trials failed: {last_error}")
         else:
             failures, successes = 0, successes + 1
         if on_event is not None:
