@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from kit import assert_clean_error, run_cli
-from qconvert.ruleset import loads_rules
 from test_search import SPACE  # the digits MLP's space: input, kernel and activation bits, fc1's sparsity
 
 from qconvert.errors import RuleError
+from qconvert.rules import loads_rules
 from qconvert.search import loads_space
 from qconvert.search.pruning import BUCKET_BASE, cost_bucket
 
