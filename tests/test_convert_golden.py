@@ -1,6 +1,6 @@
 """The converted model and its costs stay exactly what they were before the conversion was sped up.
 
-``tests/fixtures/convert_golden.json`` holds, for each model × rule file below, the SHA-256 of the
+``tests/golden/convert.json`` holds, for each model × rule file below, the SHA-256 of the
 converted model's ``get_config()`` (every layer's config, names and graph) and of each layer's
 serialized config, every weight's path, shape, dtype, trainability and the SHA-256 of its bytes, and the report's per-layer cost figures, as written by
 the rewriter and cost model of commit abc6d12 (before the speed-up). The test converts the same
@@ -28,7 +28,7 @@ from models import branching_bn, conv1d_families, conv2d_families, nested_shared
 
 import qconvert
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "convert_golden.json"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "convert.json"
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
