@@ -155,7 +155,7 @@ def export_qonnx(qmodel: Any, options: QonnxOptions, x: Any = None, y: Any = Non
 
     from ...io import atomic_path
     from ..flatten import flatten_nested
-    from ..hls4ml import round_to_type
+    from ..inputs import round_to_type
     from . import verify as v
     from .graph import build_graph, layer_tags
 

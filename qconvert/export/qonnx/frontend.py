@@ -58,7 +58,8 @@ def compile_and_compare(path: Path, out_dir: Path, x_in: np.ndarray, keras_logit
     """
     import hls4ml
 
-    from ..hls4ml import _quiet, _trace
+    from ..emulate import emulate as _trace
+    from ..quiet import quiet as _quiet
 
     start = time.perf_counter()
     model = prepare(path)
