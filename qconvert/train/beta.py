@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ControllerState", "greedy_prune", "make_beta_controller", "make_mask_callback"]
+__all__ = ["ControllerState", "cost_of", "greedy_prune", "make_beta_controller", "make_mask_callback", "quantized_arrays"]
 
 
 @dataclass
@@ -138,18 +138,57 @@ def greedy_prune(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tupl
     return masks
 
 
-def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray]) -> Any:
-    """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
-    after every training batch, so no EBOPs come back while fine-tuning."""
+def quantized_arrays(model: Any, keys: Any) -> dict[tuple[str, str], np.ndarray]:
+    """The values of ``(layer, "kernel" | "bias")`` of a QKeras ``model`` after their quantizers (numpy)."""
     import keras
 
+    out = {}
+    for name, role in keys:
+        layer = model.get_layer(name)
+        q = getattr(layer, f"{role}_quantizer_internal")(getattr(layer, role))
+        out[(name, role)] = np.asarray(keras.ops.convert_to_numpy(q))
+    return out
+
+
+def cost_of(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str, str], float]) -> float:
+    """EBOPs of the multiply layers these arrays belong to: non-zero values times their unit cost."""
+    return float(sum(np.count_nonzero(a) * unit_cost[key] for key, a in arrays.items()))
+
+
+def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, unit_cost: Any = None,
+                       target: float = math.inf, end_epoch: int = 0) -> Any:
+    """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
+    after every training batch, so no EBOPs come back while fine-tuning.
+
+    When the count (non-zero quantized values times ``unit_cost``) starts above ``target``, the masks also
+    grow at the end of each epoch up to ``end_epoch`` (from 1), by :func:`greedy_prune` on the current values,
+    so that the count falls from where it started to ``target`` along Zhu & Gupta's cubic schedule.
+    """
+    import keras
+
+    keys = list(masks)
+    start = cost_of(quantized_arrays(model, keys), unit_cost) if unit_cost is not None else 0.0
+
     class _Masks(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        def _apply(self) -> None:
             self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
             for (name, role), mask in masks.items():
                 if mask.all():
                     continue
                 var = getattr(model.get_layer(name), role)
                 var.assign(keras.ops.convert_to_numpy(var) * mask)
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            self._apply()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if unit_cost is None or start <= target or epoch + 1 > end_epoch:
+                return
+            self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
+            goal = target + (start - target) * (1.0 - (epoch + 1) / end_epoch) ** 3
+            arrays = quantized_arrays(model, keys)
+            for key, mask in greedy_prune(arrays, unit_cost, cost_of(arrays, unit_cost) - goal).items():
+                masks[key] &= mask
+            self._apply()
 
     return _Masks()

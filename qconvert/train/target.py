@@ -13,11 +13,13 @@
 2. **Fix**: the widths are rounded and written as per-layer rules
    (:mod:`qconvert.train.target_rules`); the FP32 model is converted with them
    (qconvert's own rewrite: an ordinary QKeras model), the searched weights loaded,
-   and each value that quantizes to zero masked. Should the count still exceed T
-   (no search epoch reached it), the cheapest values per EBOP are pruned until it
-   does not (:func:`~qconvert.train.beta.greedy_prune`).
+   and each value that quantizes to zero masked.
 3. **Fine-tune** (the other epochs): plain QAT (:func:`~qconvert.train.qat.fine_tune`)
    at the fixed widths with the masks held, so the count can only stay ``<= T``.
+   Should it still exceed T (no search epoch reached it), the values that cost the
+   most EBOPs for their magnitude are pruned over the first half of the fine-tuning
+   (:func:`~qconvert.train.beta.greedy_prune`, Zhu & Gupta's schedule), and whatever
+   is left above T after the last epoch is pruned the same way at once.
 
 Method after HGQ (Sun et al., arXiv:2405.00645): surrogate gradients for bit widths,
 EBOPs as the cost, β adapted to the target; here with per-layer formats a QKeras
@@ -41,27 +43,34 @@ from .qat import TrainOptions, TrainResult, _compile, fine_tune, infer_loss, res
 __all__ = ["TargetResult", "TargetSettings", "render_target", "train_to_target"]
 
 #: Bits a width may have to travel during the search (sets the step size of the width variables).
-WIDTH_RANGE = 8.0
+WIDTH_RANGE = 12.0
+#: The starting β is this over the target: β·EBOPs near the target then weighs about as much as a
+#: classifier's loss; the jet tagger settled at β·T = 0.04-0.08, the digits MLP at 0.2-0.4.
+BETA_TIMES_TARGET = 0.1
 
 
 @dataclass(frozen=True)
 class TargetSettings:
-    """How the search runs. ``beta0`` None: ``0.01 / EBOPs at the start`` (the cost term starts at 1 % of a unit
-    loss). ``width_epochs``: a width can cross its whole range in about this fraction of the search epochs
-    (sets the widths' step size against the weights'). ``k_p``, ``k_i``: the controller's gains on ``ln β``;
-    it aims at ``(1 - margin) * target``, reached over the first ``ramp_fraction`` of the search epochs. The last ``freeze_fraction`` of the search epochs run at frozen
-    widths (only the zeros move the count). Fine-tuning runs at ``finetune_lr_factor`` times the search's learning
-    rate, with a cosine decay unless the options name a schedule."""
+    """How the search runs (defaults measured on the jet tagger and the digits MLP).
+
+    ``search_fraction``: of ``--epochs``, the search's share (the rest fine-tunes). ``beta0`` None:
+    :data:`BETA_TIMES_TARGET` ``/ target``. ``k_p``, ``k_i``: the controller's gains on ``ln β``
+    (:mod:`qconvert.train.beta`); it aims at ``(1 - margin) * target``, reached over the first ``ramp_fraction``
+    of the search epochs. ``width_epochs``: a width can cross :data:`WIDTH_RANGE` bits in about this fraction of
+    the search epochs (the widths' step size against the weights'). The last ``freeze_fraction`` of the search
+    epochs run at frozen widths (only the zeros move the count). Fine-tuning runs at ``finetune_lr_factor``
+    times the search's learning rate, with a cosine decay unless the options name a schedule.
+    """
 
     search_fraction: float = 0.75
     beta0: float | None = None
-    k_p: float = 1.0
+    k_p: float = 0.5
     k_i: float = 0.2
     width_epochs: float = 0.25
     finetune_lr_factor: float = 0.3
     margin: float = 0.05  # the controller aims at (1 - margin) * target
     freeze_fraction: float = 0.2  # the last part of the search runs at frozen widths
-    ramp_fraction: float = 0.5  # the first part of the search steers from the start down to the target
+    ramp_fraction: float = 0.3  # the first part of the search steers from the start down to the target
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     from ..model.cost import model_cost
     from ..model.plan import plan_model
     from ..model.rewrite import apply_plan
-    from .beta import ControllerState, greedy_prune, make_beta_controller, make_mask_callback
+    from .beta import ControllerState, cost_of, greedy_prune, make_beta_controller, make_mask_callback, quantized_arrays
     from .learned import build_search_model
     from .target_rules import check_reproduced, derive_rules_text
 
@@ -163,7 +172,7 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
 
     t0 = time.perf_counter()
     state = ControllerState()
-    beta0 = settings.beta0 if settings.beta0 is not None else 0.01 / max(start, 1.0)
+    beta0 = settings.beta0 if settings.beta0 is not None else BETA_TIMES_TARGET / target_ebops
     controller = make_beta_controller(search, target_ebops, beta0, settings.k_p, settings.k_i, state,
                                       aim=(1 - settings.margin) * target_ebops,
                                       freeze_at=n_search - round(settings.freeze_fraction * n_search),
@@ -187,7 +196,7 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
             arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses * widths[name]["bias"].magnitude
             floats[(name, "bias")] = np.asarray(keras.ops.convert_to_numpy(layer.bias))
     searched = float(sum(search.exact_ebops().values()))
-    masks = greedy_prune(arrays, unit_cost, searched - target_ebops)
+    masks = {key: a != 0 for key, a in arrays.items()}
 
     inputs = {name for name in search.quantizers if name.endswith("_quant") and name[: -len("_quant")] in _input_names(qmodel)}
     header = (f"Learned by qconvert --target-ebops {target_ebops:g} (seed {options.seed}) from {rules.source}.\n"
@@ -207,10 +216,14 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     if n_finetune:
         ft_options = replace(options, epochs=n_finetune, lr=lr * settings.finetune_lr_factor, batch_size=batch_size,
                              checkpoint_dir=None, resume=False, loss=loss, lr_schedule=options.lr_schedule or "cosine")
-        final, ft_result = fine_tune(final, dataset, ft_options, callbacks=[make_mask_callback(final, masks)])
-        for (name, role), mask in masks.items():  # best weights restored: zero where masked, as in every epoch
-            var = getattr(final.get_layer(name), role)
-            var.assign(keras.ops.convert_to_numpy(var) * mask)
+        end = max(1, n_finetune // 2) if fixed > target_ebops else 0  # still above: prune down to it first
+        callback = make_mask_callback(final, masks, unit_cost=unit_cost, target=target_ebops, end_epoch=end)
+        final, ft_result = fine_tune(final, dataset, ft_options, callbacks=[callback], monitor_from=end + 1)
+    arrays = quantized_arrays(final, masks)
+    for key, mask in greedy_prune(arrays, unit_cost, cost_of(arrays, unit_cost) - target_ebops).items():
+        masks[key] &= mask  # the best weights were restored: zero where masked (and at the target, whatever happened)
+        var = getattr(final.get_layer(key[0]), key[1])
+        var.assign(keras.ops.convert_to_numpy(var) * masks[key])
     t_finetune = time.perf_counter() - t1
     final_ebops = float(sum(c.ebops for c in model_cost(final).values()))
     val = {"search": state.best_score if state.best_epoch and state.metric == "val_accuracy" else None,
