@@ -34,7 +34,7 @@ filter), so one input feature with its own range is not hidden by the others.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from .ranges import clipped_fraction, has_fixed_range, integer_bits_for
 from .rewriters.activation import ACTIVATION_LAYERS
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 __all__ = [
     "CHANNEL_WARN",
@@ -142,8 +145,10 @@ class Calibration:
 
 # --- the stage ------------------------------------------------------------------------------------------
 class _Calibrator:
-    def __init__(self, model: Any, plan: Plan, x: np.ndarray | None, percentile: float, require: bool) -> None:
+    def __init__(self, model: Any, plan: Plan, x: np.ndarray | None, percentile: float, require: bool,
+                 snapshot: Snapshot) -> None:
         self.model, self.plan, self.x, self.percentile, self.require = model, plan, x, percentile, require
+        self.snapshot = snapshot
         self.entries: list[CalibrationEntry] = []
         self.data_stat = f"p{percentile:g}|x|"
 
@@ -184,15 +189,14 @@ class _Calibrator:
         return replace(item, quantizers=tuple(specs))
 
     def _role_weights(self, item: LayerPlan, layer: Any) -> dict[str, np.ndarray]:
-        weights = layer.get_weights()
-        config = layer.get_config()
+        weights, config = self.snapshot.weights(layer), self.snapshot.config(layer)
         if item.class_name == "BatchNormalization":
             present = [r for r, flag in zip(BN_ROLES, (config.get("scale", True), config.get("center", True), True, True)) if flag]
             return dict(zip(present, weights))
         use_bias = config.get("use_bias", True)
         if item.folded_bn is not None:
             bn = self._layer(item.path[:-1] + (item.folded_bn,))
-            weights = fold_batchnorm(item.class_name, weights, use_bias, bn.get_weights(), bn.get_config())
+            weights = fold_batchnorm(item.class_name, weights, use_bias, self.snapshot.weights(bn), self.snapshot.config(bn))
             use_bias = True
         families = {**WEIGHTED, **RECURRENT}  # roles in the order of the layer's weights (``state`` holds none)
         if item.class_name not in families:
@@ -304,7 +308,7 @@ def _channels(values: Any) -> np.ndarray:
 
 
 def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile: float = PERCENTILE,
-              require: bool = True) -> tuple[Plan, Calibration]:
+              require: bool = True, snapshot: Snapshot | None = None) -> tuple[Plan, Calibration]:
     """The plan with every ``integer: auto`` resolved, and what each quantizer sees and clips.
 
     ``model`` is the FP32 model the plan was made for; ``x`` the calibration rows
@@ -313,13 +317,16 @@ def calibrate(model: Any, plan: Plan, x: np.ndarray | None = None, *, percentile
     Raises :class:`DataError` for an activation whose ``auto`` needs rows that
     were not given, for rows that do not fit the model, and for a percentile
     outside (0, 100]; with ``require=False`` an activation's ``auto`` without
-    rows is left ``auto`` instead (a preview).
+    rows is left ``auto`` instead (a preview). ``snapshot``: the conversion's
+    :class:`~qconvert.model.snapshot.Snapshot` (weights and configs read once); None: a fresh one.
     """
+    from .snapshot import Snapshot
+
     if not 0 < percentile <= 100:
         raise DataError(f"the calibration percentile must be in (0, 100], got {percentile}")
     if x is not None:
         x = _check_rows(model, x)
-    calibrator = _Calibrator(model, plan, x, percentile, require)
+    calibrator = _Calibrator(model, plan, x, percentile, require, snapshot if snapshot is not None else Snapshot())
     layers = [calibrator.weights(item) if item.action == "quantize" and item.class_name not in ACTIVATION_LAYERS
               else item for item in plan.layers]
     layers, input_spec = calibrator.activations(layers)

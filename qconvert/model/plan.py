@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
@@ -20,6 +20,9 @@ from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
 from .rewriters.recurrent import RECURRENT
 from .rewriters.weighted import WEIGHTED
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -173,8 +176,9 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, snapshot: Snapshot) -> None:
         self.rules = ruleset
+        self.snapshot = snapshot
         self.used: set[int] = set()
 
     def decide(self, view: LayerView) -> tuple[Rule | None, Settings, bool]:
@@ -203,7 +207,7 @@ class _Planner:
             class_name = type(layer).__name__
             if class_name == "InputLayer":
                 continue
-            config = layer.get_config()
+            config = self.snapshot.config(layer)
             if type(layer).__module__.startswith("qkeras"):
                 out.append(LayerPlan(path, class_name, "unchanged", class_name, note="already a QKeras layer"))
             elif class_name in NESTED_CLASSES or (hasattr(layer, "layers") and hasattr(layer, "get_layer")):
@@ -232,7 +236,7 @@ class _Planner:
             class_name = type(layer).__name__
             if class_name not in WEIGHTED:
                 continue
-            fn = layer.get_config().get("activation", "linear")
+            fn = self.snapshot.config(layer).get("activation", "linear")
             if fn != "linear" and not self.kept(layer.name, class_name):
                 fused.append((layer.name, fn if isinstance(fn, str) else "custom"))
         return split_activation_names(fused, set(layers))
@@ -254,11 +258,11 @@ class _Planner:
             producer = model.get_layer(inputs[0].layer) if inputs[0].layer in {l.name for l in model.layers} else None
             if producer is None or type(producer).__name__ not in FOLDABLE:
                 continue
-            if producer.get_config().get("activation", "linear") != "linear":
+            if self.snapshot.config(producer).get("activation", "linear") != "linear":
                 continue
             if len(graph.calls_of(producer.name)) != 1 or consumers[producer.name] != 1:
                 continue
-            if layer.get_config().get("axis") not in (-1, [-1], len(producer.output.shape) - 1, [len(producer.output.shape) - 1]):
+            if self.snapshot.config(layer).get("axis") not in (-1, [-1], len(producer.output.shape) - 1, [len(producer.output.shape) - 1]):
                 continue
             folds[layer.name] = producer.name
         return folds
@@ -342,12 +346,17 @@ class _Planner:
                          note="no rule sets 'batchnorm'; kept float")
 
 
-def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = True) -> Plan:
+def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = True,
+               snapshot: Snapshot | None = None) -> Plan:
     """Decide, for every layer of ``model``, what ``ruleset`` makes of it.
 
-    Raises :class:`RuleError` for a rule that matches no layer of the model.
+    ``snapshot``: the conversion's :class:`~qconvert.model.snapshot.Snapshot` (layer configs read once across
+    plan, calibration and rewrite); None: a fresh one. Raises :class:`RuleError` for a rule that matches no
+    layer of the model.
     """
-    planner = _Planner(ruleset)
+    from .snapshot import Snapshot
+
+    planner = _Planner(ruleset, snapshot if snapshot is not None else Snapshot())
     layers = planner.plan_scope(model, ())
     if require_all_rules_used:
         for rule in ruleset.rules:

@@ -145,27 +145,35 @@ def convert(model_or_path: Any, rules: RuleSet | str | os.PathLike, *, strict: b
     from ..model.plan import plan_model
 
     model, source = _as_model(model_or_path)
-    the_plan = plan_model(model, as_ruleset(rules))
+    from ..model.snapshot import Snapshot
+
+    snapshot = Snapshot()  # configs and weights read once for the plan, the calibration and the rewrite
+    the_plan = plan_model(model, as_ruleset(rules), snapshot=snapshot)
     leftovers = the_plan.leftovers()
     if strict and leftovers:
         names = ", ".join(p.qualified_name for p in leftovers)
         raise ConversionError(f"strict: {len(leftovers)} layer(s) left float without a rule: {names}")
-    return convert_planned(model, the_plan, source, calibration_data, percentile=percentile, uncalibrated=uncalibrated)
+    return convert_planned(model, the_plan, source, calibration_data, percentile=percentile, uncalibrated=uncalibrated,
+                           snapshot=snapshot)
 
 
 def convert_planned(model: Any, the_plan: Any, source: str, calibration_data: Any = None, *,
-                    percentile: float | None = None, uncalibrated: bool = False) -> tuple[Any, ConversionReport]:
+                    percentile: float | None = None, uncalibrated: bool = False,
+                    snapshot: Any = None) -> tuple[Any, ConversionReport]:
     """:func:`convert` on a plan already made for ``model`` (the main job plans once and converts twice: the
-    calibrated model and, for comparison, its uncalibrated twin). ``source`` names the model in the report."""
+    calibrated model and, for comparison, its uncalibrated twin). ``source`` names the model in the report.
+    ``snapshot``: the :class:`~qconvert.model.snapshot.Snapshot` the plan was made with, valid while ``model``
+    does not change (None: a fresh one)."""
     from ..model.calibrate import PERCENTILE, calibrate
     from ..model.calibrate import uncalibrated as without_auto
     from ..model.rewrite import apply_plan
     from ..model.snapshot import Snapshot
 
-    snapshot = Snapshot()  # configs and weights read once for this conversion
+    snapshot = snapshot if snapshot is not None else Snapshot()  # configs and weights read once
     if uncalibrated:
         the_plan = without_auto(the_plan)
-    the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE)
+    the_plan, calibration = calibrate(model, the_plan, calibration_data, percentile=percentile or PERCENTILE,
+                                      snapshot=snapshot)
     qmodel = apply_plan(model, the_plan, snapshot)
     report = build_report(the_plan, qmodel, source, snapshot)
     report.sections["calibration"] = calibration.to_dict()

@@ -48,6 +48,7 @@ class Context:
     model: Any = None
     dataset: Any = None
     plan: Any = None
+    snapshot: Any = None  # the FP32 model's configs and weights, read once (it does not change in a run)
     x_cal: Any = None  # the calibration rows (None without data)
     qmodel: Any = None
     report: ConversionReport | None = None
@@ -112,9 +113,12 @@ def convert(ctx: Context) -> None:
         from ..model.calibrate import DEFAULT_ROWS
 
         x_cal = ctx.dataset.calibration_rows(job.calibration_rows or DEFAULT_ROWS, seed=job.seed)
-    ctx.plan = plan_model(ctx.model, ctx.ruleset)
+    from ..model.snapshot import Snapshot
+
+    ctx.snapshot = Snapshot()
+    ctx.plan = plan_model(ctx.model, ctx.ruleset, snapshot=ctx.snapshot)
     ctx.x_cal = x_cal
-    ctx.qmodel, ctx.report = convert_planned(ctx.model, ctx.plan, str(ctx.source), x_cal)
+    ctx.qmodel, ctx.report = convert_planned(ctx.model, ctx.plan, str(ctx.source), x_cal, snapshot=ctx.snapshot)
     if job.strict and ctx.report.leftovers:
         ctx.stopped = True
         return
@@ -128,7 +132,7 @@ def evaluate_and_train(ctx: Context) -> None:
         return
     twin = None
     if ctx.report.sections["calibration"]["resolved"]:
-        twin = convert_planned(ctx.model, ctx.plan, str(ctx.source), uncalibrated=True)[0]
+        twin = convert_planned(ctx.model, ctx.plan, str(ctx.source), uncalibrated=True, snapshot=ctx.snapshot)[0]
     target = None
     if ctx.job.target_ebops is not None:
         target = {"ebops": ctx.job.target_ebops, "rules": ctx.ruleset, "calibration": ctx.x_cal, "qmodel": ctx.qmodel}
