@@ -104,6 +104,9 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
                           f"(this one has {len(qmodel.inputs)} inputs and {len(qmodel.outputs)} outputs)")
     graph = graph_of(qmodel)
     b = Builder()
+    if any(d is None for d in qmodel.inputs[0].shape[1:]):
+        raise ExportError(f"model '{qmodel.name}': input shape {tuple(qmodel.inputs[0].shape)} has an unknown "
+                          "dimension besides the batch; the QONNX graph needs fixed shapes")
     shape = tuple(int(d) for d in qmodel.inputs[0].shape[1:])
     inp = Value(b.unique(graph.inputs[0].layer), shape)
     start = inp
