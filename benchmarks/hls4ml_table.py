@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -92,24 +93,26 @@ def write_readme(table: str, begin: str = BEGIN, end: str = END) -> None:
     README.write_text(f"{head}{begin}\n{table}{end}{tail}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(doc: str, render_fn: Any, test: str, variable: str, begin: str, end: str) -> None:
+    """The command line of a table script: run the tests ``test`` (or read ``--results``), render with ``render_fn``,
+    print it (``--print``) or put it between the README's ``begin`` and ``end`` markers."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--results", type=Path, help="saved results (JSON) instead of running the tests")
     parser.add_argument("--print", action="store_true", help="print the table, leave README.md alone")
     args = parser.parse_args()
     if args.results is None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "families.json"
-            run_tests(path)
+            run_tests(path, test, variable)
             data = json.loads(path.read_text())
     else:
         data = json.loads(args.results.read_text())
-    table = render(data)
+    table = render_fn(data)
     if args.print:
         print(table)
     else:
-        write_readme(table)
+        write_readme(table, begin, end)
 
 
 if __name__ == "__main__":
-    main()
+    cli(__doc__, render, "test_hls4ml_families.py", "QCONVERT_FAMILY_RESULTS", BEGIN, END)

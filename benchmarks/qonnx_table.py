@@ -11,12 +11,7 @@ qonnx's execution of the graph reproduced Keras bit for bit.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
-from pathlib import Path
-
-from hls4ml_table import run_tests, write_readme
+from hls4ml_table import cli
 
 BEGIN, END = "<!-- qonnx-families:begin (benchmarks/qonnx_table.py) -->", "<!-- qonnx-families:end -->"
 
@@ -54,24 +49,5 @@ def render(data: dict) -> str:
     return "\n".join(lines) + f"\n{footnotes}\n\nMeasured: {runs}.\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, help="saved results (JSON) instead of running the tests")
-    parser.add_argument("--print", action="store_true", help="print the table, leave README.md alone")
-    args = parser.parse_args()
-    if args.results is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "families.json"
-            run_tests(path, "test_qonnx_families.py", "QCONVERT_QONNX_FAMILY_RESULTS")
-            data = json.loads(path.read_text())
-    else:
-        data = json.loads(args.results.read_text())
-    table = render(data)
-    if args.print:
-        print(table)
-    else:
-        write_readme(table, BEGIN, END)
-
-
 if __name__ == "__main__":
-    main()
+    cli(__doc__, render, "test_qonnx_families.py", "QCONVERT_QONNX_FAMILY_RESULTS", BEGIN, END)

@@ -74,25 +74,19 @@ def _conv_attrs(layer: Any, v: Value, kernel: tuple[int, ...], where: str, group
             "dilations": list(getattr(layer, "dilation_rate", (1,) * len(kernel))), "group": group}
 
 
-@converts("QConv1D", "QConv2D", "Conv1D", "Conv2D")
+@converts("QConv1D", "QConv2D", "Conv1D", "Conv2D", "QDepthwiseConv2D", "DepthwiseConv2D", "DepthwiseConv1D")
 def _conv(b: Builder, layer: Any, ins: list[Value], where: str) -> Value:
+    """A ``Conv``; a depthwise one is grouped by input channel (its kernel is ``depthwise_kernel``)."""
     _check_format(layer, where)
     v = b.layout(ins[0], True)
     kernel = tuple(layer.kernel_size)
-    w = weight(b, layer, "kernel", "kernel", where, _kernel_to_onnx)
-    y = b.node("Conv", [v.name, w], layer.name,
-               **_conv_attrs(layer, v, kernel, where, int(getattr(layer, "groups", 1))))
-    return activation(b, layer.activation, Value(_bias(b, layer, y, len(kernel), where), (), True), layer.name, where)
-
-
-@converts("QDepthwiseConv2D", "DepthwiseConv2D", "DepthwiseConv1D")
-def _depthwise(b: Builder, layer: Any, ins: list[Value], where: str) -> Value:
-    _check_format(layer, where)
-    v = b.layout(ins[0], True)
-    kernel = tuple(layer.kernel_size)
-    w = weight(b, layer, "depthwise_kernel", "depthwise", where, _depthwise_to_onnx)
-    y = b.node("Conv", [v.name, w], layer.name,
-               **_conv_attrs(layer, v, kernel, where, group=int(v.shape[-1])))
+    if "Depthwise" in type(layer).__name__:
+        w = weight(b, layer, "depthwise_kernel", "depthwise", where, _depthwise_to_onnx)
+        group = int(v.shape[-1])
+    else:
+        w = weight(b, layer, "kernel", "kernel", where, _kernel_to_onnx)
+        group = int(getattr(layer, "groups", 1))
+    y = b.node("Conv", [v.name, w], layer.name, **_conv_attrs(layer, v, kernel, where, group))
     return activation(b, layer.activation, Value(_bias(b, layer, y, len(kernel), where), (), True), layer.name, where)
 
 
