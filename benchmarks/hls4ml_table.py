@@ -16,19 +16,21 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEGIN, END = "<!-- hls4ml-families:begin (benchmarks/hls4ml_table.py) -->", "<!-- hls4ml-families:end -->"
 
 
-def run_tests(path: Path) -> None:
-    """The property tests, saving their results to ``path`` (they fail loudly if a family is not bit-exact)."""
-    env = dict(os.environ, QCONVERT_FAMILY_RESULTS=str(path))
-    cmd = [sys.executable, "-m", "pytest", "-q", str(ROOT / "tests" / "test_hls4ml_families.py")]
+def run_tests(path: Path, test: str = "test_hls4ml_families.py", variable: str = "QCONVERT_FAMILY_RESULTS") -> None:
+    """The property tests ``tests/<test>``, saving their results to ``path`` (the environment ``variable`` tells
+    them where); they fail loudly if a family is not bit-exact."""
+    env = dict(os.environ, **{variable: str(path)})
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", str(ROOT / "tests" / test)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
     if not path.exists():
-        sys.exit(f"hls4ml_table: the tests saved no results (pytest exit {done.returncode})")
+        sys.exit(f"{Path(sys.argv[0]).stem}: the tests saved no results (pytest exit {done.returncode})")
 
 
 def _io_cell(statuses: list[str], notes: list[str]) -> str:
@@ -81,33 +83,36 @@ def render(data: dict) -> str:
     return "\n".join(lines) + f"\n{footnotes}\n\nMeasured: {runs_text}.\n"
 
 
-def write_readme(table: str) -> None:
+def write_readme(table: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``table`` between the ``begin`` and ``end`` markers of README.md; nothing else changes."""
     text = README.read_text()
-    head, sep, rest = text.partition(BEGIN)
-    _, sep2, tail = rest.partition(END)
+    head, sep, rest = text.partition(begin)
+    _, sep2, tail = rest.partition(end)
     if not sep or not sep2:
-        sys.exit(f"hls4ml_table: {README} has no {BEGIN} … {END} markers")
-    README.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
+        sys.exit(f"{Path(sys.argv[0]).stem}: {README} has no {begin} … {end} markers")
+    README.write_text(f"{head}{begin}\n{table}{end}{tail}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(doc: str, render_fn: Any, test: str, variable: str, begin: str, end: str) -> None:
+    """The command line of a table script: run the tests ``test`` (or read ``--results``), render with ``render_fn``,
+    print it (``--print``) or put it between the README's ``begin`` and ``end`` markers."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--results", type=Path, help="saved results (JSON) instead of running the tests")
     parser.add_argument("--print", action="store_true", help="print the table, leave README.md alone")
     args = parser.parse_args()
     if args.results is None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "families.json"
-            run_tests(path)
+            run_tests(path, test, variable)
             data = json.loads(path.read_text())
     else:
         data = json.loads(args.results.read_text())
-    table = render(data)
+    table = render_fn(data)
     if args.print:
         print(table)
     else:
-        write_readme(table)
+        write_readme(table, begin, end)
 
 
 if __name__ == "__main__":
-    main()
+    cli(__doc__, render, "test_hls4ml_families.py", "QCONVERT_FAMILY_RESULTS", BEGIN, END)

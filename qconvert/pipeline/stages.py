@@ -164,14 +164,20 @@ def prune_targets(the_plan: Any, train: Any, report: ConversionReport) -> list[A
     return schedule(the_plan, train.epochs)
 
 
+def _held_out(dataset: Any) -> tuple[Any, Any]:
+    """The inputs and class labels an export is checked on: the held-out split (no labels for regression targets);
+    ``(None, None)`` without data."""
+    if dataset is None:
+        return None, None
+    _, x, y = dataset.eval_split
+    return x, (None if dataset.label_kind == "values" else y)
+
+
 def hls4ml_stage(qmodel: Any, dataset: Any, options: Any, report: ConversionReport) -> Any:
     """Write, compile and verify the hls4ml project (on the held-out split of ``dataset`` when given)."""
     from ..export import bops_at_precisions, export
 
-    x = y = None
-    if dataset is not None:
-        _, x, y = dataset.eval_split
-        y = None if dataset.label_kind == "values" else y
+    x, y = _held_out(dataset)
     result = export(qmodel, options, x=x, y=y)
     section = result.to_dict()
     costs = bops_at_precisions(qmodel, result.precisions)
@@ -192,10 +198,7 @@ def rtl_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any])
     """RTL through da4ml, Verilator and yosys (on the held-out split of ``dataset`` when given): the ``rtl`` section."""
     from ..export.rtl import export_rtl
 
-    x = y = None
-    if dataset is not None:
-        _, x, y = dataset.eval_split
-        y = None if dataset.label_kind == "values" else y
+    x, y = _held_out(dataset)
     result = export_rtl(qmodel, options, x=x, y=y)
     sections["rtl"] = result.to_dict()
     return result
@@ -206,10 +209,7 @@ def qonnx_stage(qmodel: Any, dataset: Any, options: Any, sections: dict[str, Any
     section."""
     from ..export.qonnx import export_qonnx
 
-    x = y = None
-    if dataset is not None:
-        _, x, y = dataset.eval_split
-        y = None if dataset.label_kind == "values" else y
+    x, y = _held_out(dataset)
     result = export_qonnx(qmodel, options, x=x, y=y)
     sections["qonnx"] = result.to_dict()
     return result

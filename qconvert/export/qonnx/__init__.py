@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ExportError
+from .graph import OPSET
 from .quant import QonnxRefusal
 
 __all__ = ["QonnxOptions", "QonnxRefusal", "QonnxResult", "check_options", "export_qonnx"]
@@ -78,7 +79,7 @@ class QonnxResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``qonnx`` section of the JSON report."""
         return {
-            "path": str(self.path), "opset": 11, "nodes": self.nodes, "quant_nodes": self.quant_nodes,
+            "path": str(self.path), "opset": OPSET, "nodes": self.nodes, "quant_nodes": self.quant_nodes,
             "input_precision": self.input_precision, "input_source": self.input_source,
             "logits_layer": self.logits_layer, "final_activation": self.final_activation,
             **self.agreement,

@@ -15,13 +15,14 @@ from typing import Any
 from ...errors import ExportError
 from ...model.graph import graph_of, run
 from . import layers, spatial  # noqa: F401  (their converters register in .common)
-from .builder import TAG, Builder, Value
+from .builder import QONNX_DOMAIN, TAG, Builder, Value
 from .common import convert_layer
 from .quant import QuantParams
 
+OPSET = 11  # qonnx's preferred ONNX opset (qonnx.util.basic.get_preferred_onnx_opset)
+
 __all__ = ["OPSET", "Graph", "build_graph", "layer_nodes", "layer_tags"]
 
-OPSET = 11  # qonnx's preferred ONNX opset (qonnx.util.basic.get_preferred_onnx_opset)
 IR_VERSION = 7  # the IR of opset 11-13 readers (FINN, hls4ml, older onnxruntime) all load
 
 
@@ -104,6 +105,9 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
                           f"(this one has {len(qmodel.inputs)} inputs and {len(qmodel.outputs)} outputs)")
     graph = graph_of(qmodel)
     b = Builder()
+    if any(d is None for d in qmodel.inputs[0].shape[1:]):
+        raise ExportError(f"model '{qmodel.name}': input shape {tuple(qmodel.inputs[0].shape)} has an unknown "
+                          "dimension besides the batch; the QONNX graph needs fixed shapes")
     shape = tuple(int(d) for d in qmodel.inputs[0].shape[1:])
     inp = Value(b.unique(graph.inputs[0].layer), shape)
     start = inp
@@ -140,7 +144,8 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
         [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, out.onnx_shape)],
         [numpy_helper.from_array(v, n) for n, v in b.initializers.items()],
     )
-    model = qonnx_make_model(onnx_graph, producer_name="qconvert")
+    model = qonnx_make_model(onnx_graph, producer_name="qconvert",
+                             opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(QONNX_DOMAIN, 1)])
     model.ir_version = IR_VERSION
     notes = ()
     if in_q is not None:

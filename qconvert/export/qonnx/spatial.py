@@ -3,6 +3,7 @@
 Convolutions (1-D, 2-D, depthwise as a grouped ``Conv``, separable as a depthwise then a pointwise ``Conv``,
 transposed) and pooling run channels-first with TensorFlow's ``same`` padding written out as explicit pads;
 ``UpSampling`` is a nearest ``Resize``; zero padding and cropping act on whichever layout their input has.
+Biases are an ``Add`` after the convolution.
 """
 
 from __future__ import annotations
@@ -59,33 +60,34 @@ def _depthwise_to_onnx(a: np.ndarray) -> np.ndarray:
     return np.expand_dims(np.moveaxis(flat, -1, 0), 1)
 
 
+def _bias(b: Builder, layer: Any, y: str, dims: int, where: str) -> str:
+    """``y + bias``, the bias ``(1, C, 1...)`` behind its Quant: a node of its own (FINN's and hls4ml's frontends fold
+    an ``Add`` after a ``Conv``; qonnx 1.0's ``ExtractBiasFromConv`` fails on a Conv bias with one scale)."""
+    if not layer.use_bias:
+        return y
+    bias = weight(b, layer, "bias", "bias", where, lambda a: a.reshape(1, -1, *([1] * dims)), channel_axis=1)
+    return b.node("Add", [y, bias], layer.name)
+
+
 def _conv_attrs(layer: Any, v: Value, kernel: tuple[int, ...], where: str, group: int = 1) -> dict[str, Any]:
     return {"kernel_shape": list(kernel), "strides": list(layer.strides), "pads": _pads(layer, v.shape[:-1], kernel, where),
             "dilations": list(getattr(layer, "dilation_rate", (1,) * len(kernel))), "group": group}
 
 
-@converts("QConv1D", "QConv2D", "Conv1D", "Conv2D")
+@converts("QConv1D", "QConv2D", "Conv1D", "Conv2D", "QDepthwiseConv2D", "DepthwiseConv2D", "DepthwiseConv1D")
 def _conv(b: Builder, layer: Any, ins: list[Value], where: str) -> Value:
+    """A ``Conv``; a depthwise one is grouped by input channel (its kernel is ``depthwise_kernel``)."""
     _check_format(layer, where)
     v = b.layout(ins[0], True)
     kernel = tuple(layer.kernel_size)
-    w = weight(b, layer, "kernel", "kernel", where, _kernel_to_onnx)
-    bias = weight(b, layer, "bias", "bias", where, lambda a: a) if layer.use_bias else None
-    y = b.node("Conv", [v.name, w] + ([bias] if bias else []), layer.name,
-               **_conv_attrs(layer, v, kernel, where, int(getattr(layer, "groups", 1))))
-    return activation(b, layer.activation, Value(y, (), True), layer.name, where)
-
-
-@converts("QDepthwiseConv2D", "DepthwiseConv2D", "DepthwiseConv1D")
-def _depthwise(b: Builder, layer: Any, ins: list[Value], where: str) -> Value:
-    _check_format(layer, where)
-    v = b.layout(ins[0], True)
-    kernel = tuple(layer.kernel_size)
-    w = weight(b, layer, "depthwise_kernel", "depthwise", where, _depthwise_to_onnx)
-    bias = weight(b, layer, "bias", "bias", where, lambda a: a) if layer.use_bias else None
-    y = b.node("Conv", [v.name, w] + ([bias] if bias else []), layer.name,
-               **_conv_attrs(layer, v, kernel, where, group=int(v.shape[-1])))
-    return activation(b, layer.activation, Value(y, (), True), layer.name, where)
+    if "Depthwise" in type(layer).__name__:
+        w = weight(b, layer, "depthwise_kernel", "depthwise", where, _depthwise_to_onnx)
+        group = int(v.shape[-1])
+    else:
+        w = weight(b, layer, "kernel", "kernel", where, _kernel_to_onnx)
+        group = int(getattr(layer, "groups", 1))
+    y = b.node("Conv", [v.name, w], layer.name, **_conv_attrs(layer, v, kernel, where, group))
+    return activation(b, layer.activation, Value(_bias(b, layer, y, len(kernel), where), (), True), layer.name, where)
 
 
 @converts("QSeparableConv1D", "QSeparableConv2D", "SeparableConv1D", "SeparableConv2D")
@@ -96,11 +98,10 @@ def _separable(b: Builder, layer: Any, ins: list[Value], where: str) -> Value:
     dw = weight(b, layer, "depthwise_kernel", "depthwise", where, _depthwise_to_onnx)
     mid = b.node("Conv", [v.name, dw], layer.name, **_conv_attrs(layer, v, kernel, where, group=int(v.shape[-1])))
     pw = weight(b, layer, "pointwise_kernel", "pointwise", where, _kernel_to_onnx)
-    bias = weight(b, layer, "bias", "bias", where, lambda a: a) if layer.use_bias else None
     ones = [1] * len(kernel)
-    y = b.node("Conv", [mid, pw] + ([bias] if bias else []), layer.name, kernel_shape=ones, strides=ones,
+    y = b.node("Conv", [mid, pw], layer.name, kernel_shape=ones, strides=ones,
                pads=[0] * (2 * len(kernel)))
-    return activation(b, layer.activation, Value(y, (), True), layer.name, where)
+    return activation(b, layer.activation, Value(_bias(b, layer, y, len(kernel), where), (), True), layer.name, where)
 
 
 @converts("QConv2DTranspose", "Conv2DTranspose", "Conv1DTranspose")
@@ -114,7 +115,6 @@ def _conv_transpose(b: Builder, layer: Any, ins: list[Value], where: str) -> Val
     kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
     w = weight(b, layer, "kernel", "kernel", where, lambda a: np.transpose(a, (a.ndim - 1, a.ndim - 2, *range(a.ndim - 2))),
                 channel_axis=1)
-    bias = weight(b, layer, "bias", "bias", where, lambda a: a) if layer.use_bias else None
     begins, ends, extra = [], [], []
     for n, k, s in zip(v.shape[:-1], kernel, strides):
         full = (n - 1) * s + k
@@ -123,9 +123,9 @@ def _conv_transpose(b: Builder, layer: Any, ins: list[Value], where: str) -> Val
         begins.append(total // 2)
         ends.append(total - total // 2)
         extra.append(max(want - full, 0))
-    y = b.node("ConvTranspose", [v.name, w] + ([bias] if bias else []), layer.name, kernel_shape=list(kernel),
+    y = b.node("ConvTranspose", [v.name, w], layer.name, kernel_shape=list(kernel),
                strides=list(strides), pads=begins + ends, output_padding=extra)
-    return activation(b, layer.activation, Value(y, (), True), layer.name, where)
+    return activation(b, layer.activation, Value(_bias(b, layer, y, len(kernel), where), (), True), layer.name, where)
 
 
 @converts("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
