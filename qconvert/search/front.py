@@ -169,6 +169,11 @@ class SearchResult:
                 ax.annotate("", xy=(fig_of(t)[self.cost], fig_of(t)["val_accuracy"]),
                             xytext=(t[self.cost], t["val_accuracy"]),
                             arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.35, "lw": 0.8})
+            on_front = {t["number"] for t in self.front}
+            off = [fig_of(t) for t in moved if t["number"] not in on_front]
+            if off:
+                ax.scatter([f[self.cost] for f in off], [f["val_accuracy"] for f in off], s=30, facecolors="none",
+                           edgecolors="tab:blue", label=f"re-trained, dominated ({len(off)})", zorder=3)
         if self.front:
             label = f"Pareto front, re-trained {self.retrain_epochs} epochs" if self.retrain_epochs else "Pareto front"
             xs, ys = [fig_of(t)[self.cost] for t in self.front], [fig_of(t)["val_accuracy"] for t in self.front]
