@@ -96,6 +96,12 @@ class SearchResult:
             self.chosen = ok[0] if ok else max(self.front, key=lambda t: self.figures(t)["val_accuracy"])
 
     @property
+    def retrain_errors(self) -> dict[str, str]:
+        """The re-trainings that failed: trial number or reference name → the error."""
+        rows = [(str(t["number"]), t) for t in self.trials] + list(self.references.items())
+        return {name: row["retrained"]["error"] for name, row in rows if "error" in (row.get("retrained") or {})}
+
+    @property
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.trials:
@@ -300,7 +306,7 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
     references = {k.split(":", 1)[1]: v for k, v in study.user_attrs.items() if k.startswith("reference:")}
     result = SearchResult(outdir=outdir, cost=settings.cost, settings=asdict(settings), fp32=fp32,
                           references=references, trials=trials, front=[], chosen=None, max_drop=max_drop,
-                          study=study.study_name, retrain_epochs=getattr(settings, "retrain_epochs", None))
+                          study=study.study_name, retrain_epochs=settings.retrain_epochs)
     if result.retrain_epochs:
         from .retrain import attach
 
