@@ -123,6 +123,45 @@ def test_cost_buckets_are_powers_of_two():
     assert BUCKET_BASE ** cost_bucket(20_000.0) <= 20_000.0 < BUCKET_BASE ** (cost_bucket(20_000.0) + 1)
 
 
+def test_the_front_and_the_chosen_point_are_the_retrained_models():
+    from rich.console import Console
+
+    from qconvert.search.front import SearchResult
+
+    def trial(n, val, ebops, retrained=None):
+        row = {"number": n, "state": "COMPLETE", "params": {}, "val_accuracy": val, "test_accuracy": val,
+               "ebops": ebops, "dsp": 0}
+        if isinstance(retrained, dict):
+            row["retrained"] = retrained
+        elif retrained is not None:
+            row["retrained"] = {"val_accuracy": retrained[0], "test_accuracy": retrained[0], "ebops": retrained[1],
+                                "dsp": 0}
+        return row
+
+    trials = [trial(0, 0.80, 100.0, (0.95, 110.0)),  # the search's cheapest: after re-training, within 1 pp of FP32
+              trial(1, 0.90, 200.0, (0.94, 190.0)),  # dominated by trial 0 once both are re-trained
+              trial(2, 0.93, 400.0, (0.97, 420.0)),
+              trial(3, 0.85, 300.0),  # not on the search's front: not re-trained
+              trial(4, 0.60, 150.0, {"error": "out of memory"})]  # off the search's front now; its error is kept
+    result = SearchResult(outdir=".", cost="ebops", settings={"epochs": 2}, fp32={"val_accuracy": 0.96},
+                          references={"6bit": {"val_accuracy": 0.9, "ebops": 900.0, "dsp": 0,
+                                               "retrained": {"val_accuracy": 0.96, "ebops": 950.0, "dsp": 0}}},
+                          trials=trials, front=[], chosen=None, retrain_epochs=20)
+    result.choose()
+    assert result.search_front == [0, 1, 2]
+    assert [t["number"] for t in result.front] == [0, 2] and result.chosen["number"] == 0
+    assert result.retrain_errors == {"4": "out of memory"}
+    console = Console(width=200, record=True)
+    console.print(result.table())
+    text = console.export_text()
+    assert "re-trained for 20 epochs (2 in the search)" in text and "search val" in text
+    assert "0.9500" in text and "0.9600" in text  # trial 0 and the reference, re-trained
+    assert result._repr_png_()[:4] == b"\x89PNG"
+    result.retrain_epochs = None  # the same trials judged by their short runs
+    result.choose()
+    assert [t["number"] for t in result.front] == [0, 1, 2] and result.chosen["number"] == 2
+
+
 # --- searches --------------------------------------------------------------------------------------------
 def pruned_search(folder: Path, files: tuple[Path, Path], pruner: str, trials: int) -> tuple[Path, dict]:
     """``qconvert search`` of the digits MLP over SAME_COST, 3 epochs, ``--pruner PRUNER``: (out, search.json)."""

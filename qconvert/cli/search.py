@@ -122,6 +122,8 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
         console.print(f"trials: {counts}")
         click.echo(f"wrote {result.files.get('json')}, {result.files.get('pareto')}, "
                    f"{result.files.get('front')}/ ({len(result.front)} rule files)")
+        for name, error in result.retrain_errors.items():
+            click.echo(f"qconvert: warning: re-training {name} failed: {error}", err=True)
         if result.chosen is not None:
             c, f = result.chosen, result.figures(result.chosen)
             how = f" re-trained for {result.retrain_epochs} epochs" if f is not c else ""

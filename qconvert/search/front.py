@@ -96,6 +96,12 @@ class SearchResult:
             self.chosen = ok[0] if ok else max(self.front, key=lambda t: self.figures(t)["val_accuracy"])
 
     @property
+    def retrain_errors(self) -> dict[str, str]:
+        """The re-trainings that failed: trial number or reference name → the error."""
+        rows = [(str(t["number"]), t) for t in self.trials] + list(self.references.items())
+        return {name: row["retrained"]["error"] for name, row in rows if "error" in (row.get("retrained") or {})}
+
+    @property
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.trials:
@@ -169,6 +175,11 @@ class SearchResult:
                 ax.annotate("", xy=(fig_of(t)[self.cost], fig_of(t)["val_accuracy"]),
                             xytext=(t[self.cost], t["val_accuracy"]),
                             arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.35, "lw": 0.8})
+            on_front = {t["number"] for t in self.front}
+            off = [fig_of(t) for t in moved if t["number"] not in on_front]
+            if off:
+                ax.scatter([f[self.cost] for f in off], [f["val_accuracy"] for f in off], s=30, facecolors="none",
+                           edgecolors="tab:blue", label=f"re-trained, dominated ({len(off)})", zorder=3)
         if self.front:
             label = f"Pareto front, re-trained {self.retrain_epochs} epochs" if self.retrain_epochs else "Pareto front"
             xs, ys = [fig_of(t)[self.cost] for t in self.front], [fig_of(t)["val_accuracy"] for t in self.front]
@@ -295,7 +306,7 @@ def collect(study: Any, space: Any, settings: Any, outdir: str, max_drop: float 
     references = {k.split(":", 1)[1]: v for k, v in study.user_attrs.items() if k.startswith("reference:")}
     result = SearchResult(outdir=outdir, cost=settings.cost, settings=asdict(settings), fp32=fp32,
                           references=references, trials=trials, front=[], chosen=None, max_drop=max_drop,
-                          study=study.study_name, retrain_epochs=getattr(settings, "retrain_epochs", None))
+                          study=study.study_name, retrain_epochs=settings.retrain_epochs)
     if result.retrain_epochs:
         from .retrain import attach
 

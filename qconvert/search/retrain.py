@@ -70,7 +70,7 @@ def retrain(study: Any, settings: SearchSettings, space: Space, tasks: Sequence[
                 outcome = bench.run(ruleset, epochs=epochs, training=space.training(params)).to_dict()
             else:
                 outcome = bench.run(load_rules(name), epochs=epochs).to_dict()
-        except QConvertError as exc:
+        except (QConvertError, ValueError, ArithmeticError) as exc:  # as a trial's: the others go on
             outcome = {"error": " ".join(str(exc).split())[:500]}
         study.set_user_attr(retrain_key(epochs, task), outcome)
 

@@ -325,7 +325,10 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
         try:
             ruleset = space.ruleset(params, source=f"{space.source} (trial {trial.number})")
             sparsity, target = bench.target_sparsity(ruleset), training.get("target_ebops")
-            beat = lambda epoch, acc: _beat(trial, options.stale_after)  # noqa: E731
+
+            def beat(epoch: int, accuracy: float) -> None:
+                _beat(trial, options.stale_after)
+
             if buckets is not None:
                 stop = RungStop.create(buckets, trial.number, sparsity, beat, target, bench.masks_final(ruleset))
             else:
