@@ -187,9 +187,14 @@ def _one_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+QCONVERT_SRC = [ROOT]  # the checkout whose qconvert the routes run (--qconvert-src)
+
+
 def qconvert_env() -> dict[str, str]:
-    """This process's environment, with this checkout's qconvert first on the path."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    """This process's environment, with the routes' qconvert checkout first on the path; no bytecode written
+    there (it may be another branch's worktree)."""
+    path = os.pathsep.join(filter(None, [str(QCONVERT_SRC[0]), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def hgq2_env() -> dict[str, str]:
@@ -233,7 +238,7 @@ def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Pa
                extra={"fp32": r["accuracy"]["fp32"], "training": {k: r["training"].get(k) for k in
                       ("epochs_run", "batch_size", "lr", "optimizer_steps", "stopped_early")},
                       **({"target": target} if target is not None else {}),
-                      **({"target_ebops": r["target_ebops"]} if "target_ebops" in r else {})})
+                      **({"target_ebops": r["training"]["target_ebops"]} if "target_ebops" in r.get("training", {}) else {})})
 
 
 def search(case: str, seed: int, model: Path, data: Path, folder: Path, args: argparse.Namespace) -> list[Run]:
@@ -520,6 +525,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=40, help="search trials")
     p.add_argument("--search-epochs", type=int, default=20, help="QAT epochs of a search trial")
     p.add_argument("-j", "--jobs", type=int, default=2, help="search workers")
+    p.add_argument("--qconvert-src", default=str(ROOT),
+                   help="the checkout whose qconvert the routes run (default: this one; e.g. another branch's worktree)")
     p.add_argument("--venv", default=str(HGQ2_VENV), help="HGQ2's virtual environment (made when missing)")
     p.add_argument("--quick", action="store_true", help="1 seed, few epochs, 4 trials: a smoke test")
     p.add_argument("--out", help="outputs here (default: a new temporary folder)")
@@ -537,6 +544,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    QCONVERT_SRC[0] = Path(args.qconvert_src).resolve()
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_quality_"))
     folder.mkdir(parents=True, exist_ok=True)
     first = [] if args.data == "none" else ["stand-in"] if args.stand_in else [Path(args.data).stem]
