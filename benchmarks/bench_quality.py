@@ -203,11 +203,11 @@ def hgq2_env() -> dict[str, str]:
     return {**env, "KERAS_BACKEND": "jax"}
 
 
-def command(args: list[str], log: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``args``; (wall s, CPU s, stdout). Output is kept in ``log``; a failure raises RouteError with the
-    command's last line of output (qconvert's one-line error)."""
+def command(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """Run ``args`` in ``cwd``; (wall s, CPU s, stdout). Output is kept in ``log``; a failure raises RouteError
+    with the command's last line of output (qconvert's one-line error)."""
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     log.write_text(f"$ {' '.join(args)}\n# exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     if proc.returncode not in (0, 1):
@@ -216,7 +216,8 @@ def command(args: list[str], log: Path, env: dict[str, str]) -> tuple[float, flo
 
 
 def qconvert(args: list[str], log: Path) -> tuple[float, float]:
-    wall, cpu, _ = command([sys.executable, "-m", "qconvert", *args], log, qconvert_env())
+    # In the checkout: ``python -m`` puts the working directory first on the path.
+    wall, cpu, _ = command([sys.executable, "-m", "qconvert", *args], log, qconvert_env(), QCONVERT_SRC[0])
     return wall, cpu
 
 
@@ -286,7 +287,8 @@ def hgq2(case: str, beta: float, seed: int, data: Path, folder: Path, python: Pa
     label = f"HGQ2 β={beta:g}"
     wall, cpu, stdout = command([str(python), str(HGQ2_SCRIPT), "--data", str(data), "--beta", repr(beta),
                                  "--epochs", str(epochs), "--seed", str(seed), "--batch-size", str(batch),
-                                 "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env())
+                                 "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env(),
+                                folder)
     r = json.loads(stdout.strip().splitlines()[-1])
     return Run(case, "hgq2", label, seed, r["test_accuracy"], r["ebops"], wall, cpu,
                extra={k: v for k, v in r.items() if k not in ("test_accuracy", "ebops")})
