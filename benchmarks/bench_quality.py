@@ -3,7 +3,7 @@
     python benchmarks/bench_quality.py [--data jets.npz] [--digits] [--stand-in]
         [--routes fp32,6bit,6bit-pruned,hgq2,target,search] [--seeds 3] [--epochs 100] [--fp32-epochs 200]
         [--hgq2-epochs 300] [--betas 1e-6,1e-5,3e-5] [--targets auto] [--trials 40] [--search-epochs 20] [-j 2]
-        [--quick] [--out DIR]
+        [--quick] [--out DIR] [--qconvert-src CHECKOUT] [--venv DIR]
 
 Data: ``--data`` (default ``examples/jet_tagging/jets_pythia.npz``, the simulated jets: 16 features, 5 classes,
 its own train/validation/test split; the case is named after the file); ``--stand-in`` takes the synthetic
@@ -41,10 +41,14 @@ the wall time and CPU time of one run (mean over seeds; CPU = user + system of t
 sensitive than wall time to other load on the machine). Printed: one table (rich); written to ``--out``
 (default: a new temporary folder): ``bench_quality.png`` (test accuracy vs EBOPs, log x: qconvert's
 points and search front, HGQ2's front, FP32 as a line; one panel per case) and ``bench_quality.json``
-(every run, every aggregate, the settings and the versions).
+(every run, every aggregate, the checks, the settings and the versions). Below the table, issue 19's
+checks on the means: the cheapest ``--target-ebops`` model within 0.5 pp of FP32 against 1/20 of the
+uniform 6-bit model's EBOPs; at each HGQ2 point's EBOPs, the most accurate qconvert model with no more
+EBOPs, its accuracy gap (goal >= -0.3 pp) and its wall time against HGQ2's (goal <= 3x).
 
-``--quick``: one seed, 2 QAT epochs, 10 FP32 epochs, 3 HGQ2 epochs, 4 search trials of 2 epochs: a smoke
-test of every route in minutes, not a measurement.
+``--qconvert-src``: the checkout whose qconvert the routes run (default this one), e.g. a branch's
+worktree with a flag this one lacks. ``--quick``: one seed, 2 QAT epochs, 10 FP32 epochs, 3 HGQ2 epochs,
+4 search trials of 2 epochs: a smoke test of every route, not a measurement.
 """
 
 from __future__ import annotations
@@ -354,7 +358,7 @@ def targets(spec: str, runs: list[Run]) -> list[int]:
     six = [row["ebops"] for row in aggregate(runs) if row["route"] == "6bit" and row["ebops"]]
     if six:
         out.append(int(six[0] / 20))
-    return sorted(set(out)) or [10_000]
+    return sorted(set(out)) or [10_000]  # neither ran
 
 
 def _mean(values: list[float]) -> float | None:
@@ -530,12 +534,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--qconvert-src", default=str(ROOT),
                    help="the checkout whose qconvert the routes run (default: this one; e.g. another branch's worktree)")
     p.add_argument("--venv", default=str(HGQ2_VENV), help="HGQ2's virtual environment (made when missing)")
-    p.add_argument("--quick", action="store_true", help="1 seed, few epochs, 4 trials: a smoke test")
+    p.add_argument("--quick", action="store_true", help="1 seed, few epochs, 4 trials: a smoke test (explicit options win)")
     p.add_argument("--out", help="outputs here (default: a new temporary folder)")
+    if p.parse_known_args(argv)[0].quick:  # new defaults: options given explicitly still win
+        p.set_defaults(seeds=1, epochs=2, fp32_epochs=10, hgq2_epochs=3, trials=4, search_epochs=2)
     args = p.parse_args(argv)
-    if args.quick:
-        args.seeds, args.epochs, args.fp32_epochs, args.hgq2_epochs = 1, 2, 10, 3
-        args.trials, args.search_epochs = 4, 2
     args.routes = [r for r in args.routes.split(",") if r]
     unknown = sorted(set(args.routes) - set(ROUTES))
     if unknown:
