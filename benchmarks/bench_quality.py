@@ -402,7 +402,7 @@ def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         six = next((r for r in done if r["route"] == "6bit"), None)
         close = sorted((r for r in done if r["route"] == "target" and fp32
                         and r["test_accuracy"] >= fp32["test_accuracy"] - 0.005), key=lambda r: r["ebops"])
-        if fp32 and six:
+        if fp32 and six and any(r["route"] == "target" for r in rows if r["case"] == case):
             best = close[0] if close else None
             out.append({"case": case, "check": "target within 0.5 pp of FP32 at <= 1/20 of 6-bit's EBOPs",
                         "model": best and best["label"], "ebops": best and best["ebops"], "limit": six["ebops"] / 20,
