@@ -3,7 +3,7 @@
     python benchmarks/bench_quality.py [--data jets.npz] [--digits] [--stand-in]
         [--routes fp32,6bit,6bit-pruned,hgq2,target,search] [--seeds 3] [--epochs 100] [--fp32-epochs 200]
         [--hgq2-epochs 300] [--betas 1e-6,1e-5,3e-5] [--targets auto] [--trials 40] [--search-epochs 20] [-j 2]
-        [--quick] [--out DIR]
+        [--quick] [--out DIR] [--qconvert-src CHECKOUT] [--venv DIR]
 
 Data: ``--data`` (default ``examples/jet_tagging/jets_pythia.npz``, the simulated jets: 16 features, 5 classes,
 its own train/validation/test split; the case is named after the file); ``--stand-in`` takes the synthetic
@@ -41,10 +41,14 @@ the wall time and CPU time of one run (mean over seeds; CPU = user + system of t
 sensitive than wall time to other load on the machine). Printed: one table (rich); written to ``--out``
 (default: a new temporary folder): ``bench_quality.png`` (test accuracy vs EBOPs, log x: qconvert's
 points and search front, HGQ2's front, FP32 as a line; one panel per case) and ``bench_quality.json``
-(every run, every aggregate, the settings and the versions).
+(every run, every aggregate, the checks, the settings and the versions). Below the table, issue 19's
+checks on the means: the cheapest ``--target-ebops`` model within 0.5 pp of FP32 against 1/20 of the
+uniform 6-bit model's EBOPs; at each HGQ2 point's EBOPs, the most accurate qconvert model with no more
+EBOPs, its accuracy gap (goal >= -0.3 pp) and its wall time against HGQ2's (goal <= 3x).
 
-``--quick``: one seed, 2 QAT epochs, 10 FP32 epochs, 3 HGQ2 epochs, 4 search trials of 2 epochs: a smoke
-test of every route in minutes, not a measurement.
+``--qconvert-src``: the checkout whose qconvert the routes run (default this one), e.g. a branch's
+worktree with a flag this one lacks. ``--quick``: one seed, 2 QAT epochs, 10 FP32 epochs, 3 HGQ2 epochs,
+4 search trials of 2 epochs: a smoke test of every route, not a measurement.
 """
 
 from __future__ import annotations
@@ -187,9 +191,14 @@ def _one_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+QCONVERT_SRC = [ROOT]  # the checkout whose qconvert the routes run (--qconvert-src)
+
+
 def qconvert_env() -> dict[str, str]:
-    """This process's environment, with this checkout's qconvert first on the path."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    """This process's environment, with the routes' qconvert checkout first on the path; no bytecode written
+    there (it may be another branch's worktree)."""
+    path = os.pathsep.join(filter(None, [str(QCONVERT_SRC[0]), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def hgq2_env() -> dict[str, str]:
@@ -198,11 +207,11 @@ def hgq2_env() -> dict[str, str]:
     return {**env, "KERAS_BACKEND": "jax"}
 
 
-def command(args: list[str], log: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``args``; (wall s, CPU s, stdout). Output is kept in ``log``; a failure raises RouteError with the
-    command's last line of output (qconvert's one-line error)."""
+def command(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """Run ``args`` in ``cwd``; (wall s, CPU s, stdout). Output is kept in ``log``; a failure raises RouteError
+    with the command's last line of output (qconvert's one-line error)."""
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     log.write_text(f"$ {' '.join(args)}\n# exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     if proc.returncode not in (0, 1):
@@ -211,7 +220,8 @@ def command(args: list[str], log: Path, env: dict[str, str]) -> tuple[float, flo
 
 
 def qconvert(args: list[str], log: Path) -> tuple[float, float]:
-    wall, cpu, _ = command([sys.executable, "-m", "qconvert", *args], log, qconvert_env())
+    # In the checkout: ``python -m`` puts the working directory first on the path.
+    wall, cpu, _ = command([sys.executable, "-m", "qconvert", *args], log, qconvert_env(), QCONVERT_SRC[0])
     return wall, cpu
 
 
@@ -233,7 +243,7 @@ def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Pa
                extra={"fp32": r["accuracy"]["fp32"], "training": {k: r["training"].get(k) for k in
                       ("epochs_run", "batch_size", "lr", "optimizer_steps", "stopped_early")},
                       **({"target": target} if target is not None else {}),
-                      **({"target_ebops": r["target_ebops"]} if "target_ebops" in r else {})})
+                      **({"target_ebops": r["training"]["target_ebops"]} if "target_ebops" in r.get("training", {}) else {})})
 
 
 def search(case: str, seed: int, model: Path, data: Path, folder: Path, args: argparse.Namespace) -> list[Run]:
@@ -281,7 +291,8 @@ def hgq2(case: str, beta: float, seed: int, data: Path, folder: Path, python: Pa
     label = f"HGQ2 β={beta:g}"
     wall, cpu, stdout = command([str(python), str(HGQ2_SCRIPT), "--data", str(data), "--beta", repr(beta),
                                  "--epochs", str(epochs), "--seed", str(seed), "--batch-size", str(batch),
-                                 "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env())
+                                 "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env(),
+                                folder)
     r = json.loads(stdout.strip().splitlines()[-1])
     return Run(case, "hgq2", label, seed, r["test_accuracy"], r["ebops"], wall, cpu,
                extra={k: v for k, v in r.items() if k not in ("test_accuracy", "ebops")})
@@ -347,7 +358,7 @@ def targets(spec: str, runs: list[Run]) -> list[int]:
     six = [row["ebops"] for row in aggregate(runs) if row["route"] == "6bit" and row["ebops"]]
     if six:
         out.append(int(six[0] / 20))
-    return sorted(set(out)) or [10_000]
+    return sorted(set(out)) or [10_000]  # neither ran
 
 
 def _mean(values: list[float]) -> float | None:
@@ -391,7 +402,7 @@ def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         six = next((r for r in done if r["route"] == "6bit"), None)
         close = sorted((r for r in done if r["route"] == "target" and fp32
                         and r["test_accuracy"] >= fp32["test_accuracy"] - 0.005), key=lambda r: r["ebops"])
-        if fp32 and six:
+        if fp32 and six and any(r["route"] == "target" for r in rows if r["case"] == case):
             best = close[0] if close else None
             out.append({"case": case, "check": "target within 0.5 pp of FP32 at <= 1/20 of 6-bit's EBOPs",
                         "model": best and best["label"], "ebops": best and best["ebops"], "limit": six["ebops"] / 20,
@@ -520,13 +531,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=40, help="search trials")
     p.add_argument("--search-epochs", type=int, default=20, help="QAT epochs of a search trial")
     p.add_argument("-j", "--jobs", type=int, default=2, help="search workers")
+    p.add_argument("--qconvert-src", default=str(ROOT),
+                   help="the checkout whose qconvert the routes run (default: this one; e.g. another branch's worktree)")
     p.add_argument("--venv", default=str(HGQ2_VENV), help="HGQ2's virtual environment (made when missing)")
-    p.add_argument("--quick", action="store_true", help="1 seed, few epochs, 4 trials: a smoke test")
+    p.add_argument("--quick", action="store_true", help="1 seed, few epochs, 4 trials: a smoke test (explicit options win)")
     p.add_argument("--out", help="outputs here (default: a new temporary folder)")
+    if p.parse_known_args(argv)[0].quick:  # new defaults: options given explicitly still win
+        p.set_defaults(seeds=1, epochs=2, fp32_epochs=10, hgq2_epochs=3, trials=4, search_epochs=2)
     args = p.parse_args(argv)
-    if args.quick:
-        args.seeds, args.epochs, args.fp32_epochs, args.hgq2_epochs = 1, 2, 10, 3
-        args.trials, args.search_epochs = 4, 2
     args.routes = [r for r in args.routes.split(",") if r]
     unknown = sorted(set(args.routes) - set(ROUTES))
     if unknown:
@@ -537,6 +549,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    QCONVERT_SRC[0] = Path(args.qconvert_src).resolve()
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_quality_"))
     folder.mkdir(parents=True, exist_ok=True)
     first = [] if args.data == "none" else ["stand-in"] if args.stand_in else [Path(args.data).stem]
