@@ -24,8 +24,6 @@ from .quant import QonnxRefusal
 
 __all__ = ["QonnxOptions", "QonnxRefusal", "QonnxResult", "check_options", "export_qonnx"]
 
-N_SAMPLED = 1000
-
 
 @dataclass(frozen=True)
 class QonnxOptions:
@@ -49,7 +47,7 @@ class QonnxOptions:
 class QonnxResult:
     """The exported graph and its agreement with Keras (the ``qonnx`` section of the JSON report).
 
-    ``agreement``: the agreement fields every export target reports (:func:`.verify.agreement_fields`), qonnx's
+    ``agreement``: the agreement fields every export target reports (:class:`~qconvert.export.verify.Agreement`), qonnx's
     execution against Keras; ``hls4ml``: the same for hls4ml's QONNX frontend (None unless asked for).
     """
 
@@ -123,20 +121,6 @@ def _input_type(qmodel: Any, options: QonnxOptions, x: Any) -> tuple[Any, str]:
     return DEFAULT_INPUT, "default"
 
 
-def _sample(qmodel: Any, width: int, integer: int, n: int = N_SAMPLED, seed: int = 0) -> np.ndarray:
-    """Inputs in the input type's range: normal, at most a quarter of the range wide."""
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(d) for d in qmodel.inputs[0].shape[1:])
-    return rng.normal(0.0, min(1.0, 2.0 ** (integer - 1) / 4), size=(n, *shape))
-
-
-def _labels(y: Any, n: int) -> np.ndarray | None:
-    if y is None:
-        return None
-    y = np.asarray(y)
-    return np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n).astype(int)
-
-
 def _clean(model: Any) -> Any:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
@@ -156,7 +140,8 @@ def export_qonnx(qmodel: Any, options: QonnxOptions, x: Any = None, y: Any = Non
 
     from ...io import atomic_path
     from ..flatten import flatten_nested
-    from ..inputs import round_to_type
+    from ..inputs import class_labels, round_to_type, sample_inputs
+    from ..verify import Agreement
     from . import verify as v
     from .graph import build_graph, layer_tags
 
@@ -178,15 +163,15 @@ def export_qonnx(qmodel: Any, options: QonnxOptions, x: Any = None, y: Any = Non
         return QonnxResult(agreement={}, verify_seconds=0.0, **common)
     start = time.perf_counter()
     given = x is not None
-    xs = np.asarray(x if given else _sample(qmodel, in_type.width, in_type.integer), dtype=np.float32)
+    xs = np.asarray(x if given else sample_inputs(qmodel, in_type), dtype=np.float32)
     x_keras = round_to_type(xs.astype(np.float64), in_type) if graph.input_quant is not None else xs.astype(np.float64)
     run = v.execute(model, xs)
     tags = layer_tags(model)
     order = [layer.name for layer in qmodel.layers]
     got = v.compare(qmodel, run, tags, order, x_keras, model.graph.output[0].name,
                     graph.logits_layer if graph.final_activation else None)
-    labels = _labels(y, len(xs))
-    agreement = v.agreement_fields(
+    labels = None if y is None else class_labels(y)
+    agreement = Agreement(
         "qonnx", n_samples=len(xs), inputs="given" if given else "sampled",
         logits_exact_fraction=got["logits_exact_fraction"], argmax_agreement=got["argmax_agreement"],
         max_abs_diff=got["max_abs_diff"],
@@ -195,7 +180,7 @@ def export_qonnx(qmodel: Any, options: QonnxOptions, x: Any = None, y: Any = Non
         first_divergent_layer=got["first_divergent_layer"], limits=v.limits(qmodel, model, run, got, graph.final_activation),
         exact_fraction=got["exact_fraction"], layers_exact=got["layers_exact"],
         inputs_rounded=float(np.mean(np.any((x_keras != xs).reshape(len(xs), -1), axis=1))),
-    )
+    ).to_dict()
     hls = None
     if options.hls4ml_dir is not None:
         from .frontend import compile_and_compare

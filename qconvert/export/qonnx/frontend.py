@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ExportError
-from .verify import agreement_fields
+from ..verify import Agreement
 
 __all__ = ["compile_and_compare", "prepare"]
 
@@ -87,7 +87,7 @@ def compile_and_compare(path: Path, out_dir: Path, x_in: np.ndarray, keras_logit
     if softmax is not None:
         limits += (f"; hls4ml's softmax '{softmax.name}' is a table lookup with the frontend's default tables: outputs "
                    f"pick Keras's class for {np.mean(np.argmax(y, 1) == np.argmax(keras_out, 1)):.1%} of samples")
-    out = agreement_fields(
+    out = Agreement(
         "hls4ml", n_samples=len(x_in), inputs=inputs, logits_exact_fraction=exact,
         argmax_agreement=float(np.mean(np.argmax(y, axis=1) == np.argmax(keras_out, axis=1))),
         max_abs_diff=float(np.max(np.abs(y - keras_out))),
@@ -95,6 +95,6 @@ def compile_and_compare(path: Path, out_dir: Path, x_in: np.ndarray, keras_logit
         accuracy_target=None if labels is None else float(np.mean(np.argmax(y, axis=1) == labels)),
         first_divergent_layer=None if exact == 1.0 else logits_name, limits=limits,
         exact_fraction=float(np.mean(np.all(y == keras_out, axis=1))),
-    )
+    ).to_dict()
     return {**out, "project_dir": str(out_dir), "logits_layer": logits_name, "input_precision": in_prec,
             "seconds": round(time.perf_counter() - start, 1)}

@@ -3,7 +3,7 @@
 The graph runs on the validation inputs (else sampled ones) with its full execution context kept, so
 every tensor tagged with a Keras layer (:func:`.graph.layer_tags`) is compared with that layer's Keras
 output: the first one that differs is the first divergent layer. The figures are the agreement fields
-every export target reports (:func:`agreement_fields`).
+every export target reports (:class:`~qconvert.export.verify.Agreement`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Run", "agreement_fields", "compare", "execute", "limits"]
+from ..verify import exact_fraction
+
+__all__ = ["Run", "compare", "execute", "limits"]
 
 
 class Run(dict):
@@ -34,17 +36,6 @@ def execute(model: Any, x: np.ndarray) -> Run:
     return Run(execute_onnx(wrapper, {name: np.ascontiguousarray(x, dtype=np.float32)}, return_full_exec_context=True))
 
 
-def _keras_layers(qmodel: Any, names: list[str], x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each named layer's Keras output on ``x``, and the model's output, ``(n, values)`` float64: one probe model,
-    one ``predict``."""
-    import keras
-
-    probe = keras.Model(qmodel.inputs, [*[qmodel.get_layer(n).output for n in names], qmodel.outputs[0]])
-    outs = probe.predict(x.astype(np.float32), verbose=0, batch_size=1024)
-    outs = [np.asarray(o, dtype=np.float64).reshape(len(x), -1) for o in outs]
-    return dict(zip(names, outs[:-1])), outs[-1]
-
-
 def _rows(a: np.ndarray, first: bool = False) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if first and a.ndim > 2:
@@ -52,27 +43,29 @@ def _rows(a: np.ndarray, first: bool = False) -> np.ndarray:
     return a.reshape(len(a), -1)
 
 
-def _exact(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(np.all(a == b, axis=1)))
-
-
 def compare(qmodel: Any, run: Run, tags: dict[str, tuple[str, bool]], order: list[str], x_keras: np.ndarray,
             output: str, logits_layer: str | None) -> dict[str, Any]:
     """The graph's tensors against Keras: per layer (in ``order``) the fraction of samples bit-identical, the
     first divergent layer, and the outputs' and logits' figures (``logits_layer``: the layer before a final float
     activation, or None when the output is the logits)."""
+    from ...model.graph import graph_of
+    from ..verify import keras_layer_outputs
+
     names = [n for n in order if n in tags]
-    keras_out, y_keras = _keras_layers(qmodel, names, x_keras)
+    outputs = graph_of(qmodel).outputs  # one output: the export refuses several
+    output_layer = (outputs[0] if isinstance(outputs, list) else outputs).layer
+    keras_out = keras_layer_outputs(qmodel, [*names, output_layer], x_keras)
+    y_keras = keras_out[output_layer]
     layers_exact, rel_diff = {}, {}
     for n in names:
         tensor, first = tags[n]
         got, want = _rows(run[tensor], first), keras_out[n]
         if got.shape == want.shape:
-            layers_exact[n] = _exact(got, want)
+            layers_exact[n] = exact_fraction(got, want)
             if layers_exact[n] < 1.0:
                 rel_diff[n] = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 2.0**-126)))
     y_graph = _rows(run[output])
-    exact = _exact(y_graph, y_keras)
+    exact = exact_fraction(y_graph, y_keras)
     return {
         "y_keras": y_keras, "y_graph": y_graph, "layers_exact": layers_exact, "rel_diff": rel_diff,
         "first_divergent_layer": next((n for n, f in layers_exact.items() if f < 1.0), None),
@@ -82,29 +75,6 @@ def compare(qmodel: Any, run: Run, tags: dict[str, tuple[str, bool]], order: lis
         "max_abs_diff": float(np.max(np.abs(y_graph - y_keras))) if y_keras.size else 0.0,
         "argmax_agreement": float(np.mean(np.argmax(y_graph, axis=1) == np.argmax(y_keras, axis=1))),
     }
-
-
-def agreement_fields(target: str, *, n_samples: int, inputs: str, logits_exact_fraction: float | None,
-                     argmax_agreement: float | None, max_abs_diff: float | None, accuracy_keras: float | None,
-                     accuracy_target: float | None, first_divergent_layer: str | None, limits: str,
-                     exact_fraction: float | None = None, layers_exact: dict[str, float] | None = None,
-                     inputs_rounded: float | None = None) -> dict[str, Any]:
-    """The agreement keys of a report section, in the order and with the names every export target uses
-    (``accuracy_<target>`` for the target's accuracy); measured-only keys left out when None.
-
-    Raises:
-        ValueError: ``limits`` says "none" while the logits are not all bit-identical.
-    """
-    if limits.startswith("none") and logits_exact_fraction != 1.0:
-        raise ValueError(f"{target}: limits say 'none' but the logits are not identical: {limits}")
-    out: dict[str, Any] = {
-        "n_samples": n_samples, "inputs": inputs, "logits_exact_fraction": logits_exact_fraction,
-        "argmax_agreement": argmax_agreement, "max_abs_diff": max_abs_diff, "accuracy_keras": accuracy_keras,
-        f"accuracy_{target}": accuracy_target, "first_divergent_layer": first_divergent_layer, "limits": limits,
-    }  # fmt: skip
-    extras = {"exact_fraction": exact_fraction, "layers_exact": layers_exact, "inputs_rounded": inputs_rounded}
-    out.update({k: v for k, v in extras.items() if v is not None})
-    return out
 
 
 def limits(qmodel: Any, model: Any, run: Run, got: dict[str, Any], final_activation: str | None) -> str:
