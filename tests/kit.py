@@ -38,7 +38,7 @@ def assert_clean_error(result: Any, *fragments: str, code: int = 2) -> str:
     return lines[0]
 
 
-def jets_npz(path: Path, rows: int = 20000) -> Path:
+def jets_npz(path: Path, rows: int = 4000) -> Path:
     """A synthetic jet-shaped training set (16 features, 5 classes) for the kill-and-resume tests."""
     import numpy as np
 
