@@ -90,13 +90,19 @@ def test_a_space_may_vary_target_ebops_and_each_trial_lands_under_its_target(tmp
     space = write(tmp_path, SPACE + "training: {target_ebops: [20000, 60000]}\n")
     out = tmp_path / "out"
     result = run_cli("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "2", "--epochs", "2",
-                     "--reference", "none")
+                     "--reference", "none", "--hls4ml")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "search.json").read_text())
     done = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
     assert done
     for t in done:
         assert t["ebops"] <= t["params"]["training.target_ebops"], t
+    # --hls4ml: the main job on the chosen rule file trains to the chosen trial's target too, and gives its model
+    chosen = next(t for t in done if t["number"] == summary["chosen"])
+    again, main = summary["reproduced"], json.loads((out / "chosen.json").read_text())
+    assert main["training"]["target_ebops"]["target"] == chosen["params"]["training.target_ebops"]
+    assert again["ebops"] == chosen["ebops"] <= chosen["params"]["training.target_ebops"]
+    assert again["hls4ml"]["logits_exact_fraction"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -97,10 +97,6 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         raise RuleError("has no choices or ranges: nothing to search (write e.g. 'bits: [4, 6, 8]')",
                         source=space.source)
     _check(settings, options)
-    if space.varies_training:
-        from .objective import target_trainer
-
-        target_trainer()  # cost-aware training that this version lacks: one line before anything is written
     if hls4ml is not None:
         from ..export import check_options
 
@@ -180,11 +176,7 @@ def _reproduce(settings: SearchSettings, options: StudyOptions, result: SearchRe
     shown = result.figures(chosen)
     retrained = shown is not chosen
     rules = out / chosen["rules_file"]
-    target = (chosen.get("training") or {}).get("target_ebops")
-    if target is not None:  # the main job's --target-ebops: see objective.target_trainer
-        from .objective import target_trainer
-
-        target_trainer()
+    target = (chosen.get("training") or {}).get("target_ebops")  # the main job's --target-ebops, as the trial's
     train = TrainOptions(epochs=settings.retrain_epochs if retrained else settings.epochs, lr=settings.lr,
                          batch_size=settings.batch_size, seed=settings.seed, lr_schedule=settings.lr_schedule,
                          verbose=0)
@@ -196,7 +188,7 @@ def _reproduce(settings: SearchSettings, options: StudyOptions, result: SearchRe
         file_result = convert_file(settings.model, rules, output=out / "chosen.keras", report_path=out / "chosen.json",
                                    data=settings.data, train=train, hls4ml=hls4ml, safe_mode=settings.safe_mode,
                                    weights=settings.weights, calibration_rows=settings.calibration_rows,
-                                   custom_objects=resolve_custom_objects(settings.custom_objects))
+                                   custom_objects=resolve_custom_objects(settings.custom_objects), target_ebops=target)
     except QConvertError as exc:
         return {"rules_file": str(rules), "error": str(exc)}
     report = file_result.report
