@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -236,23 +237,31 @@ def run_family_check(workdir: Path, presets=PRESETS, io_types=IO_TYPES, jobs: in
         return list(pool.map(run_one, *zip(*runs)))
 
 
-def unfolded_batchnorm(preset: str, workdir: Path) -> str:
-    """What the derivation says of a BatchNormalization the rules cannot fold (after an activation): no compile."""
+def unfoldable_batchnorm_model(preset: str, workdir: Path) -> keras.Model:
+    """A BatchNormalization the rules cannot fold (after an activation, ``bn``, before the ``logits`` Dense),
+    converted with ``preset``'s rules (written into ``workdir``): it stays float."""
     import qconvert
-    from qconvert.export import Hls4mlOptions, derive_config
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), L.Dense(8, name="d"), L.Activation("relu", name="r"),
                               L.BatchNormalization(name="bn"), L.Dense(3, name="logits")])
     rules = workdir / f"{preset}_bn.yaml"
     rules.write_text(rules_text(preset))
-    qmodel, _ = qconvert.convert(model, rules)
+    return qconvert.convert(model, rules)[0]
+
+
+def unfolded_batchnorm(preset: str, workdir: Path) -> str:
+    """What the derivation says of a BatchNormalization the rules cannot fold (after an activation): no compile."""
+    from qconvert.export import Hls4mlOptions, derive_config
+
+    qmodel = unfoldable_batchnorm_model(preset, workdir)
     derived, *_ = derive_config(qmodel, Hls4mlOptions(workdir / "bn_probe"))
     bn = next(p for p in derived.precisions if p.name == "bn")
     return "exact" if bn.exact else f"not bit-exact: {bn.note}"
 
 
-def save(outcomes: list[Outcome], unfolded: dict[str, str], path: Path) -> None:
+def save(outcomes: list[Any], unfolded: dict[str, Any], path: Path) -> None:
+    """The results as JSON, for the README table scripts (``benchmarks/hls4ml_table.py``, ``qonnx_table.py``)."""
     labels = {f.name: f.label for f in families()}
     data = {"labels": labels, "runs": [asdict(o) for o in outcomes], "batchnorm_unfolded": unfolded}
     path.write_text(json.dumps(data, indent=1) + "\n")

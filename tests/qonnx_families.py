@@ -12,15 +12,14 @@ the one-line refusal, and the chain is rebuilt without it.
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
-from hls4ml_families import PRESETS, Family, build, families, rules_text
+from hls4ml_families import PRESETS, Family, build, families, rules_text, unfoldable_batchnorm_model
 
 L = keras.layers
 _REFUSED_LAYER = re.compile(r"^layer '(?P<layer>[^']+)'")
@@ -96,21 +95,8 @@ def run_family_check(workdir: Path, presets: tuple[str, ...] = PRESETS) -> list[
 def unfolded_batchnorm(preset: str, workdir: Path) -> dict[str, Any]:
     """A BatchNormalization the rules cannot fold (after an activation) stays float: exported as a Mul and an Add
     with TensorFlow's constants. The BN's own output and the logits after it, against Keras."""
-    import qconvert
     from qconvert.export.qonnx import QonnxOptions, export_qonnx
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), L.Dense(8, name="d"), L.Activation("relu", name="r"),
-                              L.BatchNormalization(name="bn"), L.Dense(3, name="logits")])
-    rules = workdir / f"{preset}_bn.yaml"
-    rules.write_text(rules_text(preset))
-    qmodel, _ = qconvert.convert(model, rules)
+    qmodel = unfoldable_batchnorm_model(preset, workdir)
     a = export_qonnx(qmodel, QonnxOptions(workdir / f"bn_{preset}.onnx")).agreement
     return {"bn_exact": a["layers_exact"].get("bn"), "logits_exact": a["logits_exact_fraction"], "limits": a["limits"]}
-
-
-def save(outcomes: list[Outcome], unfolded: dict[str, dict[str, Any]], path: Path) -> None:
-    """The results as JSON, for ``benchmarks/qonnx_table.py``."""
-    labels = {f.name: f.label for f in families()}
-    data = {"labels": labels, "runs": [asdict(o) for o in outcomes], "batchnorm_unfolded": unfolded}
-    path.write_text(json.dumps(data, indent=1) + "\n")

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("qonnx")
 
-from hls4ml_families import PRESETS, families
-from qonnx_families import run_family_check, save, unfolded_batchnorm
+from hls4ml_families import PRESETS, families, save
+from qonnx_families import run_family_check, unfolded_batchnorm
 
 
 @pytest.fixture(scope="module")
