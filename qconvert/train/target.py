@@ -64,8 +64,8 @@ class TargetSettings:
 
     search_fraction: float = 0.75
     beta0: float | None = None
-    k_p: float = 0.5
-    k_i: float = 0.2
+    k_p: float = 0.25  # 0.5 / 0.2 let the count swing 1.5k-8k around a 4.7k target on the jets (one epoch per step)
+    k_i: float = 0.1
     width_epochs: float = 0.25
     finetune_lr_factor: float = 0.3
     margin: float = 0.05  # the controller aims at (1 - margin) * target
