@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import VerificationError
 from .precision import FixedType
 
-__all__ = ["N_SAMPLED", "check_inputs", "class_labels", "round_to_type", "sample_inputs"]
+__all__ = ["N_SAMPLED", "check_inputs", "class_labels", "input_quantizer_layer", "round_to_type", "sample_inputs"]
 
 N_SAMPLED = 1000  # inputs sampled when none are given
 
@@ -59,3 +59,15 @@ def class_labels(y: Any) -> np.ndarray:
     """Class indices ``(n,)`` from one-hot (or probability) rows ``(n, classes)``, or from indices as given."""
     y = np.asarray(y)
     return np.argmax(y, axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1).astype(int)
+
+
+def input_quantizer_layer(qmodel: Any, graph: Any) -> Any:
+    """The QActivation with a ``quantized_bits`` quantizer that every use of ``qmodel``'s single input goes through
+    (the rules' ``input:``), or None. ``graph``: :func:`qconvert.model.graph.graph_of` of ``qmodel``."""
+    entry = graph.inputs[0].layer
+    users = [c for c in graph.calls if any(r.layer == entry for r in c.inputs())]
+    if len(users) != 1:
+        return None
+    layer = qmodel.get_layer(users[0].layer)
+    name = type(getattr(layer, "activation", None)).__name__
+    return layer if type(layer).__name__ == "QActivation" and name == "quantized_bits" else None

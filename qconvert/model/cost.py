@@ -45,7 +45,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .graph import graph_of, run
+from .graph import graph_of, leaves, map_leaves, run
 from .quantized import quantized_values
 from .snapshot import Snapshot
 
@@ -207,24 +207,8 @@ def _effective(layer: Any, stage: tuple[int, int, str], in_val: _Val, out_elems:
     return ebops, multiplies, dsp
 
 
-def _flat(value: Any) -> list[_Val]:
-    if isinstance(value, _Val):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [v for item in value for v in _flat(item)]
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in _flat(item)]
-    return []
-
-
-def _specs(value: Any) -> Any:
-    if isinstance(value, _Val):
-        return value.spec
-    if isinstance(value, (list, tuple)):
-        return type(value)(_specs(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _specs(v) for k, v in value.items()}
-    return value
+def _spec(value: _Val) -> Any:
+    return value.spec
 
 
 def _known_output(layer: Any, ins: list[_Val]) -> Any:
@@ -245,13 +229,13 @@ def _scope_cost(model: Any, inputs: list[_Val], prefix: str, out: list[LayerCost
 
     def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         layer = model.get_layer(c.layer)
-        ins = _flat(args)
+        ins = leaves(args, _Val)
         in_bits = max((v.bits for v in ins), default=FLOAT_BITS)
         if hasattr(layer, "layers") and hasattr(layer, "get_layer"):  # nested model
             return _scope_cost(layer, ins, f"{prefix}{layer.name}/", out, values)
         spec = _known_output(layer, ins)
         if spec is None:
-            spec = layer.compute_output_spec(*_specs(args), **_specs(kwargs))
+            spec = layer.compute_output_spec(*map_leaves(args, _Val, _spec), **map_leaves(kwargs, _Val, _spec))
         kind = type(layer).__name__
         in_mbits = max((v.mbits for v in ins), default=FLOAT_BITS)
         if kind == "QActivation":

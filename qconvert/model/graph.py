@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConversionError
 
-__all__ = ["Call", "Graph", "TensorRef", "graph_of", "run"]
+__all__ = ["Call", "Graph", "TensorRef", "graph_of", "leaves", "map_leaves", "run"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,25 @@ def run(graph: Graph, inputs: list[Any], call: Callable[[Call, Any, dict[str, An
         for i, value in enumerate(outs):
             values[TensorRef(c.layer, c.node, i)] = value
     return _substitute(graph.outputs, values)
+
+
+def leaves(value: Any, kind: type) -> list[Any]:
+    """The ``kind`` instances in the arguments :func:`run` hands a call (nested lists, tuples and dicts), in order."""
+    if isinstance(value, kind):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in leaves(item, kind)]
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in leaves(item, kind)]
+    return []
+
+
+def map_leaves(value: Any, kind: type, fn: Callable[[Any], Any]) -> Any:
+    """``value`` with each ``kind`` instance replaced by ``fn(instance)``; lists, tuples and dicts keep their shape."""
+    if isinstance(value, kind):
+        return fn(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(map_leaves(v, kind, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: map_leaves(v, kind, fn) for k, v in value.items()}
+    return value

@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import ConversionError
-from ..model.graph import graph_of, run
+from ..model.graph import graph_of, leaves, map_leaves, run
 from .ebops import FLOAT_MAGNITUDE, fixed_point, layer_ebops, magnitude_bits, relaxed_count, ste_round
 
 __all__ = ["MIN_BITS", "LearnedConv", "LearnedDense", "LearnedQuantizer", "SearchModel", "Width", "build_search_model"]
@@ -260,24 +260,8 @@ class _V:
         self.tensor, self.sources = tensor, sources
 
 
-def _flat(value: Any) -> list[_V]:
-    if isinstance(value, _V):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [v for item in value for v in _flat(item)]
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in _flat(item)]
-    return []
-
-
-def _tensors(value: Any) -> Any:
-    if isinstance(value, _V):
-        return value.tensor
-    if isinstance(value, (list, tuple)):
-        return type(value)(_tensors(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tensors(v) for k, v in value.items()}
-    return value
+def _tensor(value: _V) -> Any:
+    return value.tensor
 
 
 @dataclass
@@ -341,13 +325,13 @@ def build_search_model(qmodel: Any, scale: float) -> SearchModel:
     def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         layer = qmodel.get_layer(c.layer)
         kind = type(layer).__name__
-        ins = _flat(args)
+        ins = leaves(args, _V)
         sources = frozenset(s for v in ins for s in v.sources)
         if kind in ("QDense", "QConv1D", "QConv2D"):
             if c.layer in multiplies:
                 raise ConversionError(f"--target-ebops: layer {c.layer!r} is called more than once (shared); not supported")
             new = _multiply(layer, kind, scale, sources)
-            out = new(*_tensors(args), **_tensors(kwargs))
+            out = new(*map_leaves(args, _V, _tensor), **map_leaves(kwargs, _V, _tensor))
             new.uses = int(np.prod([d for d in out.shape[1:-1] if d is not None] or [1]))
             new.kernel.assign(layer.kernel)
             if new.use_bias:
@@ -357,19 +341,19 @@ def build_search_model(qmodel: Any, scale: float) -> SearchModel:
         if kind == "QActivation":
             q = LearnedQuantizer(_width(layer.activation, c.layer, "activation"), scale, name=c.layer)
             quantizers[c.layer] = q
-            return _V(q(*_tensors(args)), frozenset({q}))
+            return _V(q(*map_leaves(args, _V, _tensor)), frozenset({q}))
         if hasattr(layer, "layers") and hasattr(layer, "get_layer"):
             raise ConversionError(f"--target-ebops: nested model {c.layer!r} is not supported; flatten the model")
         if kind.startswith("Q") or layer.weights:
             raise ConversionError(f"--target-ebops learns QDense, QConv1D, QConv2D and QActivation; layer {c.layer!r} "
                                   f"is {kind}{' with weights' if layer.weights else ''}")
-        out = layer(*_tensors(args), **_tensors(kwargs))
+        out = layer(*map_leaves(args, _V, _tensor), **map_leaves(kwargs, _V, _tensor))
         passed = sources if kind in _MOVERS else frozenset({None})
         return _V(out, passed) if not isinstance(out, (list, tuple)) else [_V(o, passed) for o in out]
 
     entry = [_V(t, frozenset({None})) for t in inputs]
     outputs = run(graph, entry, call)
-    model = keras.Model(inputs if len(inputs) > 1 else inputs[0], _tensors(outputs), name=f"{qmodel.name}_search")
+    model = keras.Model(inputs if len(inputs) > 1 else inputs[0], map_leaves(outputs, _V, _tensor), name=f"{qmodel.name}_search")
     return SearchModel(model, multiplies, quantizers)
 
 

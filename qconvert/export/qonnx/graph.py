@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...errors import ExportError
-from ...model.graph import graph_of, run
+from ...model.graph import graph_of, leaves, run
+from ..inputs import input_quantizer_layer
 from . import layers, spatial  # noqa: F401  (their converters register in .common)
 from .builder import QONNX_DOMAIN, TAG, Builder, Value
 from .common import convert_layer
@@ -58,27 +59,6 @@ def layer_nodes(model: Any, layer: str) -> list[Any]:
     return [n for n in model.graph.node if (m := TAG.match(n.doc_string or "")) and m.group("layer") == layer]
 
 
-def _flat(args: Any) -> list[Value]:
-    if isinstance(args, Value):
-        return [args]
-    if isinstance(args, (list, tuple)):
-        return [v for a in args for v in _flat(a)]
-    if isinstance(args, dict):
-        return [v for a in args.values() for v in _flat(a)]
-    return []
-
-
-def _input_quantizer(qmodel: Any, graph: Any) -> Any:
-    """The QActivation with a fixed-grid quantizer that every use of the input goes through, if any."""
-    entry = graph.inputs[0].layer
-    users = [c for c in graph.calls if any(r.layer == entry for r in c.inputs())]
-    if len(users) != 1:
-        return None
-    layer = qmodel.get_layer(users[0].layer)
-    name = type(getattr(layer, "activation", None)).__name__
-    return layer if type(layer).__name__ == "QActivation" and name == "quantized_bits" else None
-
-
 def _final_float(layer: Any) -> str | None:
     """'softmax' or 'sigmoid' when ``layer`` is a float activation of that function (a classifier head)."""
     if type(layer).__name__ not in ("Activation", "Softmax", "QActivation"):
@@ -111,7 +91,7 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
     shape = tuple(int(d) for d in qmodel.inputs[0].shape[1:])
     inp = Value(b.unique(graph.inputs[0].layer), shape)
     start = inp
-    absorbed = _input_quantizer(qmodel, graph)
+    absorbed = input_quantizer_layer(qmodel, graph)
     add_quant = absorbed is None or force_input_quant
     in_q = None
     if add_quant:
@@ -127,7 +107,7 @@ def build_graph(qmodel: Any, input_type: Any, input_source: str, force_input_qua
 
     def call(c: Any, args: Any, kwargs: dict[str, Any]) -> Value:
         layer = qmodel.get_layer(c.layer)
-        ins = _flat(args)
+        ins = leaves(args, Value)
         if final is not None and layer is last:
             logits.update(name=b.layout(ins[0], False).name, layer=c.inputs()[0].layer)
         since = len(b.nodes)

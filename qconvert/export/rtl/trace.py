@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import ExportError
 from ...model.graph import graph_of, run
+from ..inputs import input_quantizer_layer
 from ..precision import DEFAULT_INPUT, FixedType, data_type, quantizer_type
 from .layers import MOVERS, RtlRefusal, activation, arr, conv, dense, depthwise, fn_name, global_pool, move, pool
 
@@ -163,17 +164,13 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
 
 
 def _input_quantizer(model: Any, graph: Any) -> Any:
-    """The QActivation (linear, fixed-point) that every use of the single input goes through, if any."""
-    entry = graph.inputs[0].layer
-    users = [c for c in graph.calls if any(r.layer == entry for r in c.inputs())]
-    if len(users) != 1:
-        return None
-    layer = model.get_layer(users[0].layer)
-    act = getattr(layer, "activation", None)
-    if type(layer).__name__ != "QActivation" or type(act).__name__ != "quantized_bits":
+    """The input QActivation (:func:`~qconvert.export.inputs.input_quantizer_layer`) when da4ml can express its
+    quantizer, else None."""
+    layer = input_quantizer_layer(model, graph)
+    if layer is None:
         return None
     try:
-        _quantizer_kif(act, "")
+        _quantizer_kif(layer.activation, "")
     except RtlRefusal:
         return None
     return layer
