@@ -28,31 +28,43 @@ def write_rules(tmp_path):
     return write
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits():
-    """scikit-learn's digits, split 60/20/20 (shared by the QAT and pruning tests)."""
+    """scikit-learn's digits, split 60/20/20 (shared by every test on this worker; read it, do not change it)."""
     from qconvert.demo import digits_dataset
 
     return digits_dataset()
 
 
-@pytest.fixture(scope="module")
-def digits_fp32(digits):
-    """The digits MLP baseline, trained once per module."""
+@pytest.fixture(scope="session")
+def _digits_baseline(tmp_path_factory, digits) -> Path:
+    """The digits MLP baseline, trained once per test process and saved (compiled: its loss travels with it)."""
     from qconvert.demo import digits_mlp, train_baseline
 
-    return train_baseline(digits_mlp(), digits)
+    path = tmp_path_factory.mktemp("digits_baseline") / "mlp.keras"
+    train_baseline(digits_mlp(), digits).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def digits_files(tmp_path_factory, digits, digits_fp32):
+def digits_fp32(_digits_baseline):
+    """The digits MLP baseline: a fresh copy per module (loaded from the worker's one trained baseline)."""
+    import keras
+
+    return keras.saving.load_model(_digits_baseline)
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory, digits, _digits_baseline):
     """The digits MLP baseline as a .keras file (compiled: its loss travels with it) and its data as a .npz
-    with train/validation/test splits."""
+    with train/validation/test splits (a copy per module: tests may write beside them)."""
+    import shutil
+
     import numpy as np
 
     folder = tmp_path_factory.mktemp("digits")
     model = folder / "mlp.keras"
-    digits_fp32.save(model)
+    shutil.copyfile(_digits_baseline, model)
     data = folder / "digits.npz"
     np.savez(data, X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val,
              X_test=digits.x_test, y_test=digits.y_test)

@@ -185,12 +185,14 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     space = write_space(tmp_path)
     out = tmp_path / "out"
     result = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "3",
-                 "--hls4ml")
+                 "--hls4ml", "-j", "2")
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "6bit" in result.output and "FP32" in result.output
     summary = json.loads((out / "search.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     finished = [t for t in summary["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
     assert len(finished) == 4 and summary["study"] == "qconvert-search"
+    assert {t["worker"] for t in summary["trials"]} <= {0, 1}  # -j 2: two local workers shared the study
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
     assert summary["references"]["6bit"]["ebops"] > 0 and summary["fp32"]["test_accuracy"] > 0.9
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trials = {t["number"]: t for t in summary["trials"]}
@@ -232,20 +234,12 @@ def test_one_worker_with_a_seed_gives_the_same_trials(tmp_path, case):
     space = write_space(tmp_path)
     runs = []
     for name in ("a", "b"):
-        settings = SearchSettings(model=str(model), space=str(space), data=str(data), epochs=2, seed=3, max_drop=5.0)
-        result = search(settings, StudyOptions(outdir=str(tmp_path / name), trials=3, references=()))
+        settings = SearchSettings(model=str(model), space=str(space), data=str(data), epochs=1, seed=3, max_drop=5.0)
+        result = search(settings, StudyOptions(outdir=str(tmp_path / name), trials=2, references=()))
         runs.append([(t["params"], t.get("val_accuracy"), t.get("ebops"), t["state"]) for t in result.trials])
         assert result.max_drop == 5.0 and result.settings["max_drop"] == 5.0
     assert runs[0] == runs[1]
     assert len({json.dumps(p, sort_keys=True) for p, *_ in runs[0]}) > 1  # the sampler did vary them
-
-
-@pytest.mark.slow
-def test_two_local_workers_share_the_study(tmp_path, case):
-    out, summary = small_search(tmp_path, case, "--trials", "4", "--epochs", "2", "-j", "2", "--reference", "none")
-    assert summary["counts"] == {"COMPLETE": 4}
-    assert {t["worker"] for t in summary["trials"]} <= {0, 1}
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
 
 
 def _journal_search(storage: Path, out: Path, trials: int, model: Path, data: Path, space: Path,
@@ -284,8 +278,8 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
     space = write_space(tmp_path)
     journal = tmp_path / "study.journal"
     # two processes started separately: disjoint trials; one killed mid-trial, the other finishes the study
-    first = _journal_search(journal, tmp_path / "a", 5, model, data, space)
-    second = _journal_search(journal, tmp_path / "b", 5, model, data, space)
+    first = _journal_search(journal, tmp_path / "a", 4, model, data, space)
+    second = _journal_search(journal, tmp_path / "b", 4, model, data, space)
     _wait(lambda: any(t.state.name == "COMPLETE" and t.user_attrs.get("pid") == first.pid for t in _trials(journal))
           and any(t.state.name == "RUNNING" and t.user_attrs.get("pid") == first.pid for t in _trials(journal)))
     done_before = {t.number for t in _trials(journal) if t.state.name == "COMPLETE"}
@@ -295,27 +289,27 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
     assert second.returncode == 0, err
     trials = _trials(journal)
     by_state = {s: {t.number for t in trials if t.state.name == s} for s in ("COMPLETE", "FAIL", "RUNNING")}
-    assert done_before <= by_state["COMPLETE"] and len(by_state["COMPLETE"]) == 5
+    assert done_before <= by_state["COMPLETE"] and len(by_state["COMPLETE"]) == 4
     assert len(by_state["FAIL"]) == 1 and not by_state["RUNNING"]  # the killed worker's trial, failed by the other
     assert {t.user_attrs["pid"] for t in trials} == {first.pid, second.pid}  # both ran trials, each its own
     assert len({t.number for t in trials}) == len(trials)
     summary = json.loads((tmp_path / "b" / "search.json").read_text())
-    assert summary["counts"] == {"COMPLETE": 5, "FAIL": 1}
+    assert summary["counts"] == {"COMPLETE": 4, "FAIL": 1}
     # both killed mid-trial: --resume continues the study to its new size, keeping every finished trial
-    third = _journal_search(journal, tmp_path / "c", 8, model, data, space)
-    fourth = _journal_search(journal, tmp_path / "c", 8, model, data, space)
+    third = _journal_search(journal, tmp_path / "c", 7, model, data, space)
+    fourth = _journal_search(journal, tmp_path / "c", 7, model, data, space)
     _wait(lambda: sum(t.state.name == "RUNNING" for t in _trials(journal)) == 2
-          and sum(t.state.name == "COMPLETE" for t in _trials(journal)) >= 6)
+          and sum(t.state.name == "COMPLETE" for t in _trials(journal)) >= 5)
     kept = {t.number for t in _trials(journal) if t.state.name == "COMPLETE"}
     for proc in (third, fourth):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    last = _journal_search(journal, tmp_path / "c", 8, model, data, space, "--resume")
+    last = _journal_search(journal, tmp_path / "c", 7, model, data, space, "--resume")
     _, err = last.communicate(timeout=300)
     assert last.returncode == 0, err
     trials = _trials(journal)
     complete = {t.number for t in trials if t.state.name == "COMPLETE"}
-    assert kept <= complete and len(complete) == 8
+    assert kept <= complete and len(complete) == 7
     assert not [t for t in trials if t.state.name == "RUNNING"]
 
 

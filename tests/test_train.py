@@ -1,16 +1,11 @@
-"""QAT: accuracy on real data (digits), the CLI's training report, resume after a kill, JAX."""
+"""QAT: accuracy on real data (digits), the CLI's training report, resume after a kill (other backends: test_backends.py)."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from kit import jets_npz, kill_after_first_checkpoint
 
 import qconvert
 from qconvert.cli import cli
@@ -84,53 +79,6 @@ def test_data_alone_evaluates_without_training(digits_files, tmp_path):
     acc = json.loads(report.read_text())["accuracy"]
     assert set(acc) >= {"fp32", "ptq"} and "qat" not in acc
     assert not list(tmp_path.glob("*.png"))
-
-
-@pytest.mark.slow
-def test_an_interrupted_run_resumes_from_its_last_finished_epoch(tmp_path):
-    """Kill a QAT run after its first checkpoint; --resume continues from there."""
-    data = jets_npz(tmp_path / "jets.npz")
-    model = ROOT / "examples" / "jet_tagging" / "keras_model_fp32.h5"
-    out = tmp_path / "q.keras"
-    args = [sys.executable, "-m", "qconvert", str(model), "-r", str(preset("6bit")), "-o", str(out),
-            "--data", str(data), "--epochs", "8", "--batch-size", "32", "--lr", "1e-3"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    state = tmp_path / "q.ckpt" / "state.json"
-    kill_after_first_checkpoint(args, state)
-    done = json.loads(state.read_text())["epoch"]
-    assert 1 <= done < 8, "the run must have been killed part-way"
-    assert not out.exists()  # nothing written before the run finishes
-    report = tmp_path / "r.json"
-    resumed = subprocess.run(args + ["--resume", "--report", str(report)], env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    training = json.loads(report.read_text())["training"]
-    assert training["resumed_from"] == done
-    assert training["epochs_run"] == 8 and len(training["history"]["loss"]) == 8
-    assert out.exists() and not (tmp_path / "q.ckpt").exists()
-
-
-@pytest.mark.slow
-def test_qat_on_jax():
-    pytest.importorskip("jax")
-    code = textwrap.dedent(
-        """
-        import keras, qconvert
-        from qconvert.demo import digits_dataset, digits_mlp, preset, train_baseline
-        from qconvert.train.qat import TrainOptions, evaluate, fine_tune
-        assert keras.backend.backend() == "jax"
-        data = digits_dataset()
-        fp32 = train_baseline(digits_mlp(), data, epochs=20)
-        q, _ = qconvert.convert(fp32, preset("6bit"))
-        ptq = evaluate(q, data, data.x_test, data.y_test, "categorical_crossentropy").accuracy
-        q, result = fine_tune(q, data, TrainOptions(epochs=15, lr=1e-3, batch_size=64, verbose=0))
-        qat = evaluate(q, data, data.x_test, data.y_test, "categorical_crossentropy").accuracy
-        print("ACC", ptq, qat)
-        assert qat > 0.85 and qat > ptq, (ptq, qat)
-        """
-    )
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_the_demo_models_start_from_the_same_weights_for_the_same_seed():

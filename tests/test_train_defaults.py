@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import qconvert
 from qconvert.cli import cli
-from qconvert.demo import digits_dataset, digits_mlp, preset, train_baseline
+from qconvert.demo import preset
 from qconvert.train.distill import DistillationLoss, pack_targets
 from qconvert.train.qat import Distill, TrainOptions, assess_convergence, fine_tune, resolve_batch_size, resolve_lr
 
@@ -60,13 +60,8 @@ def test_distillation_loss_is_cross_entropy_plus_the_softened_kl():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return digits_dataset()
-
-
-@pytest.fixture(scope="module")
-def fp32(digits):
-    return train_baseline(digits_mlp(), digits, epochs=20)
+def fp32(digits_fp32):
+    return digits_fp32
 
 
 def test_distilled_qat_trains_and_resumes_from_its_checkpoint(digits, fp32, tmp_path):
