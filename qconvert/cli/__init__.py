@@ -8,6 +8,9 @@ traceback).
 
 from __future__ import annotations
 
+import difflib
+import os
+
 import click
 
 from .batch import batch_cmd
@@ -33,8 +36,17 @@ class _MainJobGroup(click.Group):
         while i < len(rest) and rest[i] in _GROUP_FLAGS:
             i += 1
         if i < len(rest) and rest[i] not in self.commands:
+            if _looks_like_a_command(rest[i]):
+                close = difflib.get_close_matches(rest[i], list(self.commands), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else f" Commands: {', '.join(self.commands)}."
+                raise click.UsageError(f"No such command {rest[i]!r}.{hint}", ctx)
             rest.insert(i, "convert")
         return super().parse_args(ctx, rest)
+
+
+def _looks_like_a_command(word: str) -> bool:
+    """A bare word (no path separator, no suffix, no option) that names no file: a mistyped command, not a MODEL."""
+    return not word.startswith("-") and "/" not in word and "." not in word and not os.path.exists(word)
 
 
 @click.group(cls=_MainJobGroup, context_settings={"help_option_names": ["-h", "--help"]})

