@@ -200,6 +200,19 @@ def test_a_mistyped_command_is_named_with_the_closest_one(args, says):
     result = run(*args)
     assert result.exit_code == 2 and says in result.output, result.output
     assert "--rules" not in result.output  # not mistaken for the main job's MODEL
+    assert result.output.startswith("qconvert: error: ") and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--family", "xc9"], "Invalid value for '--family': 'xc9' is not one of 'xcup', 'xcu', 'xc7'"),
+    (["--bogus"], "No such option '--bogus'"),
+    (["--epochs", "many"], "Invalid value for '--epochs': 'many' is not a valid integer"),
+])
+def test_usage_errors_are_one_line_in_the_house_style(seed_h5, tmp_path, args, says):
+    """click's usage errors read like every other error: one ``qconvert: error:`` line, exit 2, nothing written."""
+    result = run(seed_h5, "--rules", SIX_BIT, "-o", tmp_path / "q.keras", *args)
+    assert_clean_error(result, says)
+    assert not (tmp_path / "q.keras").exists()
 
 
 def test_an_existing_file_named_like_a_word_is_still_the_main_jobs_model(seed_h5, tmp_path, monkeypatch):

@@ -171,9 +171,10 @@ def test_cli_build_without_synthesis_tool_exits_2_with_project_written(tmp_path,
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--backend", "Quartus9"], ["backend", "Quartus9"]),
+        (["--backend", "Quartus9"], ["--backend", "Quartus9", "'vitis', 'vivado'"]),  # closed sets: click's choices
         (["--part", "not a part"], ["part", "not a part"]),
-        (["--io-type", "io_serial"], ["io type", "io_serial"]),
+        (["--io-type", "io_serial"], ["--io-type", "io_serial", "'io_parallel', 'io_stream'"]),
+        (["--strategy", "Fastest"], ["--strategy", "Fastest", "distributed_arithmetic"]),
     ],
 )
 def test_cli_bad_hls4ml_options_are_one_line_errors(tmp_path, args, words):

@@ -11,7 +11,7 @@ first name under ``qconvert``) and any unit of a lower layer::
     api     qconvert (the package root: the public API), __main__, cli
     app     pipeline, batch (+ batch_report), search, source, demo
     stages  model, train, export
-    base    rules, quantizers, errors, runtime, io, report (+ sections, qonnx_report), version
+    base    rules, quantizers, errors, runtime, io, report (+ sections, qonnx_report), version, targets
 
 Units of one layer may import each other one way only: the graph of units is
 acyclic too.
@@ -31,7 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "api": ("", "__main__", "cli"),
     "app": ("pipeline", "batch", "batch_report", "search", "source", "demo"),
     "stages": ("model", "train", "export"),
-    "base": ("rules", "quantizers", "errors", "runtime", "io", "report", "sections", "qonnx_report", "version"),
+    "base": ("rules", "quantizers", "errors", "runtime", "io", "report", "sections", "qonnx_report", "version", "targets"),
 }
 LEVEL = {unit: level for level, units in enumerate(reversed(LAYERS.values())) for unit in units}
 

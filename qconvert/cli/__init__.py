@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
+from typing import Any
 
 import click
 
@@ -29,6 +31,25 @@ _GROUP_FLAGS = ("--debug", "--help", "-h", "--version")
 
 class _MainJobGroup(click.Group):
     """A group whose default command is ``convert``: ``qconvert MODEL --rules R`` works."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's ``main`` with one error style: a usage error (unknown option, bad choice, missing value) is one
+        ``qconvert: error:`` line on stderr and exit 2, as every other error is."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `qconvert`, `qconvert rules`: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"qconvert: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         rest = list(args)

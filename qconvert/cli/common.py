@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import QConvertError
+from ..targets import BACKENDS, FAMILIES, IO_TYPES, STRATEGIES
 
 __all__ = [
     "calibration_rows_option",
@@ -97,12 +98,15 @@ def hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--hls4ml", "hls4ml_dir", type=click.Path(path_type=str),
                      help="Write an hls4ml project to DIR, compile its emulation (g++) and verify it against Keras."),
-        click.option("--backend", default="Vitis", show_default=True, help="hls4ml backend: Vitis or Vivado."),
+        click.option("--backend", type=click.Choice(BACKENDS, case_sensitive=False), default="Vitis", show_default=True,
+                     help="hls4ml backend."),
         click.option("--part", default="xcu200-fsgd2104-2-e", show_default=True, help="FPGA part."),
-        click.option("--io-type", default="io_parallel", show_default=True, help="io_parallel or io_stream."),
+        click.option("--io-type", type=click.Choice(IO_TYPES), default="io_parallel", show_default=True,
+                     help="hls4ml io type."),
         click.option("--reuse-factor", type=int, default=1, show_default=True, help="hls4ml ReuseFactor (1: fully parallel)."),
-        click.option("--strategy", help="hls4ml strategy: Latency (default), Resource, or distributed_arithmetic "
-                                        "(da4ml: per-layer LUT estimate; pip install 'qconvert[da]')."),
+        click.option("--strategy", type=click.Choice(STRATEGIES, case_sensitive=False),
+                     help="hls4ml strategy (default Latency; Resource where --reuse-factor > 1); distributed_arithmetic: "
+                          "da4ml, a per-layer LUT estimate (pip install 'qconvert[da]')."),
         click.option("--hls4ml-config", type=click.Path(path_type=str),
                      help="hls4ml config YAML (Model / LayerName / LayerType) merged over the derived one."),
         click.option("--build", is_flag=True, help="Run synthesis (needs vitis-run / vivado_hls on PATH) and report it."),
@@ -117,8 +121,9 @@ def rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--clock-ns", type=float, default=5.0, show_default=True,
                      help="RTL clock period: da4ml puts pipeline registers every this many units of its delay model."),
-        click.option("--family", default="xcup", show_default=True,
-                     help="yosys synth_xilinx -family for the RTL figures: xcup (UltraScale+), xcu, xc7, ..."),
+        click.option("--family", type=click.Choice(FAMILIES), default="xcup", show_default=True,
+                     help="yosys synth_xilinx -family for the RTL figures (xcup: UltraScale+, xcu: UltraScale, "
+                          "xc7: 7-series)."),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -8,6 +8,7 @@ import click
 
 from ..errors import SettingsError
 from ..runtime import quiet_backends
+from ..targets import IO_TYPES, STRATEGIES
 from .common import (
     calibration_rows_option,
     loading_options,
@@ -32,7 +33,8 @@ from .common import (
               help="accuracy,COST: the Pareto front of validation accuracy against COST: ebops, dsp, multiplies, lut "
                    "(da4ml's LUT estimate of the RTL, seconds a trial) or lut_yosys (yosys synth_xilinx, minutes).")
 @click.option("--max-drop", type=click.FloatRange(min=0), metavar="PP",
-              help="Instead of a front: the cheapest model within PP percentage points of FP32 validation accuracy.")
+              help="Instead of a front: the cheapest model within PP percentage points of FP32 validation accuracy "
+                   "(default: the whole front, its chosen point the cheapest within 1 pp).")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Local worker processes sharing the study.")
 @click.option("--storage", help="Optuna storage shared by workers on many machines: an RDB URL (sqlite:///..., "
@@ -61,8 +63,10 @@ from .common import (
 @click.option("--hls4ml", "hls4ml_flag", is_flag=True,
               help="Run the main job on the chosen point's rule file with the hls4ml export and verification "
                    "(OUTDIR/chosen.keras, OUTDIR/hls4ml).")
-@click.option("--io-type", default="io_parallel", show_default=True, help="hls4ml io type for --hls4ml.")
-@click.option("--strategy", help="hls4ml strategy for --hls4ml (Latency by default).")
+@click.option("--io-type", type=click.Choice(IO_TYPES), default="io_parallel", show_default=True,
+              help="hls4ml io type for --hls4ml.")
+@click.option("--strategy", type=click.Choice(STRATEGIES, case_sensitive=False),
+              help="hls4ml strategy for --hls4ml (default Latency).")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @loading_options
 @click.pass_context

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError
+from ..targets import BACKENDS, DA, IO_TYPES, STRATEGIES, SYNTHESIS_TOOLS
 
 __all__ = [
     "BACKENDS",
@@ -27,15 +28,7 @@ __all__ = [
     "merge_config",
 ]  # fmt: skip
 
-# Backends whose io_parallel / io_stream templates qconvert derives configurations for, and the
-# program each one's hls4ml ``build()`` runs (hls4ml 1.3: Vitis runs ``vitis-run``).
-SYNTHESIS_TOOLS = {"Vitis": "vitis-run", "Vivado": "vivado_hls"}
-BACKENDS = tuple(SYNTHESIS_TOOLS)
-IO_TYPES = ("io_parallel", "io_stream")
 _PART = re.compile(r"^xc[a-z0-9]+(-[a-z0-9]+)+$", re.IGNORECASE)  # Xilinx: xcu200-fsgd2104-2-e, xc7z020clg400-1
-# hls4ml's strategies; distributed_arithmetic (da4ml, hls4ml's "da" extra) also estimates LUTs per layer
-STRATEGIES = ("Latency", "Resource", "distributed_arithmetic")
-DA = "distributed_arithmetic"
 # the top-level keys of an hls4ml HLSConfig a user's YAML may set
 USER_CONFIG_KEYS = frozenset({"Model", "LayerName", "LayerType", "Flows", "Optimizers", "SkipOptimizers"})
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ExportError, VerificationError
+from ...targets import FAMILIES
 
 __all__ = [
     "FAMILIES",
@@ -45,8 +46,6 @@ __all__ = [
 ]  # fmt: skip
 
 MIN_VERILATOR = (5, 20)
-# yosys synth_xilinx families (yosys 0.23): UltraScale+, UltraScale, 7-series, Virtex-6, Spartan-6, ...
-FAMILIES = ("xcup", "xcu", "xc7", "xc6v", "xc6s", "xc5v", "xc4v", "xc3s", "xc2v", "xc2vp", "xcve")
 
 
 class ToolMissing(ExportError):
