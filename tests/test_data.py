@@ -103,6 +103,10 @@ def test_fit_against_the_model():
         check_fits_model(data, (None, 8), 5)
     with pytest.raises(DataError, match="5 classes, the model outputs 3"):
         check_fits_model(data, (None, 16), 3)
+    values = Dataset("d", x, np.linspace(0, 1, 20), x, np.linspace(0, 1, 20), label_kind="values")
+    check_fits_model(values, (None, 16), 1)  # one output: a regression target
+    with pytest.raises(DataError, match=r"not class indices \(0.0526316 at sample 1\).*integer classes 0..4"):
+        check_fits_model(values, (None, 16), 5)
 
 
 def test_cli_bad_data_exits_2_and_writes_nothing(tmp_path, request):
@@ -121,6 +125,9 @@ def test_cli_bad_data_exits_2_and_writes_nothing(tmp_path, request):
     unreadable = tmp_path / "unreadable.npz"
     unreadable.write_text("garbage")
     cases[unreadable] = "cannot read"
+    halves = tmp_path / "halves.npz"  # 0.5, 1.5, ...: one number per jet for a 5-class model, not class indices
+    np.savez(halves, X_train=np.zeros((8, 16)), y_train=np.arange(8) % 5 + 0.5)
+    cases[halves] = "labels are not class indices"
     for data, needle in cases.items():
         before = sorted(p.name for p in tmp_path.iterdir())
         result = CliRunner().invoke(cli, [str(model), "-r", str(rules), "--data", str(data), "--epochs", "1"])

@@ -212,7 +212,15 @@ def check_fits_model(data: Dataset, input_shape: tuple, output_units: int | None
     got = tuple(data.x_train.shape[1:])
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
         raise DataError(f"{data.source}: samples have shape {got}, the model takes {expected}")
-    if output_units is None or data.label_kind == "values":
+    if output_units is None:
+        return
+    if data.label_kind == "values" and data.y_train.ndim == 1 and output_units > 1:
+        # one number per sample for a model with several outputs: meant as classes, and not class indices
+        flat = data.y_train
+        bad = int(np.argmax((np.mod(flat, 1) != 0) | (flat < 0)))
+        raise DataError(f"{data.source}: labels are not class indices ({flat[bad]:g} at sample {bad}) and the model "
+                        f"outputs {output_units} values: give integer classes 0..{output_units - 1} or one-hot rows")
+    if data.label_kind == "values":
         return
     if data.label_kind == "onehot" and data.y_train.shape[1] != output_units:
         raise DataError(f"{data.source}: labels have {data.y_train.shape[1]} classes, the model outputs {output_units}")
