@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch_report import BatchReport, ModelResult
-from .errors import ModelLoadError, OutputError, QConvertError
+from .errors import ModelLoadError, OutputError, QConvertError, SettingsError
 from .rules import WEIGHT_ROLES, ActivationPolicy, RuleSet, Settings, as_ruleset
 from .runtime import worker_environment
 
@@ -306,6 +306,10 @@ def run_batch(
     if jobs < 1:
         raise QConvertError(f"jobs must be at least 1. Received: jobs={jobs}")
     ruleset = as_ruleset(rules)
+    if ruleset.needs_data:
+        raise SettingsError(f"batch: {ruleset.source} resolves activation or input 'integer: auto' from data, which a "
+                            "batch does not take (its models take different inputs): use a preset without auto for "
+                            "them (6bit, 8bit), or convert each model with qconvert MODEL --rules ... --data D")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder")

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from kit import assert_clean_error
 from kit import run_cli as run
 
 import qconvert
@@ -199,3 +200,19 @@ def test_usage_errors_exit_2(tmp_path, args, needle):
     result = run("batch", *[str(a).format(tmp=tmp_path) for a in args], "-o", tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert needle in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("preset", ["6bit-auto", "8bit-auto"])
+def test_presets_that_calibrate_on_data_are_refused_before_anything_is_written(tmp_path, preset):
+    """A batch takes no --data (its models take different inputs): activation 'integer: auto' is refused in one line
+    that says why and what to use, and no output folder is left behind."""
+    src = tmp_path / "models"
+    src.mkdir()
+    _jet("a").save(src / "a.keras")
+    result = run("batch", src, "--rules", preset, "-o", tmp_path / "out")
+    assert_clean_error(result, "a batch does not take", "6bit, 8bit", "--data D")
+    assert not (tmp_path / "out").exists()
+    weights_only = tmp_path / "w.yaml"  # auto on weights alone resolves from the weights: accepted
+    weights_only.write_text("version: 1\ndefaults:\n  kernel: quantized_bits(6, auto, alpha=1)\n"
+                            "  activation: quantized_relu(6)\n")
+    assert run("batch", src, "--rules", weights_only, "-o", tmp_path / "out").exit_code == 0

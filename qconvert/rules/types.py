@@ -277,6 +277,14 @@ class RuleSet:
         every = self.defaults.specs() + [s for r in self.rules for s in r.settings.specs()]
         return any(s.is_auto for s in every + ([self.input] if self.input is not None else []))
 
+    @property
+    def needs_data(self) -> bool:
+        """Some activation or input quantizer has ``integer: auto``: calibration needs rows of data (weights'
+        ``auto`` resolve from the weights alone)."""
+        policies = [self.defaults.activation] + [r.settings.activation for r in self.rules]
+        every = [s for p in policies if p is not None for s in p.specs()]
+        return any(s.is_auto for s in every + ([self.input] if self.input is not None else []))
+
     def error(self, message: str, rule: Rule | None = None, key: str | None = None) -> RuleError:
         """A :class:`RuleError` located in this file (at ``rule``'s line when given)."""
         return RuleError(message, source=self.source, line=rule.line if rule else None, key=key)
