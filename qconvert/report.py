@@ -22,11 +22,13 @@ from .sections import (
 )
 
 __all__ = [
+    "Column",
     "ConversionReport",
     "LayerRow",
     "PlanRow",
     "Totals",
     "plan_rows",
+    "print_layer_table",
 ]
 
 
@@ -195,27 +197,20 @@ class ConversionReport:
 
     def render(self, console: Any) -> None:
         """Print the per-layer table and the totals on a rich console."""
-        from rich.table import Table
 
-        table = Table(title=f"{self.model} → {self.output or '(not written)'}", title_justify="left")
         da = self.totals.lut_da is not None
         pruned = any(r.sparsity is not None for r in self.layers)
-        columns = [("layer", "left"), ("type", "left"), ("kernel", "left"), ("bias", "left"), ("activation", "left"),
-                   ("params", "right"), ("BOPs", "right"), ("EBOPs", "right"), ("DSP", "right")]
-        columns += [("sparsity", "right")] * pruned + [("LUT (DA)", "right")] * da + [("note", "left")]
-        for name, justify in columns:
-            table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"))
-        for r in self.layers:
-            style = "yellow" if r.leftover else None
-            extra = [format_percent(r.sparsity)] * pruned + [_opt(r.lut_da)] * da
-            table.add_row(r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops),
-                          _opt(r.ebops), _opt(r.dsp), *extra, r.note, style=style)
+        columns = [Column("layer"), Column("type"), Column("kernel"), Column("bias"), Column("activation"),
+                   Column("params", True), Column("BOPs", True), Column("EBOPs", True), Column("DSP", True)]
+        columns += [Column("sparsity", True)] * pruned + [Column("LUT (DA)", True)] * da + [Column("note")]
+        rows = [([r.name, _type(r), r.kernel, r.bias, r.activation, f"{r.params:,}", format_count(r.bops), _opt(r.ebops),
+                  _opt(r.dsp), *[format_percent(r.sparsity)] * pruned, *[_opt(r.lut_da)] * da, r.note],
+                 "yellow" if r.leftover else None) for r in self.layers]
         t = self.totals
-        table.add_section()
-        table.add_row("total", "", "", "", "", f"{t.params:,}", format_count(t.bops), _opt(t.ebops), _opt(t.dsp),
-                      *([""] * pruned + [_opt(t.lut_da)] * da),
-                      f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}")
-        console.print(table)
+        total = ["total", "", "", "", "", f"{t.params:,}", format_count(t.bops), _opt(t.ebops), _opt(t.dsp),
+                 *([""] * pruned + [_opt(t.lut_da)] * da),
+                 f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}"]
+        print_layer_table(console, f"{self.model} → {self.output or '(not written)'}", columns, rows, total)
         console.print(self.summary_line())
         if "calibration" in self.sections:
             render_calibration(self.sections["calibration"], console)
@@ -233,6 +228,58 @@ class ConversionReport:
             render_qonnx(self.sections["qonnx"], console)
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a per-layer table: its header and whether it holds numbers (right-aligned, never wrapped)."""
+
+    name: str
+    numeric: bool = False
+
+
+def print_layer_table(console: Any, title: str, columns: list[Column], rows: list[tuple[list[str], str | None]],
+                      total: list[str] | None = None) -> None:
+    """One row per layer as a table when it fits ``console.width``; otherwise stacked, one block per layer: its
+    name, then ``header value`` pairs that wrap between pairs, never inside one (numbers are never broken).
+
+    ``rows``: ``(cells, style)`` with one cell per column (the first is the layer's name); ``total``: a last row.
+    """
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col.name, justify="right" if col.numeric else "left", no_wrap=col.numeric or i == 0)
+    for cells, style in rows:
+        table.add_row(*cells, style=style)
+    if total is not None:
+        table.add_section()
+        table.add_row(*total)
+    if Measurement.get(console, console.options.update_width(1_000_000), table).maximum <= console.width:
+        console.print(table)
+        return
+    stacked = Table(title=title, title_justify="left", show_header=False, show_lines=True)
+    stacked.add_column(no_wrap=True)
+    stacked.add_column(overflow="fold")
+    every = rows + ([(total, None)] if total is not None else [])
+    room = max(20, console.width - max(len(cells[0]) for cells, _ in every) - 7)  # the borders and padding take 7
+    for cells, style in every:
+        pairs = [value if j == 1 else f"{col.name} {value}"
+                 for j, (col, value) in enumerate(zip(columns, cells)) if j > 0 and value]
+        stacked.add_row(cells[0], "\n".join(_pack(pairs, room)), style=style)
+    console.print(stacked)
+
+
+def _pack(pairs: list[str], room: int) -> list[str]:
+    """``pairs`` on lines of at most ``room`` characters, two spaces apart, broken only between pairs."""
+    lines: list[str] = []
+    for pair in pairs:
+        if lines and len(lines[-1]) + 2 + len(pair) <= room:
+            lines[-1] += "  " + pair
+        else:
+            lines.append(pair)
+    return lines
+
+
 def _type(row: LayerRow | PlanRow) -> str:
     if row.type_before == row.type_after:
         return row.type_before
@@ -246,14 +293,11 @@ def _opt(value: float | None) -> str:
 def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pruned: dict[str, Any] | None = None) -> None:
     """``qconvert rules show``: per layer, the winning rule and what it gives; with ``costs`` (name → LayerCost
     of the converted, untrained model) its EBOPs and DSPs, and with ``pruned`` the EBOPs after pruning (est.)."""
-    from rich.table import Table
 
     costs = costs or {}
     extra = ["EBOPs", "DSP"] * bool(costs) + ["prune", "EBOPs pruned"] * bool(pruned)
-    table = Table(title=f"{plan.model_name} with {plan.ruleset.source}", title_justify="left")
-    for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation", *extra, "note"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("kernel", "bias", "activation"),
-                         justify="right" if name in extra else "left")
+    columns = [Column(name) for name in ("layer", "type", "action", "rule", "kernel", "bias", "activation")]
+    columns += [Column(name, True) for name in extra] + [Column("note")]
 
     def cost_cells(name: str, prune: Any = None) -> list[str]:
         c = costs.get(name)
@@ -263,11 +307,10 @@ def render_plan(plan: Any, console: Any, costs: dict[str, Any] | None = None, pr
             cells += [f"{100 * prune.sparsity:g}%" if prune else "", _opt(p.ebops if p and prune else None)]
         return cells
 
-    for row in plan_rows(plan, nested=True):
-        table.add_row(row.name, _type(row), row.action, row.rule or "-", row.kernel, row.bias, row.activation,
-                      *cost_cells(row.name if row.rule != "input" else "", row.prune), row.note,
-                      style="yellow" if row.leftover else None)
-    console.print(table)
+    rows = [([row.name, _type(row), row.action, row.rule or "-", row.kernel, row.bias, row.activation,
+              *cost_cells(row.name if row.rule != "input" else "", row.prune), row.note],
+             "yellow" if row.leftover else None) for row in plan_rows(plan, nested=True)]
+    print_layer_table(console, f"{plan.model_name} with {plan.ruleset.source}", columns, rows)
     leftovers = plan.leftovers()
     console.print(f"{len(plan.layers)} layers; {len(leftovers)} left float without a rule")
     if costs:

@@ -159,7 +159,15 @@ def test_rules_show_prints_each_decision_and_converts_nothing(model_copy, tmp_pa
     rules = write_rules(SIX_BIT.read_text() + "rules:\n  - match: {name: output}\n    kernel: quantized_bits(8, 0, alpha=1)\n")
     result = run("rules", "show", model_copy, "-r", rules)
     assert result.exit_code == 0, result.output
-    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    lines: dict[str, str] = {}  # layer → its row (a table row, or a stacked block's lines)
+    for line in result.output.splitlines():
+        if line.startswith("│"):
+            first = line.split("│")[1].strip()
+            if first:
+                lines[first] = line
+                last = first
+            else:
+                lines[last] += line
     assert "quantized_bits(8,0,alpha=1)" in lines["output"] and "rule 1" in lines["output"]
     assert "quantized_bits(6,0,alpha=1)" in lines["fc1"] and "defaults" in lines["fc1"]
     assert "quantized_relu(6)" in lines["relu1"]
