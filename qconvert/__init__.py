@@ -73,3 +73,8 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'qconvert' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, the lazily imported names included (``dir(qconvert)``, tab completion)."""
+    return sorted(set(globals()) | set(__all__))

@@ -177,6 +177,16 @@ class ConversionReport:
         )
         return head + body + "\n" + self.summary_line() + "\n"
 
+    def __str__(self) -> str:
+        """What the CLI prints (``print(report)``), as plain text at 200 columns (the CLI's width in logs)."""
+        import io
+
+        from rich.console import Console
+
+        console = Console(width=200, record=True, highlight=False, file=io.StringIO())
+        self.render(console)
+        return console.export_text().rstrip()
+
     def _repr_markdown_(self) -> str:
         """Jupyter shows a report as its table, cost columns included (not as a dataclass repr)."""
         return self.to_markdown()

@@ -57,3 +57,11 @@ def test_rules_show_reads_at_any_common_width(converted, width):
     text = _rendered(lambda console: render_plan(plan, console, costs), width)
     numbers = [qconvert.report.format_count(c.ebops) for c in costs.values() if c.ebops]
     _assert_readable(text, width, [item.name for item in plan.layers], numbers)
+
+
+def test_a_report_prints_as_its_table_and_the_api_lists_itself(converted):
+    _, report = converted
+    text = str(report)
+    assert text.splitlines()[0].startswith(f"{report.model} → ") and "EBOPs" in text and "fc1" in text
+    assert report.summary_line()[:60] in text  # the totals line follows the table
+    assert {"convert", "convert_file", "TrainOptions", "load_rules"} <= set(dir(qconvert))  # lazy names too
