@@ -53,6 +53,8 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
                       + (f", distilled from FP32 (T={training['distill']['temperature']:g}, "
                          f"alpha={training['distill']['alpha']:g})" if training.get("distill") else "")
                       + f"; {verdict}: {conv.get('reason', '')}" + (f"; {conv['advice']}" if conv.get("advice") else ""))
+        if training.get("resume_note"):
+            console.print(f"QAT: {training['resume_note']}")
 
 
 def render_calibration(c: dict[str, Any], console: Any) -> None:

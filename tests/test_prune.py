@@ -215,6 +215,7 @@ def test_resume_after_a_kill_keeps_masks_and_sparsity(tmp_path, write_rules):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     doc = json.loads(report.read_text())
     assert doc["training"]["resumed_from"] == done and doc["training"]["epochs_run"] == 8
+    assert f"QAT: resumed from epoch {done} of the checkpoint in" in " ".join(resumed.stdout.split())  # said, not silent
     assert len(doc["training"]["history"]["sparsity_fc1"]) == 8 and len(doc["training"]["history"]["loss"]) == 8
     assert out.exists() and not (tmp_path / "q.ckpt").exists()
     final = qconvert.load_model(out)

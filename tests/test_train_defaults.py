@@ -88,10 +88,13 @@ def test_cli_prints_the_chosen_batch_size_and_the_verdict(digits, fp32, tmp_path
     np.savez(tmp_path / "d.npz", X_train=digits.x_train, y_train=digits.y_train, X_val=digits.x_val, y_val=digits.y_val)
     report = tmp_path / "r.json"
     res = CliRunner().invoke(cli, [str(tmp_path / "m.keras"), "--rules", "6bit", "--data", str(tmp_path / "d.npz"),
-                                   "--epochs", "2", "-o", str(tmp_path / "q.keras"), "--report", str(report)])
+                                   "--epochs", "2", "-o", str(tmp_path / "q.keras"), "--report", str(report),
+                                   "--resume"])  # nothing to resume: said, then trained from the start
     assert res.exit_code == 0, res.output
     assert "batch size 32, lr 0.000566" in res.output and "not converged: only 68 optimizer steps" in res.output
+    assert "QAT: --resume: no checkpoint in" in res.output and "trained from the start" in res.output
     training = json.loads(report.read_text())["training"]
+    assert training["resumed_from"] == 0 and training["resume_note"].startswith("--resume: no checkpoint in")
     assert training["batch_size"] == 32 and training["optimizer_steps"] == 68
     assert training["convergence"]["converged"] is False
     res = CliRunner().invoke(cli, [str(tmp_path / "m.keras"), "--rules", "6bit", "--distill"])

@@ -116,9 +116,11 @@ class TrainResult:
     steps_per_epoch: int = 0
     convergence: dict[str, Any] = field(default_factory=dict)
     distill: dict[str, float] | None = None
+    resume_note: str | None = None  # with --resume: where it continued from, or that there was nothing to resume
 
     def to_dict(self) -> dict[str, Any]:
         return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "resumed_from": self.resumed_from,
+                "resume_note": self.resume_note,
                 "stopped_early": self.stopped_early, "batch_size": self.batch_size, "lr": self.lr,
                 "steps_per_epoch": self.steps_per_epoch, "optimizer_steps": self.steps_per_epoch * self.epochs_run,
                 "convergence": self.convergence, "distill": self.distill, "history": self.history}
@@ -333,6 +335,10 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
                 best = keras.models.clone_model(model)
                 best.load_weights(directory / "best.weights.h5")
                 state["best_weights"] = best.get_weights()
+    resume_note = None
+    if options.resume:
+        resume_note = (f"resumed from epoch {resumed_from} of the checkpoint in {directory}" if resumed_from else
+                       f"--resume: no checkpoint in {directory}; trained from the start")
     if resumed_from == 0:
         _compile(model, options, loss, steps)
     callback = _make_checkpoint_callback(directory, options.patience, state, monitor_from)
@@ -362,6 +368,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         steps_per_epoch=steps,
         convergence=assess_convergence(state["history"], steps, bool(state["stopped_early"])),
         distill=asdict(options.distill) if options.distill is not None else None,
+        resume_note=resume_note,
     )
     return model, result
 
