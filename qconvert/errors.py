@@ -10,6 +10,7 @@ __all__ = [
     "ConversionError",
     "DataError",
     "ExportError",
+    "Interrupted",
     "ModelLoadError",
     "OutputError",
     "QConvertError",
@@ -90,3 +91,8 @@ class VerificationError(ExportError):
     """The exported design cannot be checked against Keras: its emulation crashed (a C++ assertion or signal in
     hls4ml's generated code), its Verilator build failed, or the inputs given to check it on do not fit the model.
     The project is written; what it computes is unknown."""
+
+
+class Interrupted(QConvertError):
+    """Training was stopped by Ctrl-C (SIGINT); the message names the checkpoint and how to continue. The CLI
+    prints it on one line and exits 130, the shell's code for an interrupt."""

@@ -1,6 +1,7 @@
 """Training defaults that fit the data, the convergence verdict, and distillation."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -132,3 +133,26 @@ def test_binary_sigmoid_model_with_0_1_labels_evaluates():
     assert metrics.accuracy == pytest.approx(np.mean((p > 0.5) == (y > 0.5)))
     expected_loss = float(keras.losses.binary_crossentropy(y[:, None], p[:, None]).numpy().mean())
     assert metrics.loss == pytest.approx(expected_loss, rel=1e-4)
+
+
+def test_ctrl_c_names_the_checkpoint_and_resume_continues_from_it(digits, fp32, tmp_path):
+    """Ctrl-C (a KeyboardInterrupt inside Keras's fit) becomes one message naming the checkpoint and --resume; the
+    CLI prints it and exits 130. Resuming continues from the last finished epoch."""
+    import keras
+
+    from qconvert.errors import Interrupted
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt"
+    options = TrainOptions(epochs=3, seed=0, verbose=0, checkpoint_dir=ckpt)
+    with pytest.raises(Interrupted) as caught:
+        fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits, options, callbacks=[CtrlC()])
+    assert str(caught.value) == (f"QAT interrupted during epoch 2 of 3; the checkpoint in {ckpt} holds epoch 1: "
+                                 "run the same command with --resume to continue")
+    _, resumed = fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits, replace(options, resume=True))
+    assert resumed.resumed_from == 1 and resumed.epochs_run == 3
+    assert resumed.resume_note == f"resumed from epoch 1 of the checkpoint in {ckpt}"

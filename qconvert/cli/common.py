@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import QConvertError
+from ..errors import Interrupted, QConvertError
 from ..targets import BACKENDS, FAMILIES, IO_TYPES, STRATEGIES
 
 __all__ = [
@@ -35,9 +35,12 @@ def make_console(stderr: bool = False) -> Any:
 
 
 def run(ctx: click.Context, job: Callable[[], int]) -> None:
-    """Run ``job``; a QConvertError becomes one line on stderr and exit 2."""
+    """Run ``job``; a QConvertError becomes one line on stderr and exit 2 (Ctrl-C during QAT: exit 130)."""
     try:
         code = job()
+    except Interrupted as exc:  # Ctrl-C during QAT: where the checkpoint is and how to continue
+        click.echo(f"qconvert: {exc}", err=True)
+        ctx.exit(130)
     except QConvertError as exc:
         if ctx.find_root().params.get("debug"):
             raise

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, Interrupted
 from ..io import atomic_path, write_text_atomic
 from .data import Dataset
 
@@ -229,6 +229,12 @@ def _compile(model: Any, options: TrainOptions, loss: str, steps_per_epoch: int)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss_obj, metrics=metrics)
 
 
+def _fit(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, options: TrainOptions,
+         initial_epoch: int, callbacks: list[Any]) -> None:
+    model.fit(x, y, validation_data=(x_val, y_val), epochs=options.epochs, initial_epoch=initial_epoch,
+              batch_size=options.batch_size, shuffle=True, callbacks=callbacks, verbose=options.verbose)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data))
 
@@ -343,17 +349,12 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         _compile(model, options, loss, steps)
     callback = _make_checkpoint_callback(directory, options.patience, state, monitor_from)
     if resumed_from < options.epochs and not state["stopped_early"]:
-        model.fit(
-            data.x_train,
-            y_train,
-            validation_data=(data.x_val, y_val),
-            epochs=options.epochs,
-            initial_epoch=resumed_from,
-            batch_size=batch_size,
-            shuffle=True,
-            callbacks=[*callbacks, callback],
-            verbose=options.verbose,
-        )
+        try:
+            _fit(model, data.x_train, y_train, data.x_val, y_val, options, resumed_from, [*callbacks, callback])
+        except KeyboardInterrupt:
+            where = (f"the checkpoint in {directory} holds epoch {state['epoch']}: run the same command with --resume "
+                     f"to continue" if directory is not None and state["epoch"] else "no finished epoch to resume from")
+            raise Interrupted(f"QAT interrupted during epoch {state['epoch'] + 1} of {options.epochs}; {where}") from None
     if state.get("best_weights") is not None:
         model.set_weights(state["best_weights"])
     result = TrainResult(
