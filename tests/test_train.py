@@ -63,6 +63,8 @@ def test_cli_qat_reports_fp32_ptq_qat_and_writes_the_plot(digits_files, tmp_path
     assert doc["training"]["epochs_run"] == 3 and len(doc["training"]["history"]["loss"]) == 3
     plot = Path(acc["plot"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {out}, {plot}" in " ".join(result.output.split())  # the figure is named, not only written
+    assert plot.stat().st_mode & 0o777 == out.stat().st_mode & 0o777  # and gets the same mode as the model
     assert not (tmp_path / "q.ckpt").exists()  # finished: no checkpoint left behind
     loaded = qconvert.load_model(out)
     x = np.load(data)["X_test"]

@@ -57,7 +57,9 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
             names = ", ".join(row.name for row in result.report.leftovers)
             click.echo(f"qconvert: strict: {len(result.report.leftovers)} layer(s) left float without a rule: {names}; nothing written", err=True)
             return 1
-        click.echo(f"wrote {result.output}")
+        written = [str(result.output)] + [str(path) for path in (result.report.sections.get("accuracy", {}).get("plot"),
+                                                                 report_path) if path]
+        click.echo(f"wrote {', '.join(written)}")
         return 0
 
     run(ctx, job)
