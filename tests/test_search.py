@@ -157,6 +157,25 @@ def test_rules_check_prints_the_dimensions_and_the_main_job_refuses_a_space(tmp_
     assert not (tmp_path / "q.keras").exists()
 
 
+def test_a_space_that_leaves_layers_float_the_reference_quantizes_is_warned_about():
+    """No ``batchnorm:`` key: every trial keeps the BatchNormalization float while the 6bit reference folds it."""
+    import keras
+
+    from qconvert.search.objective import float_gaps
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="fc1"),
+                              keras.layers.BatchNormalization(name="bn1"), keras.layers.ReLU(name="relu1"),
+                              keras.layers.Dense(3, name="out"), keras.layers.Activation("softmax", name="softmax")])
+    space = SPACE.replace("{name: fc1}", "{name: out}")
+    warnings = float_gaps(model, loads_space(space), ["6bit"])
+    assert len(warnings) == 1 and "leaves 1 layer(s) float that the reference 6bit quantizes (bn1)" in warnings[0]
+    folded = space.replace("defaults:\n", "defaults:\n  batchnorm: fold\n")
+    assert float_gaps(model, loads_space(folded), ["6bit"]) == []
+    for example in (ROOT / "examples" / "search").glob("*.yaml"):  # the shipped spaces fold BatchNormalization
+        shipped = load_space(example)
+        assert shipped.ruleset({d.name: d.first for d in shipped.dimensions}).defaults.batchnorm == "fold", example
+
+
 def test_pareto_front_keeps_the_non_dominated_points_by_cost():
     points = [
         {"number": 0, "val_accuracy": 0.90, "ebops": 100.0},
@@ -190,7 +209,7 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     assert "Pareto front" in result.output and "6bit" in result.output and "FP32" in result.output
     summary = json.loads((out / "search.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     finished = [t for t in summary["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
-    assert len(finished) == 4 and summary["study"] == "qconvert-search"
+    assert len(finished) == 4 and summary["study"] == "qconvert-search" and summary["warnings"] == []
     assert {t["worker"] for t in summary["trials"]} <= {0, 1}  # -j 2: two local workers shared the study
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
     assert summary["references"]["6bit"]["ebops"] > 0 and summary["fp32"]["test_accuracy"] > 0.9
@@ -295,21 +314,22 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
     assert len({t.number for t in trials}) == len(trials)
     summary = json.loads((tmp_path / "b" / "search.json").read_text())
     assert summary["counts"] == {"COMPLETE": 4, "FAIL": 1}
-    # both killed mid-trial: --resume continues the study to its new size, keeping every finished trial
-    third = _journal_search(journal, tmp_path / "c", 7, model, data, space)
-    fourth = _journal_search(journal, tmp_path / "c", 7, model, data, space)
+    # both killed mid-trial: --resume continues the study to its new size, keeping every finished trial (8: after
+    # their first trials, 4 + 2 done, both workers start another, so the kill finds two running)
+    third = _journal_search(journal, tmp_path / "c", 8, model, data, space)
+    fourth = _journal_search(journal, tmp_path / "c", 8, model, data, space)
     _wait(lambda: sum(t.state.name == "RUNNING" for t in _trials(journal)) == 2
-          and sum(t.state.name == "COMPLETE" for t in _trials(journal)) >= 5)
+          and sum(t.state.name == "COMPLETE" for t in _trials(journal)) >= 6)
     kept = {t.number for t in _trials(journal) if t.state.name == "COMPLETE"}
     for proc in (third, fourth):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    last = _journal_search(journal, tmp_path / "c", 7, model, data, space, "--resume")
+    last = _journal_search(journal, tmp_path / "c", 8, model, data, space, "--resume")
     _, err = last.communicate(timeout=300)
     assert last.returncode == 0, err
     trials = _trials(journal)
     complete = {t.number for t in trials if t.state.name == "COMPLETE"}
-    assert kept <= complete and len(complete) == 7
+    assert kept <= complete and len(complete) == 8
     assert not [t for t in trials if t.state.name == "RUNNING"]
 
 

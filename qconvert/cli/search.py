@@ -128,6 +128,8 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
                    f"{result.files.get('front')}/ ({len(result.front)} rule files)")
         for name, error in result.retrain_errors.items():
             click.echo(f"qconvert: warning: re-training {name} failed: {error}", err=True)
+        for warning in result.warnings:
+            click.echo(f"qconvert: warning: {warning}", err=True)
         if result.chosen is not None:
             c, f = result.chosen, result.figures(result.chosen)
             how = f" re-trained for {result.retrain_epochs} epochs" if f is not c else ""

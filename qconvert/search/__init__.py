@@ -101,9 +101,10 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         from ..export import check_options
 
         hls4ml = check_options(hls4ml)
-    from .objective import Workbench
+    from .objective import Workbench, float_gaps
 
     bench = Workbench(settings, space)  # the model and data, checked before anything is written
+    warnings = float_gaps(bench.model, space, options.references)
     if options.storage is not None:
         from .study import open_storage
 
@@ -126,6 +127,7 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
         if errors and count_trials(study) < options.trials:
             raise QConvertError(errors[0])
     result = collect(study, space, settings, options.outdir, settings.max_drop)
+    result.warnings = warnings
     if settings.retrain_epochs:
         result = _retrain(study, space, settings, options, bench, result, progress)
     fp32 = result.fp32.get("val_accuracy")

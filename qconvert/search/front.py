@@ -75,6 +75,7 @@ class SearchResult:
     reproduced: dict[str, Any] | None = None
     retrain_epochs: int | None = None  # the front re-trained for this many epochs (None: not re-trained)
     search_front: list[int] = field(default_factory=list)  # the front of the short trials (trial numbers)
+    warnings: list[str] = field(default_factory=list)  # comparisons that are not like for like (float_gaps)
 
     def figures(self, point: Mapping[str, Any]) -> Mapping[str, Any]:
         """The figures a trial or reference is judged by: its re-trained model's when the front was re-trained
@@ -113,7 +114,7 @@ class SearchResult:
                 "references": self.references, "counts": self.counts,
                 "front": [t["number"] for t in self.front], "chosen": self.chosen["number"] if self.chosen else None,
                 "retrain_epochs": self.retrain_epochs, "search_front": self.search_front,
-                "files": self.files, "reproduced": self.reproduced, "trials": self.trials}
+                "files": self.files, "reproduced": self.reproduced, "warnings": self.warnings, "trials": self.trials}
 
     # --- rendering -----------------------------------------------------------------------------------
     def table(self) -> Any:

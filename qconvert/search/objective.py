@@ -256,3 +256,27 @@ def _q(text: str) -> str:
     import shlex
 
     return shlex.quote(str(text))
+
+
+_QUANTIZED = ("quantize", "fold")  # plan actions that leave a layer quantized (a folded BN lives in its producer)
+
+
+def float_gaps(model: Any, space: Space, references: Sequence[str]) -> list[str]:
+    """Warnings, one per reference: the layers every trial leaves float (the space's rules keep them, or no key
+    quantizes them, e.g. no ``batchnorm:``) that the reference quantizes, so that trial and reference costs are
+    not compared like for like (a float BatchNormalization costs DSPs in every trial). Plans only: no training.
+    """
+    from ..model.plan import plan_model
+    from ..rules import load_rules
+
+    trial = plan_model(model, space.ruleset({d.name: d.first for d in space.dimensions}))
+    left = {p.qualified_name for p in trial.layers if p.action not in _QUANTIZED and p.action != "nested"}
+    out = []
+    for name in references:
+        reference = plan_model(model, load_rules(name))
+        gap = [p.qualified_name for p in reference.layers if p.action in _QUANTIZED and p.qualified_name in left]
+        if gap:
+            out.append(f"every trial leaves {len(gap)} layer(s) float that the reference {name} quantizes "
+                       f"({', '.join(gap)}): their costs are not compared like for like; give them quantizers "
+                       f"in the space (e.g. 'batchnorm: fold')")
+    return out
