@@ -229,12 +229,6 @@ def _compile(model: Any, options: TrainOptions, loss: str, steps_per_epoch: int)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss_obj, metrics=metrics)
 
 
-def _fit(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, options: TrainOptions,
-         initial_epoch: int, callbacks: list[Any]) -> None:
-    model.fit(x, y, validation_data=(x_val, y_val), epochs=options.epochs, initial_epoch=initial_epoch,
-              batch_size=options.batch_size, shuffle=True, callbacks=callbacks, verbose=options.verbose)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data))
 
@@ -341,16 +335,17 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
                 best = keras.models.clone_model(model)
                 best.load_weights(directory / "best.weights.h5")
                 state["best_weights"] = best.get_weights()
-    resume_note = None
-    if options.resume:
-        resume_note = (f"resumed from epoch {resumed_from} of the checkpoint in {directory}" if resumed_from else
-                       f"--resume: no checkpoint in {directory}; trained from the start")
+    resume_note = None if not options.resume else (f"resumed from epoch {resumed_from} of the checkpoint in {directory}"
+                                                    if resumed_from else f"--resume: no checkpoint in {directory}; "
+                                                    "trained from the start")
     if resumed_from == 0:
         _compile(model, options, loss, steps)
     callback = _make_checkpoint_callback(directory, options.patience, state, monitor_from)
     if resumed_from < options.epochs and not state["stopped_early"]:
         try:
-            _fit(model, data.x_train, y_train, data.x_val, y_val, options, resumed_from, [*callbacks, callback])
+            model.fit(data.x_train, y_train, validation_data=(data.x_val, y_val), epochs=options.epochs,
+                      initial_epoch=resumed_from, batch_size=batch_size, shuffle=True, callbacks=[*callbacks, callback],
+                      verbose=options.verbose)
         except KeyboardInterrupt:
             where = (f"the checkpoint in {directory} holds epoch {state['epoch']}: run the same command with --resume "
                      f"to continue" if directory is not None and state["epoch"] else "no finished epoch to resume from")
