@@ -217,7 +217,8 @@ def overhead(folder: Path, epochs: int) -> None:
     from qconvert.rules import load_rules
     from qconvert.search import load_space
     from qconvert.search.objective import SearchSettings, Workbench
-    from qconvert.train.qat import _compile, resolve_batch_size, resolve_lr
+    from qconvert.train.compiled import compile_for_training
+    from qconvert.train.qat import resolve_batch_size, resolve_lr
 
     model, npz = write_case("mlp", folder)
     space = load_space(SPACES["mlp"])
@@ -232,7 +233,7 @@ def overhead(folder: Path, epochs: int) -> None:
         bench.run(ruleset)
         trial_s.append(time.perf_counter() - start)
         qmodel, _ = convert(bench.model, ruleset, calibration_data=data.calibration_rows(DEFAULT_ROWS))
-        _compile(qmodel, options, bench.loss, 1)
+        compile_for_training(qmodel, options, bench.loss, 1, (data.x_train, data.y_train))
         keras.utils.set_random_seed(0)
         start = time.perf_counter()
         qmodel.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,

@@ -87,7 +87,10 @@ def train_baseline(model: Any, data: Dataset, *, epochs: int = 60, lr: float = 3
     import keras
 
     keras.utils.set_random_seed(seed)
+    from .train.compiled import build_training_state
+
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    build_training_state(model, data.x_train, data.y_train)  # one trace of the training step, not two
     stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
     model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
               batch_size=batch_size, callbacks=[stop], verbose=0)

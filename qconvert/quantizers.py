@@ -376,6 +376,8 @@ def build(spec: QuantizerSpec | None) -> Any:
         return None
     if spec.is_auto:
         raise ValueError(f"{spec}: integer bits not resolved; calibrate the plan first")
-    from qkeras import quantizers  # local: keep `rules check` free of Keras
+    from .runtime import import_qkeras  # local: keep `rules check` free of Keras
+
+    quantizers = import_qkeras().quantizers
 
     return getattr(quantizers, spec.name)(**dict(spec.params))

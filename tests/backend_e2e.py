@@ -5,8 +5,14 @@ Run by tests/test_backends.py as ``KERAS_BACKEND=B python backend_e2e.py B TMPDI
 when Keras is first imported, so each runs in its own process). One process per backend carries every
 backend-specific check, so each backend's start-up and first traces are paid once.
 """
+# ruff: noqa: E402  (Keras and QKeras are imported first, as the CLI imports them)
+import importlib.util
 import sys
 from pathlib import Path
+
+from qconvert.runtime import quiet_backends
+
+quiet_backends()  # Keras, then QKeras without the other backends' frameworks (checked at the end)
 
 import keras
 import numpy as np
@@ -61,3 +67,11 @@ res = export(loaded, Hls4mlOptions(tmp / "prj"), x=data.x_test, y=data.y_test)
 print("RESULT", backend, result.batch_size, res.logits_exact_fraction, res.argmax_agreement, pruned_only, qat, res.limits)
 assert res.logits_exact_fraction == 1.0, res.limits
 assert qat < pruned_only, (qat, pruned_only)
+
+# QKeras was imported without torch under TensorFlow and JAX (2.6 s of every start-up); nothing since needed it,
+# and it imports as usual when asked for
+if backend != "torch" and importlib.util.find_spec("torch") is not None:
+    assert "torch" not in sys.modules
+    import torch
+
+    assert float(torch.ones(3).sum()) == 3.0

@@ -11,6 +11,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 
 
+def pytest_configure(config):
+    """In each process that runs tests (not xdist's controller): Keras and QKeras imported as the CLI imports
+    them, before test modules import them (see qconvert.runtime.import_qkeras)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    from qconvert.runtime import quiet_backends
+
+    quiet_backends()
+
+
 @pytest.fixture
 def rules_dir() -> Path:
     return RULES

@@ -156,3 +156,36 @@ def test_ctrl_c_names_the_checkpoint_and_resume_continues_from_it(digits, fp32, 
     _, resumed = fine_tune(qconvert.convert(fp32, preset("4bit"))[0], digits, replace(options, resume=True))
     assert resumed.resumed_from == 1 and resumed.epochs_run == 3
     assert resumed.resume_note == f"resumed from epoch 1 of the checkpoint in {ckpt}"
+
+
+@pytest.mark.parametrize("distill", [None, Distill()])
+def test_training_state_made_before_fit_trains_as_keras_alone(digits, distill):
+    """compile_for_training creates Adam's and the metrics' variables before fit (so TensorFlow traces the
+    training step once, not twice); the oracle is the same model compiled without that step: after two epochs
+    the weights and the history are the same bit for bit."""
+    import keras
+
+    from qconvert.demo import digits_mlp
+    from qconvert.train.compiled import compile_for_training
+    from qconvert.train.distill import distill_accuracy
+
+    options = TrainOptions(epochs=2, lr=1e-3, batch_size=64, distill=distill)
+    y = digits.y_train if distill is None else pack_targets(digits.y_train, "onehot", np.full_like(digits.y_train, 0.1))
+    runs = []
+    for made_up_front in (False, True):
+        keras.utils.set_random_seed(0)
+        model = digits_mlp(0)
+        if made_up_front:
+            compile_for_training(model, options, "categorical_crossentropy", 1, (digits.x_train, y))
+            assert model.optimizer.built and all(float(v.numpy()) == 0 for m in model.metrics for v in m.variables)
+        else:  # the same compile, its variables left to fit
+            loss = ("categorical_crossentropy" if distill is None else
+                    DistillationLoss(10, distill.temperature, distill.alpha, from_logits=False))
+            metrics = ["accuracy"] if distill is None else [keras.metrics.MeanMetricWrapper(distill_accuracy, name="accuracy")]
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=metrics)
+            assert not model.optimizer.built
+        history = model.fit(digits.x_train, y, epochs=2, batch_size=64, shuffle=False, verbose=0).history
+        runs.append((model.get_weights(), history))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1] and set(runs[0][1]) == {"loss", "accuracy"}

@@ -50,7 +50,10 @@ def find_weights(json_path: str | Path) -> Path | None:
 
 def _classifier(custom_objects: dict[str, Any] | None) -> Any:
     import keras
-    import qkeras
+
+    from ..runtime import import_qkeras
+
+    qkeras = import_qkeras()
 
     from .legacy import QKERAS_LAYERS
 

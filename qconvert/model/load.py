@@ -56,7 +56,10 @@ def load_model(
     if weights is not None:
         raise ModelLoadError(f"{path}: holds its own weights; a weights file ({weights}) goes with a .json architecture")
     import keras
-    import qkeras  # noqa: F401  registers the Q-layers and quantizers with Keras
+
+    from ..runtime import import_qkeras
+
+    import_qkeras()  # registers the Q-layers and quantizers with Keras
 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode, custom_objects=custom_objects)

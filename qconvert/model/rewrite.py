@@ -35,8 +35,9 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
     elif new.class_name == "Activation":
         cls = keras.layers.Activation
     else:
-        import qkeras
+        from ..runtime import import_qkeras
 
+        qkeras = import_qkeras()
         cls = getattr(qkeras, new.class_name, None) or getattr(keras.layers, new.class_name)
     try:
         layer = cls.from_config(config)

@@ -17,8 +17,10 @@ __all__ = ["build_report", "calibrated_plan", "convert", "convert_planned", "pla
 def versions() -> dict[str, str]:
     """The versions a report and a model's provenance record: qconvert, Keras, QKeras, backend."""
     import keras
-    import qkeras
 
+    from ..runtime import import_qkeras
+
+    qkeras = import_qkeras()
     return {"qconvert": __version__, "keras": keras.__version__, "qkeras": qkeras.__version__, "backend": keras.backend.backend()}
 
 

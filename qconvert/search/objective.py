@@ -110,13 +110,14 @@ class Workbench:
 
     def __init__(self, settings: SearchSettings, space: Space) -> None:
         from ..pipeline import LoadOptions, load_inputs
-        from ..train.qat import _is_classifier, evaluate
+        from ..train.compiled import is_classifier
+        from ..train.qat import evaluate
 
         self.settings, self.space = settings, space
         inputs = load_inputs(settings.model, settings.data, seed=settings.seed,
                              load=LoadOptions(settings.weights, tuple(settings.custom_objects), settings.safe_mode))
         self.model, self.dataset, self.loss = inputs.model, inputs.dataset, inputs.loss
-        if not _is_classifier(self.loss):
+        if not is_classifier(self.loss):
             raise DataError(f"{settings.data}: search maximizes accuracy, so it needs a classifier; "
                             f"the loss is {self.loss}")
         self._evaluate = evaluate

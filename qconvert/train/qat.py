@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DataError, Interrupted
 from ..io import atomic_path, write_text_atomic
+from .compiled import compile_for_training, is_classifier, output_activation
 from .data import Dataset
 
 __all__ = [
@@ -165,12 +166,6 @@ class Metrics:
         return asdict(self)
 
 
-def _output_activation(model: Any) -> str | None:
-    last = model.layers[-1]
-    act = last.get_config().get("activation")
-    return act if isinstance(act, str) else None
-
-
 def loss_from_file(path: str | Path) -> str | None:
     """The loss a model file was compiled with (``.keras`` compile_config, ``.h5`` training_config)."""
     path = Path(path)
@@ -198,35 +193,13 @@ def infer_loss(model: Any, data: Dataset, compiled_loss: str | None = None) -> s
         if data.label_kind == "integer" and compiled_loss == "categorical_crossentropy":
             return "sparse_categorical_crossentropy"
         return compiled_loss
-    activation = _output_activation(model)
+    activation = output_activation(model)
     units = int(model.outputs[0].shape[-1])
     if activation == "softmax" or (units > 1 and data.label_kind in ("onehot", "integer")):
         return "sparse_categorical_crossentropy" if data.label_kind == "integer" else "categorical_crossentropy"
     if activation == "sigmoid":
         return "binary_crossentropy"
     return "mean_squared_error"
-
-
-def _is_classifier(loss: str) -> bool:
-    return "crossentropy" in loss
-
-
-def _compile(model: Any, options: TrainOptions, loss: str, steps_per_epoch: int) -> None:
-    import keras
-
-    lr: Any = options.lr
-    if options.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, options.epochs * steps_per_epoch))
-    metrics: list[Any] = ["accuracy"] if _is_classifier(loss) else []
-    from_logits = _output_activation(model) not in ("softmax", "sigmoid") and _is_classifier(loss)
-    loss_obj = keras.losses.get({"class_name": loss, "config": {"from_logits": from_logits}}) if from_logits else loss
-    if options.distill is not None:
-        from .distill import DistillationLoss, distill_accuracy
-
-        loss_obj = DistillationLoss(int(model.outputs[0].shape[-1]), options.distill.temperature, options.distill.alpha,
-                                    from_logits=from_logits)
-        metrics = [keras.metrics.MeanMetricWrapper(distill_accuracy, name="accuracy")]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss_obj, metrics=metrics)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -311,7 +284,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
     if options.distill is not None:
         from .distill import pack_targets
 
-        if teacher is None or not _is_classifier(loss):
+        if teacher is None or not is_classifier(loss):
             raise DataError("--distill needs a classifier and its FP32 model as the teacher")
         y_train = pack_targets(y_train, data.label_kind, np.asarray(teacher.predict(data.x_train, batch_size=4096, verbose=0)))
         y_val = pack_targets(y_val, data.label_kind, np.asarray(teacher.predict(data.x_val, batch_size=4096, verbose=0)))
@@ -339,7 +312,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
                                                     if resumed_from else f"--resume: no checkpoint in {directory}; "
                                                     "trained from the start")
     if resumed_from == 0:
-        _compile(model, options, loss, steps)
+        compile_for_training(model, options, loss, steps, (data.x_train, y_train))
     callback = _make_checkpoint_callback(directory, options.patience, state, monitor_from)
     if resumed_from < options.epochs and not state["stopped_early"]:
         try:
@@ -377,7 +350,7 @@ def evaluate(model: Any, data: Dataset, x: np.ndarray, y: np.ndarray, loss: str)
     loss_fn = keras.losses.get(loss)
     y_loss = y.reshape(pred.shape) if y.ndim == 1 and pred.ndim == 2 and pred.shape[-1] == 1 else y  # 0/1 labels, one sigmoid
     loss_value = float(np.mean(np.asarray(loss_fn(y_loss, pred))))
-    if not _is_classifier(loss):
+    if not is_classifier(loss):
         return Metrics(loss_value, None)
     truth = data.class_indices(y)
     if pred.shape[-1] == 1:

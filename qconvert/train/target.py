@@ -37,8 +37,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..rules import RuleSet, loads_rules
+from .compiled import compile_for_training
 from .data import Dataset
-from .qat import TrainOptions, TrainResult, _compile, fine_tune, infer_loss, resolve_batch_size, resolve_lr
+from .qat import TrainOptions, TrainResult, fine_tune, infer_loss, resolve_batch_size, resolve_lr
 
 __all__ = ["TargetResult", "TargetSettings", "render_target", "train_to_target"]
 
@@ -177,7 +178,8 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
                                       aim=(1 - settings.margin) * target_ebops,
                                       freeze_at=n_search - round(settings.freeze_fraction * n_search),
                                       start=start, ramp=round(settings.ramp_fraction * n_search))
-    _compile(search.model, replace(options, lr=lr, epochs=n_search), loss, steps)
+    compile_for_training(search.model, replace(options, lr=lr, epochs=n_search), loss, steps,
+                         (dataset.x_train, dataset.y_train))
     search.model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), epochs=n_search,
                      batch_size=batch_size, shuffle=True, callbacks=[controller], verbose=options.verbose)
     chosen = state.best_weights if state.best_weights is not None else state.lowest_weights

@@ -122,7 +122,9 @@ def _fixed(cfg: dict[str, Any]) -> QuantParams:
 
 def _hard_sigmoid_steps(where: str, text: str) -> list[tuple[str, dict[str, Any]]]:
     """QKeras's internal sigmoid (a module setting: hard by default) as float32 ops in QKeras's order."""
-    import qkeras.quantizers as qq
+    from ...runtime import import_qkeras
+
+    qq = import_qkeras().quantizers
 
     slope = {qq.hard_sigmoid: 0.5, qq.smooth_sigmoid: 0.1875}.get(qq._sigmoid)
     if slope is None:
