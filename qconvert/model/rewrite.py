@@ -28,6 +28,26 @@ from .snapshot import Snapshot
 __all__ = ["apply_plan"]
 
 
+#: Q-layers whose quantized weights QKeras clips, and those weights (``get_auto_range_constraint_initializer``).
+_CLIPPED = {"QDense": ("kernel", "bias"), "QConv1D": ("kernel", "bias"), "QConv2D": ("kernel", "bias")}
+
+
+def _clip_bounds(qkeras: Any, class_name: str, config: dict[str, Any]) -> None:
+    """The ``Clip`` QKeras gives each quantized weight without a constraint, made here for ``quantized_bits``.
+
+    QKeras computes its bound, ``max(1, quantizer.max())``, with a backend operation per weight (2 % of a
+    conversion of the seed model); this is the same arithmetic in NumPy, with the same types (a 0-d float32
+    array above 1, else the int 1), so the layer and its config are what QKeras would make.
+    """
+    for role in _CLIPPED.get(class_name, ()):
+        q = config.get(f"{role}_quantizer")
+        if (config.get(f"{role}_constraint") is not None or type(q) is not qkeras.quantized_bits
+                or type(q.integer) is not int or (role == "bias" and not config.get("use_bias", True))):
+            continue
+        bound = max(1, max(1.0, np.asarray(2.0**q.integer, np.float32))) if q.bits - q.keep_negative > 0 else 1
+        config[f"{role}_constraint"] = qkeras.qlayers.Clip(-bound, bound, None, q)
+
+
 def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
     config = {k: (build(v) if isinstance(v, QuantizerSpec) else v) for k, v in new.config.items()}
     if new.class_name == type(original).__name__:
@@ -39,6 +59,7 @@ def _instantiate(new: NewLayer, original: Any) -> keras.layers.Layer:
 
         qkeras = import_qkeras()
         cls = getattr(qkeras, new.class_name, None) or getattr(keras.layers, new.class_name)
+        _clip_bounds(qkeras, new.class_name, config)
     try:
         layer = cls.from_config(config)
     except (TypeError, ValueError) as exc:
