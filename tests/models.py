@@ -113,3 +113,19 @@ def nested_shared() -> keras.Model:
 def random_inputs(model: keras.Model, n: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.normal(0, 1, size=(n, *model.inputs[0].shape[1:])).astype("float32")
+
+
+def activation_families() -> keras.Model:
+    """Every way Keras writes an activation: by name in ``activation=``, as ``Activation``, ``ReLU`` (with
+    ``max_value``), ``LeakyReLU``; the functions QKeras quantizes and some it cannot."""
+    inp = keras.Input((8,), name="features")
+    x = keras.layers.Dense(8, activation="relu6", name="fc_relu6")(inp)
+    x = keras.layers.Dense(8, activation="tanh", name="fc_tanh")(x)
+    x = keras.layers.Dense(8, activation="sigmoid", name="fc_sigmoid")(x)
+    x = keras.layers.Dense(8, activation="leaky_relu", name="fc_leaky")(x)
+    for function in ("relu", "relu6", "tanh", "sigmoid", "hard_sigmoid", "elu", "linear"):
+        x = keras.layers.Activation(function, name=f"act_{function}")(keras.layers.Dense(8, name=f"fc_{function}_in")(x))
+    x = keras.layers.ReLU(max_value=6.0, name="relu_max6")(x)
+    x = keras.layers.LeakyReLU(negative_slope=0.125, name="leaky_layer")(x)
+    out = keras.layers.Dense(4, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="activation_families")

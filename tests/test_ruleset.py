@@ -132,14 +132,13 @@ def test_6bit_preset_is_exactly_the_seed_setting():
     assert ruleset.defaults.kernel == six
     assert ruleset.defaults.bias == six
     assert str(ruleset.defaults.kernel) == str(ruleset.defaults.bias) == "quantized_bits(6,0,alpha=1)"
-    assert ruleset.defaults.activation.default == QuantizerSpec("quantized_relu", (("bits", 6),))
-    assert ruleset.defaults.activation.by_function == ()
-    assert str(ruleset.defaults.activation) == "quantized_relu(6)"
+    relu = QuantizerSpec("quantized_relu", (("bits", 6),))
+    assert ruleset.defaults.activation.explicit("relu") == relu and str(relu) == "quantized_relu(6)"  # the seed's ReLU
     assert ruleset.defaults.batchnorm == "fold"
     assert ruleset.input is None and ruleset.rules == ()
 
 
-@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("bits", [4, 6, 8])
 def test_n_bit_presets(bits):
     defaults = load_rules(RULES_DIR / f"{bits}bit.yaml").defaults
     assert defaults.kernel == defaults.bias == qb(bits, 0, alpha=1)
@@ -147,6 +146,7 @@ def test_n_bit_presets(bits):
     assert policy.default is None
     assert dict(policy.by_function) == {
         "relu": act(f"quantized_relu({bits})"),
+        "relu6": act(f"quantized_relu({bits})"),
         "leaky_relu": act(f"quantized_relu({bits})"),
         "tanh": act(f"quantized_tanh({bits})"),
         "sigmoid": act(f"quantized_sigmoid({bits})"),
@@ -983,7 +983,7 @@ def test_a_file_of_that_name_wins_over_the_preset(tmp_path, monkeypatch):
 
 def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 6bit, ") as err:
+    with pytest.raises(RuleError, match=r"no such rule file \(shipped presets: 4bit, 4bit-auto, 6bit, ") as err:
         load_rules("7bit")
     from qconvert.rules import preset_names
 
