@@ -218,7 +218,8 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     front = [trials[n] for n in summary["front"]]
     assert front and [t["ebops"] for t in front] == sorted(t["ebops"] for t in front)
     assert [t["val_accuracy"] for t in front] == sorted(t["val_accuracy"] for t in front)
-    assert sorted(p.name for p in (out / "front").iterdir()) == [f"{i:02d}.yaml" for i in range(len(front))]
+    assert sorted(p.name for p in (out / "front").iterdir()) == [".study"] + [f"{i:02d}.yaml" for i in range(len(front))]
+    assert (out / "front" / ".study").read_text() == "qconvert-search\n"  # the mark of the study that wrote it
     for t in finished:
         assert set(t["params"]) == {d.name for d in load_space(space).dimensions}
         n_val = len(np.load(data)["y_val"])  # an accuracy is a count of right answers over the validation rows

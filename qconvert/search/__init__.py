@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import DataError, OutputError, QConvertError, RuleError
 from ..rules import Dimension, Space, is_space, load_space, loads_space
-from .front import SearchResult, collect, pareto_front
+from .front import SearchResult, check_outdir, collect, pareto_front
 from .objective import COSTS, PRUNERS, SearchSettings, reproduce_command, rules_header
 from .study import StudyOptions, count_trials, open_study, run_worker
 from .workers import run_workers
@@ -63,18 +63,7 @@ def _check(settings: SearchSettings, options: StudyOptions) -> None:
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():
         raise OutputError(f"{out}: folder {out.parent} does not exist")
-    summary = out / "search.json"
-    if summary.is_file():  # the results of another study would be replaced
-        import json
-
-        try:
-            held = json.loads(summary.read_text(encoding="utf-8")).get("study")
-        except (OSError, ValueError):
-            held = None
-        if held != options.study:
-            raise OutputError(f"{out}: holds the results of search {held!r}, not {options.study!r}; choose another -o")
-    elif (out / "front").exists():
-        raise OutputError(f"{out}: has a front/ folder that no search wrote here; choose another -o")
+    check_outdir(out, options.study)
 
 
 def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = None,

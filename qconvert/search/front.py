@@ -26,14 +26,19 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError
 from ..io import atomic_path
 
-__all__ = ["DEFAULT_PICK_DROP", "SearchResult", "collect", "pareto_front"]
+__all__ = ["DEFAULT_PICK_DROP", "STUDY_MARK", "SearchResult", "check_outdir", "collect", "one_writer", "pareto_front"]
+
+#: The file in ``front/`` that names the study whose results the folder holds.
+STUDY_MARK = ".study"
 
 #: Percentage points below FP32 validation accuracy the chosen point may lose when ``--max-drop`` is not given.
 DEFAULT_PICK_DROP = 1.0
@@ -238,32 +243,82 @@ class SearchResult:
     # --- files ---------------------------------------------------------------------------------------
     def write(self, space: Any, header: Any) -> None:
         """Write ``front/NN.yaml`` (via ``space.yaml(params, header(trial, path))``), ``pareto.png`` and
-        ``search.json`` into ``outdir``, each atomically (the front folder is replaced whole)."""
+        ``search.json`` into ``outdir``: one writer at a time (:func:`one_writer`), the front folder built aside
+        with the study's mark in it and renamed into place whole, the other files each atomically. A kill at
+        any moment leaves a folder :func:`check_outdir` accepts for the same study."""
         out = Path(self.outdir)
-        staging = Path(tempfile.mkdtemp(prefix=".front-", dir=out))
         from ..io import new_file_mode
 
-        staging.chmod(new_file_mode() | 0o111)  # a folder as mkdir makes it, not mkdtemp's 0700
-        for i, t in enumerate(self.front):
-            name = f"front/{i:02d}.yaml"
-            (staging / f"{i:02d}.yaml").write_text(space.yaml(t["params"], header(t, str(out / name))), encoding="utf-8")
-            t["rules_file"] = name
-        old = out / "front"
-        trash = out / f".front-old-{os.getpid()}"
-        if old.exists():
-            old.rename(trash)
-        staging.rename(old)
-        shutil.rmtree(trash, ignore_errors=True)
-        self.files = {"front": str(old), "pareto": str(out / "pareto.png"), "json": str(out / "search.json")}
-        with atomic_path(out / "pareto.png", suffix=".png") as tmp:
-            self.figure().savefig(tmp, format="png")
-        self.write_json()
+        with one_writer(out):
+            for pattern in (".front-*", ".pareto.png.*", ".search.json.*"):  # what a writer killed mid-write left
+                for leftover in out.glob(pattern):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover)
+                    else:
+                        leftover.unlink()
+            staging = Path(tempfile.mkdtemp(prefix=".front-", dir=out))
+            staging.chmod(new_file_mode() | 0o111)  # a folder as mkdir makes it, not mkdtemp's 0700
+            for i, t in enumerate(self.front):
+                name = f"front/{i:02d}.yaml"
+                (staging / f"{i:02d}.yaml").write_text(space.yaml(t["params"], header(t, str(out / name))),
+                                                       encoding="utf-8")
+                t["rules_file"] = name
+            (staging / STUDY_MARK).write_text(self.study + "\n", encoding="utf-8")
+            old = out / "front"
+            trash = out / f".front-old-{os.getpid()}"
+            if old.exists():
+                old.rename(trash)
+            staging.rename(old)
+            shutil.rmtree(trash, ignore_errors=True)
+            self.files = {"front": str(old), "pareto": str(out / "pareto.png"), "json": str(out / "search.json")}
+            with atomic_path(out / "pareto.png", suffix=".png") as tmp:
+                self.figure().savefig(tmp, format="png")
+            self._write_json()
 
     def write_json(self) -> None:
+        """Write ``search.json`` atomically (the trials, the front, the chosen point), as the one writer."""
+        with one_writer(Path(self.outdir)):
+            self._write_json()
+
+    def _write_json(self) -> None:
         from ..io import write_text_atomic
 
         text = json.dumps(_finite(self.to_dict()), indent=1, default=str, allow_nan=False)
         write_text_atomic(Path(self.outdir) / "search.json", text + "\n")
+
+
+@contextmanager
+def one_writer(outdir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the output folder itself (not re-entrant): the workers of one study share
+    the folder and write its results one at a time. The lock goes with the process that holds it, killed or
+    not, and leaves no file behind."""
+    import fcntl
+
+    fd = os.open(outdir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_outdir(outdir: Path, study: str) -> None:
+    """Refuse an output folder that holds another search's results (:class:`~qconvert.errors.OutputError`):
+    its ``search.json`` names another study, or its ``front/`` carries no mark of this one."""
+    summary = outdir / "search.json"
+    if summary.is_file():
+        try:
+            held = json.loads(summary.read_text(encoding="utf-8")).get("study")
+        except (OSError, ValueError):
+            held = None
+        if held != study:
+            raise OutputError(f"{outdir}: holds the results of search {held!r}, not {study!r}; choose another -o")
+    elif (outdir / "front").exists():
+        mark = outdir / "front" / STUDY_MARK
+        held = mark.read_text(encoding="utf-8").strip() if mark.is_file() else None
+        if held != study:
+            raise OutputError(f"{outdir}: has a front/ folder that no search wrote here (no mark of search {study!r}); "
+                              "choose another -o")
 
 
 def _finite(value: Any) -> Any:
