@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SIX_BIT = ROOT / "rules" / "6bit.yaml"
 
 
-
 def through_hls4ml(model: keras.Model, tmp_path: Path):
     """``qconvert m.keras --rules 6bit.yaml --hls4ml prj --report r.json``: the CLI output and the report's hls4ml part."""
     model.save(tmp_path / "m.keras")
@@ -41,12 +40,12 @@ def two_heads() -> keras.Model:
     return keras.Model(inp, [cls, reg], name="two_heads")
 
 
-def nested() -> keras.Model:
+def nested(input_name: str = "x") -> keras.Model:
     """A Sequential block (two Dense) called inside a functional model, between a stem and a head."""
     keras.utils.set_random_seed(5)
     block = keras.Sequential([keras.Input((16,)), keras.layers.Dense(12, activation="relu", name="b_fc1"),
                               keras.layers.Dense(8, activation="relu", name="b_fc2")], name="block")
-    inp = keras.Input((16,), name="x")
+    inp = keras.Input((16,), name=input_name)
     h = keras.layers.Dense(16, activation="relu", name="stem")(inp)
     return keras.Model(inp, keras.layers.Dense(5, activation="softmax", name="head")(block(h)), name="nested")
 
@@ -74,7 +73,10 @@ def test_two_output_model_through_hls4ml_every_output_verified(tmp_path):
 
 @pytest.mark.slow
 def test_nested_model_through_hls4ml(tmp_path):
-    _result, hls = through_hls4ml(nested(), tmp_path)
+    """Its input layer is named ``input``, a name hls4ml's graph reserves: renamed in the project only."""
+    _result, hls = through_hls4ml(nested(input_name="input"), tmp_path)
+    assert any(n.startswith("layer input is input_1 in the hls4ml project") for n in hls["notes"]), hls["notes"]
+    assert keras.saving.load_model(tmp_path / "q.keras").layers[0].name == "input"  # the user's model keeps its name
     assert hls["logits_exact_fraction"] == 1.0 and hls["argmax_agreement"] >= 0.99
     assert all(hls["layers_exact"][n] == 1.0 for n in ("stem", "b_fc1", "b_fc2", "head"))  # inner layers traced too
     assert len(hls["outputs"]) == 1 and hls["outputs"][0]["argmax_agreement"] >= 0.99

@@ -28,7 +28,7 @@ from ..errors import ExportError
 from .build import BuildReport, build
 from .derive import Derived, LayerPrecision, SoftmaxPlan, derive
 from .emulate import emulate
-from .flatten import flatten_nested
+from .flatten import flatten_nested, reserved_renames
 from .inputs import check_inputs, round_to_type
 from .options import BACKENDS, STRATEGIES, SYNTHESIS_TOOLS, Hls4mlOptions, check_options, load_user_config, merge_config
 from .precision import FixedType, parse_hls
@@ -264,11 +264,14 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     the result.
     """
     options = check_options(options)
-    qmodel = flatten_nested(qmodel)  # hls4ml parses one flat graph; the same layers, so the same numbers
+    renames = reserved_renames(qmodel)
+    qmodel = flatten_nested(qmodel, renames)  # hls4ml parses one flat graph; the same layers, so the same numbers
     if len(qmodel.inputs) != 1:
         raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input models "
                           f"(this one has {len(qmodel.inputs)} inputs)")
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
+    derived.notes.extend(f"layer {old} is {new} in the hls4ml project: hls4ml reserves the name {old!r}"
+                         for old, new in renames.items())
     _check_io_type(layers, options.io_type)
     in_type = _input_type(derived)
     xs, source = check_inputs(qmodel, in_type, x, y)
