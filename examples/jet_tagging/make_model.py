@@ -12,13 +12,15 @@ converter, not a physics result.
 and ``X_test``/``y_test`` (the split the benchmarks use).
 """
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras
-import numpy as np
+import numpy as np  # Keras is imported where a model is built: run.py's data errors come in a second
 
 
 def synthetic_jets(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +39,10 @@ def write_stand_in(path: str, n: int = 40000, seed: int = 0) -> str:
     return path
 
 
-def baseline() -> keras.Model:
+def baseline() -> Any:
+    """The seed's FP32 jet tagger (a ``keras.Sequential``), untrained."""
+    import keras
+
     model = keras.Sequential(name="jet_tagger_fp32")
     model.add(keras.Input(shape=(16,)))
     model.add(keras.layers.Dense(64, name="fc1", activation="relu"))
@@ -52,6 +57,8 @@ if __name__ == "__main__":
         print(f"wrote {write_stand_in(sys.argv[2])}")
         sys.exit(0)
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "keras_model_fp32.h5")
+    import keras
+
     keras.utils.set_random_seed(0)
     x, y = synthetic_jets(20000)
     model = baseline()
