@@ -16,6 +16,7 @@ from .hls4ml import (
     derive_config,
     export,
     implemented_precisions,
+    preflight,
     register_handlers,
 )
 from .options import BACKENDS, SYNTHESIS_TOOLS, Hls4mlOptions, check_options
@@ -36,5 +37,6 @@ __all__ = [
     "derive_config",
     "export",
     "implemented_precisions",
+    "preflight",
     "register_handlers",
 ]

@@ -26,7 +26,7 @@ from hls4ml.model.quantizers import QKerasBinaryQuantizer, QKerasQuantizer, Quan
 from hls4ml.model.types import ExponentPrecisionType, FixedPrecisionType, XnorPrecisionType
 
 from ..errors import ExportError
-from .precision import FixedType, holding, quantizer_type
+from .precision import FixedType, holding, quantizer_type, uncomputed_parameter
 from .sequence import SEQUENCE_HANDLERS
 
 __all__ = ["HANDLERS", "UnsupportedLayer", "install", "to_hls4ml_type"]
@@ -125,12 +125,17 @@ def quantized_weights(data: Any, quantizer: Quantizer | None) -> Any:
 
 
 def activation_config(quantizer: Any, where: str) -> dict[str, Any]:
-    """The hls4ml activation layer that computes a QKeras activation quantizer (no names, no shapes)."""
+    """The hls4ml activation layer that computes a QKeras activation quantizer (no names, no shapes); raises
+    :class:`UnsupportedLayer` naming a parameter hls4ml would not compute (:func:`uncomputed_parameter`)."""
     if isinstance(quantizer, str) or (callable(quantizer) and not hasattr(quantizer, "get_config")):
         fn = quantizer if isinstance(quantizer, str) else quantizer.__name__
         return {"class_name": "Softmax" if fn == "softmax" else "Activation", "activation": fn}
     name = type(quantizer).__name__
     cfg = quantizer.get_config()
+    bad = uncomputed_parameter(name, cfg)
+    if bad is not None:
+        raise UnsupportedLayer(f"{where}: activation quantizer {quantizer} with {bad}: hls4ml does not compute "
+                               f"{bad.split('=')[0]}; drop it from the rules, or keep this activation float")
     if name == "quantized_relu" and not cfg.get("use_sigmoid"):
         slope = float(cfg.get("negative_slope", 0.0) or 0.0)
         if slope != 0.0:

@@ -49,6 +49,7 @@ __all__ = [
     "derive_config",
     "export",
     "implemented_precisions",
+    "preflight",
     "register_handlers",
     "round_to_type",
     "write_project",
@@ -264,17 +265,10 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
     the result.
     """
     options = check_options(options)
-    renames = reserved_renames(qmodel)
-    qmodel = flatten_nested(qmodel, renames)  # hls4ml parses one flat graph; the same layers, so the same numbers
-    if len(qmodel.inputs) != 1:
-        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input models "
-                          f"(this one has {len(qmodel.inputs)} inputs)")
-    derived, layers, in_names, out_names = derive_config(qmodel, options, x)
-    derived.notes.extend(f"layer {old} is {new} in the hls4ml project: hls4ml reserves the name {old!r}"
-                         for old, new in renames.items())
-    _check_io_type(layers, options.io_type)
+    qmodel, derived, layers, in_names, out_names = _graph(qmodel, options, x)
     in_type = _input_type(derived)
     xs, source = check_inputs(qmodel, in_type, x, y)
+    Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     hls_model = write_project(qmodel, options, derived, layers, in_names, out_names)
     xq = np.ascontiguousarray(round_to_type(xs, in_type))
     start = time.perf_counter()
@@ -290,6 +284,28 @@ def export(qmodel: Any, options: Hls4mlOptions, x: Any = None, y: Any = None) ->
         agreement=agreement, build=build_report, build_error=build_error, notes=tuple(derived.notes),
         softmax=derived.softmax, strategy=derived.config["Model"]["Strategy"], lut_da=lut_da,
     )  # fmt: skip
+
+
+def _graph(qmodel: Any, options: Hls4mlOptions, x: Any = None) -> tuple[Any, Derived, list[dict[str, Any]], list[str],
+                                                                        list[str]]:
+    """What :func:`export` builds the project from: the model flattened (hls4ml's reserved names renamed), parsed
+    and typed; raises every refusal that needs no compiler."""
+    renames = reserved_renames(qmodel)
+    qmodel = flatten_nested(qmodel, renames)  # hls4ml parses one flat graph; the same layers, so the same numbers
+    if len(qmodel.inputs) != 1:
+        raise ExportError(f"model '{qmodel.name}': the hls4ml bridge handles single-input models "
+                          f"(this one has {len(qmodel.inputs)} inputs)")
+    derived, layers, in_names, out_names = derive_config(qmodel, options, x)
+    derived.notes.extend(f"layer {old} is {new} in the hls4ml project: hls4ml reserves the name {old!r}"
+                         for old, new in renames.items())
+    _check_io_type(layers, options.io_type)
+    return qmodel, derived, layers, in_names, out_names
+
+
+def preflight(qmodel: Any, options: Hls4mlOptions) -> None:
+    """The refusals :func:`export` would meet for ``qmodel``, found without writing or compiling anything: the
+    main job runs this before QAT, so that a refusal costs no training. Raises what :func:`export` raises."""
+    _graph(qmodel, check_options(options))
 
 
 def _check_io_type(layers: list[dict[str, Any]], io_type: str) -> None:

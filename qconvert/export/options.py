@@ -59,8 +59,8 @@ class Hls4mlOptions:
 
 
 def check_options(options: Hls4mlOptions) -> Hls4mlOptions:
-    """The options validated and normalized: backend and strategy spelled as hls4ml does, output folder created and
-    resolved. Raises :class:`ExportError` (one line) for an unknown backend, part, io type or strategy, a reuse factor
+    """The options validated and normalized: backend and strategy spelled as hls4ml does, output folder resolved
+    and checked writable (made only when the project is written). Raises :class:`ExportError` (one line) for an unknown backend, part, io type or strategy, a reuse factor
     that is not a positive integer, a missing user config, an output folder that cannot be written, and for
     ``distributed_arithmetic`` without da4ml or with another io type or reuse factor than hls4ml 1.3 supports.
     """
@@ -81,9 +81,13 @@ def check_options(options: Hls4mlOptions) -> Hls4mlOptions:
     if strategy == DA:
         _check_da(options)
     out = Path(options.output_dir)
+    holder = out
+    while not holder.exists() and holder != holder.parent:  # the folder is made when the project is written
+        holder = holder.parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".qconvert-write-test"):
+        if not holder.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        with tempfile.NamedTemporaryFile(dir=holder, prefix=".qconvert-write-test"):
             pass
     except OSError as exc:
         raise ExportError(f"{out}: output folder is not writable: {exc.strerror or exc}") from None

@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_INPUT", "FixedType", "accumulator", "activation_type", "data_type", "holding", "quantizer_type"]
+__all__ = ["DEFAULT_INPUT", "UNCOMPUTED", "FixedType", "accumulator", "activation_type", "data_type", "holding",
+           "quantizer_type", "uncomputed_parameter"]
 
 RND, SAT = "AP_RND_CONV", "AP_SAT"
 
@@ -110,6 +111,35 @@ def quantizer_type(quantizer: Any) -> FixedType | None:
         return FixedType(bits, 1, True)
     if name == "quantized_sigmoid":
         return FixedType(bits, 0, False)
+    return None
+
+
+#: Activation-quantizer parameters the hls4ml layers of ``handlers.activation_config`` do not compute, at the
+#: value that has no effect (QKeras's default): another value is refused, naming the parameter. Parameters that
+#: act in training only are not here (use_ste, use_variables, var_name; stochastic rounding rounds to nearest
+#: outside training).
+UNCOMPUTED: dict[str, dict[str, float]] = {
+    "quantized_bits": {"symmetric": 0, "qnoise_factor": 1.0},
+    "quantized_relu": {"use_sigmoid": 0, "qnoise_factor": 1.0},
+    "quantized_tanh": {"symmetric": 0},
+    "quantized_sigmoid": {"symmetric": 0},
+}
+
+
+def uncomputed_parameter(name: str, cfg: dict[str, Any]) -> str | None:
+    """The first parameter of activation quantizer ``name`` (config ``cfg``) whose effect hls4ml would not compute,
+    as ``key=value``; None when hls4ml computes it exactly. A ``relu_upper_bound`` below the largest value of the
+    quantizer's type clips where hls4ml's ReLU does not."""
+    for key, default in UNCOMPUTED.get(name, {}).items():
+        value = cfg.get(key, default)
+        if value is not None and float(value) != default:
+            return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+    bound = cfg.get("relu_upper_bound") if name == "quantized_relu" else None
+    if bound is not None:
+        bits, integer = int(cfg.get("bits", 8)), int(cfg.get("integer", 0) or 0)
+        top = 2.0**integer - 2.0 ** (integer - bits)
+        if float(bound) < top:
+            return f"relu_upper_bound={float(bound):g} (below {top:g}, the largest value of its {bits}-bit type)"
     return None
 
 

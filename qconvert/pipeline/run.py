@@ -126,6 +126,14 @@ def convert(ctx: Context) -> None:
         ctx.prune = prune_targets(ctx.plan, job.train, ctx.report)
 
 
+def preflight(ctx: Context) -> None:
+    """Before QAT: the hls4ml export's refusals, found on the converted structure (nothing written, no compiler)."""
+    if ctx.hls4ml is not None and ctx.job.train is not None and ctx.dataset is not None:
+        from ..export import preflight as hls4ml_preflight
+
+        hls4ml_preflight(ctx.qmodel, ctx.hls4ml)
+
+
 def evaluate_and_train(ctx: Context) -> None:
     """FP32 vs PTQ (vs its uncalibrated twin) accuracy; with training options, QAT (and pruning)."""
     if ctx.dataset is None:
@@ -196,7 +204,8 @@ def write_report(ctx: Context) -> None:
 
 
 #: The main job's stages, in order.
-STAGES: tuple[Callable[[Context], None], ...] = (check, load, convert, evaluate_and_train, save, export, finish)
+STAGES: tuple[Callable[[Context], None], ...] = (check, load, convert, preflight, evaluate_and_train, save, export,
+                                                  finish)
 
 
 def run(job: Job) -> FileResult:

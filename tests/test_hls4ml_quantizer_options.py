@@ -1,0 +1,74 @@
+"""Every activation-quantizer option the hls4ml bridge meets is computed exactly or refused in one line naming
+the layer and the option (issue 20.1), and the main job finds that refusal before training (issue 20.10).
+
+The refused inputs, in our own words: a hidden tanh or sigmoid quantized ``symmetric=1``, a linear activation
+``quantized_bits(8, 0, symmetric=1)``, a ReLU6 whose ``relu_upper_bound`` lies inside its type's range, a
+``quantized_relu`` with ``use_sigmoid``, a ``quantized_bits`` with ``qnoise_factor`` below 1. The oracle for "the
+option is what is refused": the same model and rules without that option pass the same pre-flight.
+"""
+
+import keras
+import numpy as np
+import pytest
+from kit import assert_clean_error, run_cli
+
+import qconvert
+from qconvert.errors import ExportError
+from qconvert.export import Hls4mlOptions, export, preflight
+from qconvert.rules import loads_rules
+
+
+def tagger(activation: str) -> keras.Model:
+    """8 features → Dense 8 → the activation as its own layer → Dense 4 softmax."""
+    inp = keras.Input((8,), name="features")
+    x = keras.layers.Dense(8, name="fc")(inp)
+    x = (keras.layers.ReLU(max_value=6.0, name="act") if activation == "relu6"
+         else keras.layers.Activation(activation, name="act"))(x)
+    return keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(x), name=f"{activation}_tagger")
+
+
+def rules(function: str, quantizer: str) -> str:
+    return ("version: 1\ndefaults:\n  kernel: quantized_bits(8, 2, alpha=1)\n  bias: quantized_bits(8, 2, alpha=1)\n"
+            f"  activation: {{{function}: '{quantizer}'}}\n")
+
+
+CASES = [  # (model's activation, rule key, the quantizer with the option, the same without it, the option)
+    ("tanh", "tanh", "quantized_tanh(8, symmetric=1)", "quantized_tanh(8)", "symmetric"),
+    ("sigmoid", "sigmoid", "quantized_sigmoid(8, symmetric=1)", "quantized_sigmoid(8)", "symmetric"),
+    ("linear", "linear", "quantized_bits(8, 0, symmetric=1)", "quantized_bits(8, 0)", "symmetric"),
+    ("linear", "linear", "quantized_bits(8, 0, qnoise_factor=0.5)", "quantized_bits(8, 0)", "qnoise_factor"),
+    ("relu", "relu", "quantized_relu(4, 0, use_sigmoid=1)", "quantized_relu(4, 0)", "use_sigmoid"),
+    ("relu6", "relu", "quantized_relu(8, 3)", "quantized_relu(8, 2)", "relu_upper_bound"),  # 6 < 7.97 (3 integer bits)
+]
+
+
+@pytest.mark.parametrize("activation, key, with_option, without, option", CASES)
+def test_an_option_hls4ml_does_not_compute_is_refused_naming_layer_and_option(tmp_path, activation, key, with_option,
+                                                                              without, option):
+    model = tagger(activation)
+    refused, _ = qconvert.convert(model, loads_rules(rules(key, with_option)))
+    options = Hls4mlOptions(tmp_path / "prj")
+    with pytest.raises(ExportError) as err:
+        preflight(refused, options)
+    message = str(err.value)
+    assert "\n" not in message and "layer 'act'" in message and option in message, message
+    with pytest.raises(ExportError, match=option):
+        export(refused, options)  # the export refuses it the same way, before writing or compiling anything
+    assert not (tmp_path / "prj").exists()
+    accepted, _ = qconvert.convert(model, loads_rules(rules(key, without)))
+    preflight(accepted, options)  # without the option: nothing to refuse
+
+
+@pytest.mark.slow
+def test_the_main_job_refuses_before_training(tmp_path):
+    """``--epochs`` with ``--hls4ml`` and a refused option: one line, exit 2, no training, nothing written."""
+    tagger("tanh").save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X_train=rng.normal(size=(256, 8)).astype("float32"), y_train=rng.integers(0, 4, 256))
+    (tmp_path / "r.yaml").write_text(rules("tanh", "quantized_tanh(8, symmetric=1)"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli(tmp_path / "m.keras", "--rules", tmp_path / "r.yaml", "--data", tmp_path / "d.npz",
+                     "--epochs", "50", "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj")
+    assert_clean_error(result, "layer 'act'", "symmetric")
+    assert "QAT" not in result.output and "accuracy on" not in result.output  # refused before any training
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no model, checkpoint or project left behind
