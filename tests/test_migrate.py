@@ -377,3 +377,19 @@ def test_rule_matching_nothing_is_an_error_in_migrate_and_nothing_is_written(tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "matches no layer" in lines[0] and f"{rules}:7" in lines[0], lines
     assert source.read_text() == VARIABLE_ACTIVATION
+
+
+def test_layers_built_in_helpers_loops_and_comprehensions_get_unique_names() -> None:
+    """A helper called in a loop and a comprehension build several layers from one line: their split activations
+    carry no name= (each gets Keras's own), so the migrated model builds; so does the original (the oracle for
+    the layer count: one QActivation more per Dense with activation=, nothing lost)."""
+    before = (CASES / "helpers_and_loops.before.py").read_text()
+    original = _build(before, "model")
+    migrated = _build(migrate_code(before, load_rules(RULES_6BIT)).code, "model")
+    names = [layer.name for layer in migrated.layers]
+    assert len(names) == len(set(names))
+    kinds = [type(layer).__name__ for layer in migrated.layers]
+    dense = sum(type(layer).__name__ == "Dense" for layer in original.layers)
+    assert kinds.count("QDense") == dense == 7 and kinds.count("QActivation") == 6  # 3 in the loop, 2 heads, merge
+    assert len(migrated.layers) == len(original.layers) + 7  # each Dense's activation= became its own layer
+    assert migrated.output.shape == original.output.shape

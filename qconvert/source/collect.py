@@ -15,6 +15,7 @@ layers module, ``layers.deserialize``, subclasses of Keras layers and models
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ from libcst.metadata import (
 from . import names as N
 from .findings import Finding
 
-__all__ = ["SKIP_MARKER", "Collector", "ImportRef", "Site"]
+__all__ = ["SKIP_MARKER", "Collector", "ImportRef", "Site", "mark_repeated"]
 
 SKIP_MARKER = "qconvert: skip"
 
@@ -54,6 +55,9 @@ class Site:
     unit: int = 0  # which unit (notebook cell) it is in
     arg_quals: dict[int, frozenset[str]] = field(default_factory=dict)  # id(argument value) → qualified names
     inside: str | None = None  # the Keras subclass whose body holds it
+    in_loop: bool = False  # in a loop, comprehension or lambda of its function (or of the module)
+    helper: str | None = None  # the innermost function (``def``) that holds it
+    repeated: bool = False  # the line may build several layers: see Planner.mark_repeated
 
 
 def _has_marker(node: cst.CSTNode) -> bool:
@@ -77,6 +81,10 @@ def _code(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
 
+#: Nodes whose body may run more than once.
+_REPEATING = (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda)
+
+
 class Collector(cst.CSTVisitor):
     """The codemod's first pass: finds every Keras layer construction (by qualified name), the variables and
     helpers that build them, and records them for the planner; reads the tree, changes nothing."""
@@ -92,6 +100,7 @@ class Collector(cst.CSTVisitor):
         self._skip: list[cst.CSTNode] = []
         self._subclass: list[str] = []
         self._marked: set[int] = set()  # list elements with a marker after them
+        self.calls: list[tuple[str, bool, str | None]] = []  # calls of plain names: (callee, in a loop, caller def)
 
     # -- helpers --
     def qualnames(self, node: cst.CSTNode) -> set[str]:
@@ -109,6 +118,14 @@ class Collector(cst.CSTVisitor):
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.get_metadata(ParentNodeProvider, node, None)
+
+    def enclosing(self, node: cst.CSTNode) -> tuple[bool, str | None]:
+        """Whether ``node`` runs in a loop, comprehension or lambda of its function, and that function's name."""
+        looped, up = False, self.parent(node)
+        while up is not None and not isinstance(up, cst.FunctionDef):
+            looped = looped or isinstance(up, _REPEATING)
+            up = self.parent(up)
+        return looped, up.name.value if isinstance(up, cst.FunctionDef) else None
 
     # -- markers --
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -174,6 +191,8 @@ class Collector(cst.CSTVisitor):
 
     # -- constructions --
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self.calls.append((node.func.value, *self.enclosing(node)))
         quals = self.qualnames(node.func)
         keras_like = any(N.layer_class(q) or q.startswith("qkeras") for q in quals)
         for arg in node.args:
@@ -195,10 +214,17 @@ class Collector(cst.CSTVisitor):
         qualname, class_name = classes[0]
         if class_name in N.WEIGHTLESS:
             return
+        arg = self.parent(node)
+        holder = self.parent(arg) if isinstance(arg, cst.Arg) else None
+        if isinstance(holder, cst.Call) and any(N.layer_class(q) == "Activation" for q in self.qualnames(holder.func)):
+            self.report(node, "QC205", f"{class_name}() given as an Activation's activation: left alone (write "
+                                       f"{class_name}() as its own layer, or Activation with a function name)")
+            return
         line, col = self.where(node)
         site = Site(node, class_name, qualname, line, col, skipped=bool(self._skip), unit=self.unit,
                     inside=self._subclass[-1] if self._subclass else None)
         site.context, site.statement = self.context_of(node)
+        site.in_loop, site.helper = self.enclosing(node)
         site.imports = self.imports_behind(node.func)
         site.arg_quals = {id(a.value): frozenset(self.qualnames(a.value)) for a in node.args}
         self.sites.append(site)
@@ -259,3 +285,17 @@ class Collector(cst.CSTVisitor):
                 else:
                     out.append((alias.evaluated_name, None, alias.evaluated_alias))
         return tuple(out)
+
+
+def mark_repeated(collectors: Sequence[Collector]) -> None:
+    """Set :attr:`Site.repeated` where one line may build several layers: in a loop, comprehension or lambda, or
+    in a function that runs more than once (called twice or more, called in a loop, or called from such a
+    function), over every unit of the file (a notebook's cells call each other's helpers)."""
+    calls = [call for collector in collectors for call in collector.calls]
+    count = Counter(callee for callee, _, _ in calls)
+    repeated = {callee for callee, looped, _ in calls if looped or count[callee] > 1}
+    while grown := {callee for callee, _, caller in calls if caller in repeated} - repeated:
+        repeated |= grown
+    for collector in collectors:
+        for site in collector.sites:
+            site.repeated = site.in_loop or site.helper in repeated

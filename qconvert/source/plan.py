@@ -24,7 +24,7 @@ from ..model.rewriters.activation import activation_of, choose_quantizer
 from ..quantizers import QuantizerSpec
 from ..rules import LayerView, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
 from . import names as N
-from .collect import SKIP_MARKER, Collector, Site
+from .collect import SKIP_MARKER, Collector, Site, mark_repeated
 from .findings import Finding
 
 __all__ = ["NOT_LITERAL", "Args", "Decision", "Planner", "Split", "literal"]
@@ -125,6 +125,7 @@ class Planner:
     def __init__(self, rules: RuleSet, collectors: Sequence[Collector]) -> None:
         self.rules = rules
         self.collectors = collectors
+        mark_repeated(collectors)
         self.taken: set[str] = set().union(*(c.names for c in collectors))
         self.findings: dict[int, list[Finding]] = {i: [] for i in range(len(collectors))}
         self.used: set[int] = set()  # indices of the rules that match a layer, as the model planner counts them
@@ -213,11 +214,12 @@ class Planner:
                 decision = self.plan_other(site, args)
             if decision is not None:
                 decisions[id(site.node)] = decision
-        names = self.split_names([(s, fn) for s, _, _, fn in weighted if fn != "linear"])
+        names = self.split_names([(s, fn) for s, _, _, fn in weighted if fn != "linear" and not s.repeated])
         for site, args, name, fn in weighted:
             if fn is None:  # an activation the codemod cannot read: left alone, reported
                 continue
-            decision = self.plan_weighted(site, args, name, fn, names.get(id(site.node)))
+            split_name = (fn if fn != "linear" else None) if site.repeated else names.get(id(site.node))
+            decision = self.plan_weighted(site, args, name, fn, split_name)
             if decision is not None:
                 decisions[id(site.node)] = decision
         return decisions
@@ -303,8 +305,9 @@ class Planner:
         if split_name is not None:
             split = self.plan_split(split_name, fn, view, name is not None)
             what = f"QActivation({split.spec})" if split.spec is not None else f"a float Activation('{fn}')"
-            self.note(site, "QC101", f"activation={fn!r} split out as {what} named {split.name!r}"
-                      + (f" ({split.note})" if split.note else ""))
+            named = ("without a name (this line builds a layer each time it runs; Keras names each)" if site.repeated
+                     else f"named {split.name!r}")
+            self.note(site, "QC101", f"activation={fn!r} split out as {what} {named}" + (f" ({split.note})" if split.note else ""))
             if split.status == "uncovered":
                 self.note(site, "QC201", f"activation {split.name!r}: {split.note}; left float")
         drop = inert | ({"activation"} if split is not None else frozenset())

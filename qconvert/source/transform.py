@@ -150,6 +150,8 @@ class Transformer(cst.CSTTransformer):
             else:
                 self.need(N.layers_module_of(decision.site.qualname), "Activation")
                 target = cst.Name("Activation")
+        if decision.site.repeated:  # one line, several layers: Keras gives each its own name
+            return cst.Call(func=target, args=[_kwarg("activation", value)])
         name = cst.SimpleString(f"{decision.quote}{split.name}{decision.quote}")
         return cst.Call(func=target, args=[_kwarg("activation", value).with_changes(comma=_SPACE_COMMA), _kwarg("name", name)])
 
