@@ -99,3 +99,18 @@ def test_data_with_a_two_output_model_is_refused_in_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "2 output(s)" in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "q.keras").exists()
+
+
+def test_a_keras2_time_distributed_model_is_refused_in_one_line_before_hls4ml(tmp_path):
+    """A Keras 2 .h5 (written by tf_keras) with TimeDistributed(Dense): converted, then refused in one line naming
+    the layer and what to build instead; no traceback, no "Exception ignored" from hls4ml's file readers."""
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    model = tf_keras.Sequential([L.InputLayer((5, 4)), L.TimeDistributed(L.Dense(3), name="td"), L.Flatten(),
+                                 L.Dense(2, name="out")])
+    model.save(tmp_path / "td.h5")
+    result = run(tmp_path / "td.h5", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--hls4ml", tmp_path / "prj")
+    assert result.exit_code == 2 and "Traceback" not in result.output and "Exception ignored" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("qconvert: error:")]
+    assert len(lines) == 1 and "layer 'td' (TimeDistributed)" in lines[0] and "apply the Dense itself" in lines[0]
+    assert (tmp_path / "q.keras").exists() and not (tmp_path / "prj").exists()  # the model is kept; no project

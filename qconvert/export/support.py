@@ -26,6 +26,11 @@ CANNOT: dict[str, str] = {
     "Conv2DTranspose": _TRANSPOSED.format(d=2),
     "QConv1DTranspose": _TRANSPOSED.format(d=1),
     "QConv2DTranspose": _TRANSPOSED.format(d=2),
+    "TimeDistributed": (
+        "hls4ml 1.3 reads TimeDistributed's wrapped layer only from a Keras-2 model object, not from a Keras-3 "
+        "one; for a Dense, apply the Dense itself to the 3-D input (Keras computes it on the last axis, the same "
+        "numbers)"
+    ),
 }
 _GROUPED = (
     "grouped convolution (groups={groups}) has no hls4ml implementation; split the channels into {groups} "
