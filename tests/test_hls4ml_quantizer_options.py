@@ -2,8 +2,11 @@
 the layer and the option (issue 20.1), and the main job finds that refusal before training (issue 20.10).
 
 The refused inputs, in our own words: a hidden tanh or sigmoid quantized ``symmetric=1``, a linear activation
-``quantized_bits(8, 0, symmetric=1)``, a ReLU6 whose ``relu_upper_bound`` lies inside its type's range, a
-``quantized_relu`` with ``use_sigmoid``, a ``quantized_bits`` with ``qnoise_factor`` below 1. The oracle for "the
+``quantized_bits(8, 0, symmetric=1)``, a ``quantized_relu`` with ``use_sigmoid``, a ``quantized_bits`` with
+``qnoise_factor`` below 1, ``use_real_tanh``/``use_real_sigmoid`` (hls4ml's tables, not QKeras's grid), a
+``relu_upper_bound`` that QKeras applies (``is_quantized_clip=False``, a QKeras-2 model's) inside the type's
+range. A ReLU6 as the ``-auto`` presets make it (``quantized_relu(8, 3)``, bound 6, QKeras's default
+``is_quantized_clip``) clips at the type's largest value in QKeras and in hls4ml: exact. The oracle for "the
 option is what is refused": the same model and rules without that option pass the same pre-flight.
 """
 
@@ -22,7 +25,7 @@ def tagger(activation: str) -> keras.Model:
     """8 features → Dense 8 → the activation as its own layer → Dense 4 softmax."""
     inp = keras.Input((8,), name="features")
     x = keras.layers.Dense(8, name="fc")(inp)
-    x = (keras.layers.ReLU(max_value=6.0, name="act") if activation == "relu6"
+    x = (keras.layers.ReLU(max_value=float(activation[4:]), name="act") if activation in ("relu6", "relu4")
          else keras.layers.Activation(activation, name="act"))(x)
     return keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(x), name=f"{activation}_tagger")
 
@@ -38,7 +41,8 @@ CASES = [  # (model's activation, rule key, the quantizer with the option, the s
     ("linear", "linear", "quantized_bits(8, 0, symmetric=1)", "quantized_bits(8, 0)", "symmetric"),
     ("linear", "linear", "quantized_bits(8, 0, qnoise_factor=0.5)", "quantized_bits(8, 0)", "qnoise_factor"),
     ("relu", "relu", "quantized_relu(4, 0, use_sigmoid=1)", "quantized_relu(4, 0)", "use_sigmoid"),
-    ("relu6", "relu", "quantized_relu(8, 3)", "quantized_relu(8, 2)", "relu_upper_bound"),  # 6 < 7.97 (3 integer bits)
+    ("tanh", "tanh", "quantized_tanh(8, use_real_tanh=1)", "quantized_tanh(8)", "use_real_tanh"),
+    ("sigmoid", "sigmoid", "quantized_sigmoid(8, use_real_sigmoid=1)", "quantized_sigmoid(8)", "use_real_sigmoid"),
 ]
 
 
@@ -72,3 +76,28 @@ def test_the_main_job_refuses_before_training(tmp_path):
     assert_clean_error(result, "layer 'act'", "symmetric")
     assert "QAT" not in result.output and "accuracy on" not in result.output  # refused before any training
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no model, checkpoint or project left behind
+
+
+def test_a_relu_bound_qkeras_applies_is_refused_and_one_it_ignores_is_not():
+    from qconvert.export.precision import uncomputed_parameter
+
+    cfg = {"bits": 8, "integer": 3, "relu_upper_bound": 6.0}
+    assert uncomputed_parameter("quantized_relu", cfg) is None  # is_quantized_clip (default True) wins in QKeras
+    assert uncomputed_parameter("quantized_relu", {**cfg, "is_quantized_clip": True}) is None
+    refused = uncomputed_parameter("quantized_relu", {**cfg, "is_quantized_clip": False})
+    assert refused.startswith("relu_upper_bound=6 with is_quantized_clip=False (below 7.96875")
+    assert uncomputed_parameter("quantized_relu", {**cfg, "integer": 2, "is_quantized_clip": False}) is None  # 3.97
+
+
+@pytest.mark.slow
+def test_relu6_of_the_auto_presets_is_bit_exact(tmp_path):
+    """ReLU(max_value=6) at ``quantized_relu(8, 3)`` (what ``8bit-auto`` calibrates it to; the rewriter adds
+    ``relu_upper_bound=6``): preflight passes and the logits are bit for bit on inputs that cross 6."""
+    qmodel, _ = qconvert.convert(tagger("relu6"), loads_rules(rules("relu", "quantized_relu(8, 3)")))
+    assert qmodel.get_layer("act").activation.get_config()["relu_upper_bound"] == 6.0
+    x = np.random.default_rng(0).normal(0, 4, size=(1000, 8)).astype("float32")
+    fc = keras.Model(qmodel.inputs, qmodel.get_layer("fc").output)
+    assert np.mean(np.asarray(fc(x)) > 6) > 0.05  # the bound is crossed
+    preflight(qmodel, Hls4mlOptions(tmp_path / "prj"))
+    result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=x)
+    assert result.logits_exact_fraction == 1.0, result.limits

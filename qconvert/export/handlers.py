@@ -148,10 +148,8 @@ def activation_config(quantizer: Any, where: str) -> dict[str, Any]:
     if name in ("ternary", "stochastic_ternary", "ternary_tanh"):
         threshold = cfg.get("threshold") or 0.33
         return {"class_name": "TernaryTanh", "activation": "ternary_tanh", "threshold": threshold}
-    if name in ("quantized_tanh", "quantized_sigmoid"):
+    if name in ("quantized_tanh", "quantized_sigmoid"):  # use_real_tanh/sigmoid refused above
         fn = name.removeprefix("quantized_")
-        if cfg.get(f"use_real_{fn}"):
-            return {"class_name": "Activation", "activation": fn}
         return {
             "class_name": "HardActivation",
             "activation": f"hard_{fn}",

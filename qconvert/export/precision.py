@@ -121,25 +121,27 @@ def quantizer_type(quantizer: Any) -> FixedType | None:
 UNCOMPUTED: dict[str, dict[str, float]] = {
     "quantized_bits": {"symmetric": 0, "qnoise_factor": 1.0},
     "quantized_relu": {"use_sigmoid": 0, "qnoise_factor": 1.0},
-    "quantized_tanh": {"symmetric": 0},
-    "quantized_sigmoid": {"symmetric": 0},
+    "quantized_tanh": {"symmetric": 0, "use_real_tanh": 0},  # use_real_*: hls4ml's table, not QKeras's grid
+    "quantized_sigmoid": {"symmetric": 0, "use_real_sigmoid": 0},
 }
 
 
 def uncomputed_parameter(name: str, cfg: dict[str, Any]) -> str | None:
     """The first parameter of activation quantizer ``name`` (config ``cfg``) whose effect hls4ml would not compute,
     as ``key=value``; None when hls4ml computes it exactly. A ``relu_upper_bound`` below the largest value of the
-    quantizer's type clips where hls4ml's ReLU does not."""
+    quantizer's type clips where hls4ml's ReLU does not; QKeras applies it only with ``is_quantized_clip=False``
+    (its default, True, clips at the type's largest value, as hls4ml's saturation does)."""
     for key, default in UNCOMPUTED.get(name, {}).items():
         value = cfg.get(key, default)
         if value is not None and float(value) != default:
             return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
     bound = cfg.get("relu_upper_bound") if name == "quantized_relu" else None
-    if bound is not None:
+    if bound is not None and not cfg.get("is_quantized_clip", True):  # QKeras applies the bound only then
         bits, integer = int(cfg.get("bits", 8)), int(cfg.get("integer", 0) or 0)
         top = 2.0**integer - 2.0 ** (integer - bits)
         if float(bound) < top:
-            return f"relu_upper_bound={float(bound):g} (below {top:g}, the largest value of its {bits}-bit type)"
+            return (f"relu_upper_bound={float(bound):g} with is_quantized_clip=False (below {top:g}, the largest "
+                    f"value of its {bits}-bit type)")
     return None
 
 
