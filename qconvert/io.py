@@ -8,6 +8,7 @@ the process umask (``mkstemp`` alone would make it 0600).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_path", "new_file_mode", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_leftovers", "atomic_path", "new_file_mode", "write_bytes_atomic", "write_text_atomic"]
 
 
 def new_file_mode() -> int:
@@ -58,6 +59,13 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp", keep_mode: boo
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_leftovers(path: str | os.PathLike) -> list[Path]:
+    """The temporary files :func:`atomic_path` made for ``path`` and never renamed or removed (its process was
+    killed mid-write); remove them only while no other process may be writing ``path``."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*"))
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, keep_mode: bool = False) -> Path:

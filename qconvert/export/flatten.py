@@ -59,7 +59,8 @@ def reserved_renames(model: Any) -> dict[str, str]:
 def _copy(layer: Any, renames: dict[str, str]) -> Any:
     """A new layer of the same class and config, renamed as ``renames`` says (weights are set once it is built)."""
     config = layer.get_config()
-    config["name"] = renames.get(config.get("name", layer.name), config.get("name", layer.name))
+    name = config.get("name", layer.name)
+    config["name"] = renames.get(name, name)
     new = type(layer).from_config(config)
     if new.name != config.get("name", new.name):
         new.name = config["name"]  # qkeras-v3's recurrent Q-layers hand ``name`` to their cell

@@ -60,9 +60,10 @@ class Hls4mlOptions:
 
 def check_options(options: Hls4mlOptions) -> Hls4mlOptions:
     """The options validated and normalized: backend and strategy spelled as hls4ml does, output folder resolved
-    and checked writable (made only when the project is written). Raises :class:`ExportError` (one line) for an unknown backend, part, io type or strategy, a reuse factor
-    that is not a positive integer, a missing user config, an output folder that cannot be written, and for
-    ``distributed_arithmetic`` without da4ml or with another io type or reuse factor than hls4ml 1.3 supports.
+    and checked writable (made only when the project is written). Raises :class:`ExportError` (one line) for an
+    unknown backend, part, io type or strategy, a reuse factor that is not a positive integer, a missing user
+    config, an output folder that cannot be written, and for ``distributed_arithmetic`` without da4ml or with
+    another io type or reuse factor than hls4ml 1.3 supports.
     """
     backend = next((b for b in BACKENDS if b.lower() == str(options.backend).lower()), None)
     if backend is None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..io import atomic_path
+from ..io import atomic_leftovers, atomic_path
 
 __all__ = ["DEFAULT_PICK_DROP", "STUDY_MARK", "SearchResult", "check_outdir", "collect", "one_writer", "pareto_front"]
 
@@ -250,12 +250,10 @@ class SearchResult:
         from ..io import new_file_mode
 
         with one_writer(out):
-            for pattern in (".front-*", ".pareto.png.*", ".search.json.*"):  # what a writer killed mid-write left
-                for leftover in out.glob(pattern):
-                    if leftover.is_dir():
-                        shutil.rmtree(leftover)
-                    else:
-                        leftover.unlink()
+            for staged in out.glob(".front-*"):  # what a writer killed mid-write left (staging, old front)
+                shutil.rmtree(staged)
+            for leftover in atomic_leftovers(out / "pareto.png") + atomic_leftovers(out / "search.json"):
+                leftover.unlink()
             staging = Path(tempfile.mkdtemp(prefix=".front-", dir=out))
             staging.chmod(new_file_mode() | 0o111)  # a folder as mkdir makes it, not mkdtemp's 0700
             for i, t in enumerate(self.front):
