@@ -75,7 +75,7 @@ def render(data: dict) -> str:
         cells = [_io_cell(row["io"].get(io, []), notes) for io in ("io_parallel", "io_stream")]
         lines.append(f"| {label} | {made} | {cells[0]} | {cells[1]} | {_exact_cell(row['exact'])} |")
     for _preset, status in sorted(data.get("batchnorm_unfolded", {}).items())[:1]:
-        lines.append(f"| BatchNormalization not foldable (after an activation) | BatchNormalization (float) "
+        lines.append(f"| BatchNormalization not foldable (after an activation, before a Reshape) | BatchNormalization (float) "
                      f"| derived, not compiled | derived, not compiled | {status.replace('not bit-exact', 'no')} |")
     runs_text = ", ".join(f"{r['preset']}/{r['io_type']}: logits bit-identical {r['logits_exact_fraction']:.0%} "
                           f"of {r['n_samples']}" for r in runs)

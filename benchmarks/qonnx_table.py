@@ -40,7 +40,7 @@ def render(data: dict) -> str:
     bn = sorted(data.get("batchnorm_unfolded", {}).items())
     if bn:
         cells = ", ".join(f"{p}: BN {v['bn_exact']:.0%}, logits {v['logits_exact']:.0%}" for p, v in bn)
-        lines.append(f"| BatchNormalization not foldable (after an activation) | Mul, Add (float, TensorFlow's constants) "
+        lines.append(f"| BatchNormalization not foldable (after an activation, before a Reshape) | Mul, Add (float, TensorFlow's constants) "
                      f"| no: the BN's own output is bit-identical, the float values it makes round differently in the "
                      f"next layer's float32 sums ({cells} of samples) |")
     runs = ", ".join(f"{r['preset']}: logits bit-identical {r['logits_exact_fraction']:.0%} of {r['n_samples']}, "

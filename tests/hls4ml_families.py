@@ -120,12 +120,16 @@ def _vector_families() -> list[Family]:
     def bn(x):
         return _act("dense_bn_folded")(L.BatchNormalization(name="dense_bn_folded_bn")(L.Dense(8, name="dense_bn_folded")(x)))
 
+    def bn_forward(x):  # after the previous block's activation: folds into the Dense after it
+        return _act("dense_bn_forward")(L.Dense(8, name="dense_bn_forward")(L.BatchNormalization(name="dense_bn_forward_bn")(x)))
+
     return [
         Family("dense_relu", "Dense + ReLU", "vector", dense("dense_relu", "relu")),
         Family("dense_leaky", "LeakyReLU (slope 0.25)", "vector", dense("dense_leaky", "leaky_relu")),
         Family("dense_tanh", "tanh", "vector", dense("dense_tanh", "tanh")),
         Family("dense_sigmoid", "sigmoid", "vector", dense("dense_sigmoid", "sigmoid")),
         Family("dense_bn_folded", "BatchNormalization folded into Dense", "vector", bn),
+        Family("dense_bn_forward", "BatchNormalization folded forward into Dense", "vector", bn_forward),
     ]
 
 
@@ -238,20 +242,20 @@ def run_family_check(workdir: Path, presets=PRESETS, io_types=IO_TYPES, jobs: in
 
 
 def unfoldable_batchnorm_model(preset: str, workdir: Path) -> keras.Model:
-    """A BatchNormalization the rules cannot fold (after an activation, ``bn``, before the ``logits`` Dense),
+    """A BatchNormalization the rules cannot fold (after an activation and before a Reshape, ``bn``),
     converted with ``preset``'s rules (written into ``workdir``): it stays float."""
     import qconvert
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), L.Dense(8, name="d"), L.Activation("relu", name="r"),
-                              L.BatchNormalization(name="bn"), L.Dense(3, name="logits")])
+                              L.BatchNormalization(name="bn"), L.Reshape((8,), name="view"), L.Dense(3, name="logits")])
     rules = workdir / f"{preset}_bn.yaml"
     rules.write_text(rules_text(preset))
     return qconvert.convert(model, rules)[0]
 
 
 def unfolded_batchnorm(preset: str, workdir: Path) -> str:
-    """What the derivation says of a BatchNormalization the rules cannot fold (after an activation): no compile."""
+    """What the derivation says of a BatchNormalization the rules cannot fold (after an activation, before a Reshape): no compile."""
     from qconvert.export import Hls4mlOptions, derive_config
 
     qmodel = unfoldable_batchnorm_model(preset, workdir)

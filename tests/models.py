@@ -129,3 +129,32 @@ def activation_families() -> keras.Model:
     x = keras.layers.LeakyReLU(negative_slope=0.125, name="leaky_layer")(x)
     out = keras.layers.Dense(4, activation="softmax", name="head")(x)
     return keras.Model(inp, out, name="activation_families")
+
+
+def shared_bn_heads() -> keras.Model:
+    """BatchNormalization on the input, and one linear Dense feeding two BatchNormalization branches, each into
+    its own Dense head: none can fold into the layer before it, each folds forward into the Dense after it."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8,), name="x")
+    shared = keras.layers.Dense(12, name="shared")(keras.layers.BatchNormalization(name="bn_in")(inp))
+    a = keras.layers.Dense(3, name="head_a")(keras.layers.BatchNormalization(name="bn_a")(shared))
+    b = keras.layers.Dense(2, activation="relu", name="head_b")(keras.layers.BatchNormalization(name="bn_b")(shared))
+    model = keras.Model(inp, [a, b], name="shared_bn_heads")
+    randomize_batchnorm(model)
+    return model
+
+
+def bn_before_convs() -> keras.Model:
+    """BatchNormalization on an image input before a dilated valid Conv2D, and after a ReLU before a strided
+    valid Conv1D: both fold forward."""
+    keras.utils.set_random_seed(6)
+    inp = keras.Input((10, 10, 3), name="image")
+    x = keras.layers.BatchNormalization(name="bn_image")(inp)
+    x = keras.layers.Conv2D(4, 3, dilation_rate=2, activation="relu", name="conv")(x)
+    x = keras.layers.Reshape((36, 4), name="rows")(x)
+    x = keras.layers.BatchNormalization(name="bn_rows")(x)
+    x = keras.layers.Conv1D(3, 4, strides=2, name="conv1d")(x)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Flatten(name="flat")(x))
+    model = keras.Model(inp, out, name="bn_before_convs")
+    randomize_batchnorm(model)
+    return model

@@ -93,7 +93,7 @@ def run_family_check(workdir: Path, presets: tuple[str, ...] = PRESETS) -> list[
 
 
 def unfolded_batchnorm(preset: str, workdir: Path) -> dict[str, Any]:
-    """A BatchNormalization the rules cannot fold (after an activation) stays float: exported as a Mul and an Add
+    """A BatchNormalization the rules cannot fold (after an activation, before a Reshape) stays float: exported as a Mul and an Add
     with TensorFlow's constants. The BN's own output and the logits after it, against Keras."""
     from qconvert.export.qonnx import QonnxOptions, export_qonnx
 

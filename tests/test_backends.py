@@ -1,6 +1,8 @@
 """All three Keras backends: the seed's headline is that QKeras v3 trains on TensorFlow, JAX and PyTorch.
 
-Each backend runs ``backend_e2e.py`` once: conversion, calibration, pruned QAT, save/load and hls4ml in one process."""
+JAX and PyTorch each run ``backend_e2e.py`` once: conversion, calibration, pruned QAT, save/load and hls4ml in one
+process. TensorFlow, the default, runs the same stages throughout the rest of the suite (test_prune.py's
+pruned QAT through hls4ml, test_calibrate.py, test_train.py), so it is not run a second time here."""
 
 import os
 import subprocess
@@ -16,7 +18,7 @@ TF_STARTUP = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch"])  # TensorFlow runs these stages in the rest of the suite
 def test_convert_calibrate_qat_save_export_on_each_backend(backend, tmp_path):
     pytest.importorskip(backend)
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")

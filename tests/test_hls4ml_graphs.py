@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 from kit import run_cli as run
+from models import shared_bn_heads
 
 import qconvert
 from qconvert.errors import ExportError
@@ -114,3 +115,57 @@ def test_a_keras2_time_distributed_model_is_refused_in_one_line_before_hls4ml(tm
     lines = [line for line in result.output.splitlines() if line.startswith("qconvert: error:")]
     assert len(lines) == 1 and "layer 'td' (TimeDistributed)" in lines[0] and "apply the Dense itself" in lines[0]
     assert (tmp_path / "q.keras").exists() and not (tmp_path / "prj").exists()  # the model is kept; no project
+
+
+@pytest.mark.slow
+def test_batchnorm_folds_forward_and_both_heads_are_bit_exact(tmp_path):
+    result, hls = through_hls4ml(shared_bn_heads(), tmp_path)
+    qmodel = keras.saving.load_model(tmp_path / "q.keras")
+    assert not [layer for layer in qmodel.layers if "BatchNormalization" in type(layer).__name__]
+    for into in ("shared", "head_a", "head_b"):  # bn_in, bn_a, bn_b: said in the table
+        assert f"folded forward into {into}" in result.output, result.output
+    assert len(hls["outputs"]) == 2 and all(o["exact_fraction"] == 1.0 for o in hls["outputs"])
+    assert hls["exact_fraction"] == 1.0 and hls["limits"].startswith("none")
+    assert set(hls["layers_exact"]) >= {"shared", "head_a", "head_b"} and set(hls["layers_exact"].values()) == {1.0}
+
+
+def two_branch_conv1d(explicit_padding: bool = False) -> keras.Model:
+    """Two padded Conv1D branches (kernel 3 and 5) and a 1×1 skip, all reading one input, joined by Concatenate
+    and Add. ``explicit_padding``: each branch pads with a ZeroPadding1D of its own before a valid convolution."""
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((16, 4), name="seq")
+
+    def branch(name: str, k: int):
+        if explicit_padding:
+            pad = keras.layers.ZeroPadding1D(((k - 1) // 2, k // 2), name=f"{name}_pad")(inp)
+            return keras.layers.Conv1D(4, k, name=name)(pad)
+        return keras.layers.Conv1D(4, k, padding="same", name=name)(inp)
+
+    cat = keras.layers.Concatenate(name="cat")([branch("a", 3), branch("b", 5)])
+    x = keras.layers.Add(name="add")([cat, keras.layers.Conv1D(8, 1, name="skip")(inp)])
+    return keras.Model(inp, keras.layers.Dense(3, name="out")(keras.layers.Flatten(name="flat")(x)))
+
+
+BRANCH_RULES = ("version: 1\ninput: quantized_bits(8, 2)\ndefaults:\n  kernel: quantized_bits(4, 0, alpha=1)\n"
+                "  bias: quantized_bits(4, 0, alpha=1)\nrules:\n  - match: {name: b}\n    kernel: quantized_bits(7, 0, alpha=1)\n"
+                "    bias: quantized_bits(7, 0, alpha=1)\n")
+
+
+def test_streamed_padded_conv1d_branches_on_one_tensor_are_refused_before_compiling(write_rules, tmp_path):
+    """hls4ml 1.3 inserts a streamed Conv1D's padding before the first reader of its input, not before the conv."""
+    qmodel, _ = qconvert.convert(two_branch_conv1d(), write_rules(BRANCH_RULES))
+    with pytest.raises(ExportError) as err:
+        export(qmodel, Hls4mlOptions(tmp_path / "prj", io_type="io_stream"))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("layer 'a' (Conv1D): padding on a tensor 3 layers read")
+    assert "--io-type io_parallel" in message and "ZeroPadding1D of its own" in message
+    assert not list(tmp_path.glob("prj/firmware/*.so"))  # refused before anything compiled
+
+
+@pytest.mark.slow
+def test_streamed_branches_with_their_own_zero_padding_are_bit_exact(write_rules, tmp_path):
+    """What the refusal advises: the same model with explicit ZeroPadding1D layers streams bit for bit."""
+    qmodel, _ = qconvert.convert(two_branch_conv1d(explicit_padding=True), write_rules(BRANCH_RULES))
+    result = export(qmodel, Hls4mlOptions(tmp_path / "prj", io_type="io_stream"))
+    assert result.exact_fraction == 1.0 and result.limits.startswith("none"), result.limits
+    assert all(result.layers_exact[n] == 1.0 for n in ("a", "b", "skip", "out"))

@@ -8,7 +8,15 @@ are then all that is tested.
 import keras
 import numpy as np
 import pytest
-from models import branching_bn, conv1d_families, conv2d_families, nested_shared, random_inputs
+from models import (
+    bn_before_convs,
+    branching_bn,
+    conv1d_families,
+    conv2d_families,
+    nested_shared,
+    random_inputs,
+    shared_bn_heads,
+)
 
 import qconvert
 
@@ -73,6 +81,35 @@ def test_bn_folding_is_exact_in_float(write_rules):
     x = random_inputs(fp32, 32)
     np.testing.assert_allclose(np.asarray(stem_out(x)), np.asarray(stem_in(x)), rtol=1e-5, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("build", [shared_bn_heads, bn_before_convs])
+def test_bn_that_cannot_fold_backward_folds_forward_exactly_in_float(build, write_rules):
+    """A BatchNormalization on the input, after a shared Dense or after a ReLU folds into the Dense or valid
+    convolution after it: the model computes what it computed, to float rounding, and the table says so."""
+    fp32 = build()
+    qmodel, report = qconvert.convert(fp32, write_rules(PASS_THROUGH))
+    assert not [layer for layer in qmodel.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    x = random_inputs(fp32, 64)
+    for got, want in zip(keras.tree.flatten(qmodel(x)), keras.tree.flatten(fp32(x))):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    folded = {r.name: r.note for r in report.layers if r.type_before == "BatchNormalization"}
+    assert folded and all(note.startswith("folded forward into ") for note in folded.values()), folded
+
+
+def test_bn_before_a_same_padded_conv_or_an_activation_stays_float(write_rules):
+    """Folded forward, a "same" convolution's zero padding would be the BN's shift: not folded, said so."""
+    inp = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="c1")(inp)
+    x = keras.layers.BatchNormalization(name="bn_same")(x)
+    x = keras.layers.Conv2D(3, 3, padding="same", name="c2")(x)
+    x = keras.layers.BatchNormalization(name="bn_act")(keras.layers.ReLU(name="r")(x))
+    out = keras.layers.Dense(2, name="out")(keras.layers.Activation("tanh", name="t")(x))
+    qmodel, report = qconvert.convert(keras.Model(inp, out), write_rules(SIX_BIT))
+    rows = {r.name: r for r in report.layers}
+    for name in ("bn_same", "bn_act"):
+        assert type(qmodel.get_layer(name)).__name__ == "BatchNormalization"
+        assert rows[name].leftover and "cannot fold" in rows[name].note
 
 def test_every_conv_family_becomes_its_q_layer(write_rules):
     qmodel, _ = qconvert.convert(conv2d_families(), write_rules(SIX_BIT))

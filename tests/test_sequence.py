@@ -140,3 +140,21 @@ def test_recurrent_tagger_6bit_qat_and_hls4ml(kind, tmp_path):
     assert hls["max_abs_diff"] < 0.25  # softmax outputs; measured: GRU 0.07, LSTM 0.17 (batch 16 chosen from the 800 rows)
     assert hls["first_divergent_layer"] == "rnn"  # the layers before it are exact; the reason is the cell
     assert "rnn" in hls["limits"]
+
+
+@pytest.mark.parametrize("backend", ["Vitis", "Vivado"])
+def test_simple_rnn_is_refused_before_training_naming_the_cause(backend, tmp_path):
+    """hls4ml 1.3's Vivado and Vitis backends have no SimpleRNN function: the project it writes has no call for the
+    layer, whose output is never computed (a fresh user measured 29 % argmax agreement, blamed on tanh tables).
+    Refused in one line by the pre-flight, before the first epoch, naming the layer, the cause and what to use."""
+    tagger("SimpleRNN").save(tmp_path / "fp32.keras")
+    x, y = particles(200, seed=2)
+    np.savez(tmp_path / "d.npz", X_train=x[:120], y_train=y[:120], X_val=x[120:160], y_val=y[120:160],
+             X_test=x[160:], y_test=y[160:])
+    result = run(tmp_path / "fp32.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--data", tmp_path / "d.npz",
+                 "--epochs", 3, "--hls4ml", tmp_path / "prj", "--backend", backend)
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("qconvert: error: layer 'rnn' (SimpleRNN)") and f"{backend} backend has no SimpleRNN" in last
+    assert "its output would never be computed" in last and "LSTM or GRU" in last
+    assert "epoch" not in result.output.lower() and not (tmp_path / "q.keras").exists() and not (tmp_path / "prj").exists()

@@ -298,7 +298,7 @@ def _graph(qmodel: Any, options: Hls4mlOptions, x: Any = None) -> tuple[Any, Der
     derived, layers, in_names, out_names = derive_config(qmodel, options, x)
     derived.notes.extend(f"layer {old} is {new} in the hls4ml project: hls4ml reserves the name {old!r}"
                          for old, new in renames.items())
-    _check_io_type(layers, options.io_type)
+    _check_layers(layers, options.io_type, options.backend)
     return qmodel, derived, layers, in_names, out_names
 
 
@@ -308,12 +308,16 @@ def preflight(qmodel: Any, options: Hls4mlOptions) -> None:
     _graph(qmodel, check_options(options))
 
 
-def _check_io_type(layers: list[dict[str, Any]], io_type: str) -> None:
-    """What hls4ml's C++ asserts on for this io type is refused before anything compiles."""
+def _check_layers(layers: list[dict[str, Any]], io_type: str, backend: str) -> None:
+    """What hls4ml's C++ asserts on for this io type, and what the backend has no function for, is refused
+    before anything compiles."""
     from .handlers import UnsupportedLayer
-    from .support import io_refusal
+    from .support import backend_refusal, io_refusal, shared_padding_refusal
 
+    shared = shared_padding_refusal(layers, io_type)
+    if shared is not None:
+        raise UnsupportedLayer(shared)
     for d in layers:
-        reason = io_refusal(d, io_type)
+        reason = io_refusal(d, io_type) or backend_refusal(d, backend)
         if reason is not None:
             raise UnsupportedLayer(reason)

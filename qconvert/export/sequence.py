@@ -9,7 +9,8 @@ hls4ml's SimpleRNN, LSTM and GRU. hls4ml's recurrent layers take no weight quant
 store whatever data they get at the configured precision), so the weights are handed over already
 quantized, on the quantizer's grid. hls4ml computes a cell's tanh and sigmoid by lookup table and
 its gates and state at the model's default precision: the emulation of a recurrent layer is
-approximate, never bit-exact, and the verification measures by how much.
+approximate, never bit-exact, and the verification measures by how much. hls4ml's Vivado and Vitis
+backends have no SimpleRNN function: :func:`qconvert.export.support.backend_refusal` refuses it there.
 Registered through :data:`qconvert.export.handlers.HANDLERS`.
 """
 

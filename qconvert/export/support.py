@@ -8,14 +8,18 @@ handlers read QKeras-2 quantizer configs and fail on qkeras-v3 layers.
 
 :data:`CANNOT` names the layers hls4ml truly cannot implement and what to build instead;
 :func:`io_refusal` the layer settings a given io type cannot implement (hls4ml's C++ asserts on
-them, and the assertion would abort the emulation).
+them, and the assertion would abort the emulation); :func:`backend_refusal` the layers a backend has no
+C++ function for (hls4ml writes such a project without the layer's call: its output is never computed);
+:func:`shared_padding_refusal` the streamed graphs hls4ml rewires wrongly.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from functools import cache
 from typing import Any
 
-__all__ = ["CANNOT", "io_refusal", "refusal"]
+__all__ = ["CANNOT", "backend_refusal", "io_refusal", "refusal", "shared_padding_refusal"]
 
 _TRANSPOSED = (
     "hls4ml 1.3 has no transposed convolution for Keras 3 models; "
@@ -86,4 +90,59 @@ def io_refusal(d: dict[str, Any], io_type: str) -> str | None:
         what = "padding='same'" if padded else "strides different from the pool size"
         return (f"layer '{d['name']}' ({cls}): {what} under io_stream: hls4ml's streaming pooling implements only "
                 "padding='valid' with strides equal to the pool size; use --io-type io_parallel")
+    return None
+
+
+#: hls4ml classes implemented without a call of their own: the input, and a reshape (a view of the same array).
+_NO_CALL = frozenset({"Input", "Reshape"})
+#: What to build instead of a layer a backend has no function for.
+_INSTEAD = {"SimpleRNN": "use an LSTM or GRU, which it implements (both export)"}
+
+
+@cache
+def _implemented(backend: str) -> tuple[type, ...]:
+    """The hls4ml layer classes ``backend`` has a C++ function template for (from its registered templates)."""
+    import hls4ml
+    from hls4ml.backends.template import FunctionCallTemplate
+    from hls4ml.model.optimizer import get_optimizer
+
+    classes: list[type] = []
+    for name in hls4ml.backends.get_backend(backend)._get_layer_templates():
+        template = get_optimizer(name)
+        if isinstance(template, FunctionCallTemplate):
+            layer_class = template.layer_class
+            classes += layer_class if isinstance(layer_class, (tuple, list)) else [layer_class]
+    return tuple(classes)
+
+
+def backend_refusal(d: dict[str, Any], backend: str) -> str | None:
+    """Why hls4ml's ``backend`` cannot implement the parsed layer ``d``, or None: hls4ml maps its class to one
+    that has no function template there, so hls4ml would write the project without the layer's call."""
+    from hls4ml.model.layers import layer_map
+
+    hls_class = layer_map.get(d["class_name"])
+    if hls_class is None or hls_class.__name__ in _NO_CALL or issubclass(hls_class, _implemented(backend)):
+        return None
+    instead = _INSTEAD.get(hls_class.__name__, "it cannot be exported through hls4ml")
+    return (f"layer '{d['name']}' ({d['class_name']}): hls4ml's {backend} backend has no {hls_class.__name__} "
+            f"implementation (hls4ml would write the project without its call, and its output would never be "
+            f"computed); {instead}")
+
+
+def shared_padding_refusal(layers: list[dict[str, Any]], io_type: str) -> str | None:
+    """Why hls4ml cannot stream this graph, or None: a padded Conv1D/SeparableConv1D reads a tensor other layers
+    read too. Under io_stream hls4ml 1.3 moves a 1-D convolution's padding into a ZeroPadding1D layer that it
+    inserts before the *first* reader of the convolution's input (its ``insert_zero_padding_before_conv1d``
+    pass calls ``insert_node`` without ``before=``; the 2-D pass passes it), so another branch reads the padded
+    data and the convolution the unpadded one (0 % of logits identical in a two-branch model)."""
+    if io_type != "io_stream":
+        return None
+    readers = Counter(name for d in layers for name in d.get("inputs", []))
+    for d in layers:
+        padded = d["class_name"] in ("Conv1D", "SeparableConv1D") and (d.get("pad_left") or d.get("pad_right"))
+        if padded and d.get("inputs") and readers[d["inputs"][0]] > 1:
+            return (f"layer '{d['name']}' ({d['class_name']}): padding on a tensor {readers[d['inputs'][0]]} layers "
+                    "read, under io_stream: hls4ml 1.3 inserts this padding before the first of them, not before this "
+                    "convolution, so the branches compute on each other's data; use --io-type io_parallel, or give "
+                    "the convolution padding='valid' after a ZeroPadding1D of its own")
     return None

@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import DataError
 from ..quantizers import QuantizerSpec
 from ..rules import BN_ROLES
-from .fold import fold_batchnorm
+from .fold import folded_weights
 from .plan import LayerPlan, Plan
 from .ranges import clipped_fraction, has_fixed_range, integer_bits_for
 from .rewriters.activation import ACTIVATION_LAYERS
@@ -194,15 +194,18 @@ class _Calibrator:
             present = [r for r, flag in zip(BN_ROLES, (config.get("scale", True), config.get("center", True), True, True)) if flag]
             return dict(zip(present, weights))
         use_bias = config.get("use_bias", True)
-        if item.folded_bn is not None:
-            bn = self._layer(item.path[:-1] + (item.folded_bn,))
-            weights = fold_batchnorm(item.class_name, weights, use_bias, self.snapshot.weights(bn), self.snapshot.config(bn))
-            use_bias = True
+        before, after = (None if n is None else self._batchnorm(item.path[:-1] + (n,))
+                         for n in (item.input_bn, item.folded_bn))
+        weights, use_bias = folded_weights(item.class_name, weights, use_bias, before=before, after=after)
         families = {**WEIGHTED, **RECURRENT}  # roles in the order of the layer's weights (``state`` holds none)
         if item.class_name not in families:
             return {}
         roles = [r for r in families[item.class_name][1] if r != "state" and (r != "bias" or use_bias)]
         return dict(zip(roles, weights))
+
+    def _batchnorm(self, path: tuple[str, ...]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        bn = self._layer(path)
+        return self.snapshot.weights(bn), self.snapshot.config(bn)
 
     def _layer(self, path: tuple[str, ...]) -> Any:
         scope = self.model

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import RuleError
 from ..quantizers import QuantizerSpec
 from ..rules import BN_ROLES, LayerView, PruneSpec, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
+from .fold import Fold, find_folds
 from .graph import Graph, graph_of
 from .rewriters.activation import ACTIVATION_LAYERS, activation_of, choose_quantizer
 from .rewriters.recurrent import RECURRENT
@@ -109,7 +110,8 @@ class LayerPlan:
     when folded away); ``rule``: the label of the deciding rule (``defaults``;
     None when no rule decided); ``quantizers``: ``(role, spec)`` pairs in the
     layer's role order; ``split``: the activation split out of ``activation=``;
-    ``fold_into``/``folded_bn``: the two ends of a BatchNormalization fold;
+    ``fold_into``/``folded_bn``: the two ends of a BatchNormalization fold (``input_bn`` for one before
+    the layer, folded forward);
     ``note``: a one-line reason shown in plans; ``prune``: the pruning of its
     kernels during QAT (only with sparsity > 0).
     """
@@ -122,7 +124,8 @@ class LayerPlan:
     quantizers: tuple[tuple[str, QuantizerSpec], ...] = ()
     split: ActivationStep | None = None
     fold_into: str | None = None  # BatchNormalization: the layer it folds into
-    folded_bn: str | None = None  # Dense/Conv: the BatchNormalization folded into it
+    folded_bn: str | None = None  # Dense/Conv: the BatchNormalization after it, folded into it
+    input_bn: str | None = None  # Dense/Conv1D/Conv2D: the BatchNormalization before it, folded forward into it
     note: str = ""
     prune: PruneSpec | None = None  # magnitude pruning of its kernels during QAT (sparsity > 0)
 
@@ -197,8 +200,9 @@ class _Planner:
     # -- one scope (a model, or a model nested in it) --
     def plan_scope(self, model: Any, prefix: tuple[str, ...]) -> list[LayerPlan]:
         graph = graph_of(model)
-        folds = self.find_folds(model, graph)
-        fold_of = {producer: bn for bn, producer in folds.items()}
+        folds = {f.bn: f for f in find_folds(model, graph, self.snapshot.config, FOLDABLE)}
+        after = {f.into: f.bn for f in folds.values() if not f.forward}
+        before = {f.into: f.bn for f in folds.values() if f.forward}
         layers = {layer.name: layer for layer in model.layers}
         split_names = self.split_names(model, layers)
         out: list[LayerPlan] = []
@@ -214,7 +218,8 @@ class _Planner:
                 out.append(LayerPlan(path, class_name, "nested", class_name))
                 out += self.plan_scope(layer, path)
             elif class_name in WEIGHTED or class_name in RECURRENT:
-                out.append(self.plan_weighted(path, class_name, config, fold_of.get(layer.name), split_names.get(layer.name)))
+                out.append(self.plan_weighted(path, class_name, config, after.get(layer.name), split_names.get(layer.name),
+                                              before.get(layer.name)))
             elif class_name in ACTIVATION_LAYERS:
                 out.append(self.plan_activation_layer(path, class_name, config))
             elif class_name == "BatchNormalization":
@@ -244,39 +249,17 @@ class _Planner:
     def kept(self, name: str, class_name: str) -> bool:
         return decide(self.rules, LayerView(name, class_name)).keep
 
-    def find_folds(self, model: Any, graph: Graph) -> dict[str, str]:
-        """BatchNormalization name → the layer it can fold into, when the rules ask for it."""
-        consumers = graph.consumers()
-        folds: dict[str, str] = {}
-        for layer in model.layers:
-            if type(layer).__name__ != "BatchNormalization":
-                continue
-            calls = graph.calls_of(layer.name)
-            inputs = calls[0].inputs() if len(calls) == 1 else []
-            if len(inputs) != 1:
-                continue
-            producer = model.get_layer(inputs[0].layer) if inputs[0].layer in {l.name for l in model.layers} else None
-            if producer is None or type(producer).__name__ not in FOLDABLE:
-                continue
-            if self.snapshot.config(producer).get("activation", "linear") != "linear":
-                continue
-            if len(graph.calls_of(producer.name)) != 1 or consumers[producer.name] != 1:
-                continue
-            if self.snapshot.config(layer).get("axis") not in (-1, [-1], len(producer.output.shape) - 1, [len(producer.output.shape) - 1]):
-                continue
-            folds[layer.name] = producer.name
-        return folds
-
     def plan_weighted(self, path: tuple[str, ...], class_name: str, config: dict[str, Any],
-                      folded_bn: str | None, split_name: str | None) -> LayerPlan:
+                      folded_bn: str | None, split_name: str | None, input_bn: str | None = None) -> LayerPlan:
         view = LayerView(path[-1], class_name)
         rule, settings, keep = self.decide(view)
         q_class, roles = {**WEIGHTED, **RECURRENT}[class_name]
         if keep:
             return LayerPlan(path, class_name, "keep", class_name, rule.label if rule else None, folded_bn=folded_bn,
+                             input_bn=input_bn,
                              note=rule.note or "" if rule else "")
         specs: dict[str, QuantizerSpec] = {}
-        no_bias = not config.get("use_bias", True) and folded_bn is None  # a folded BN gives the layer a bias
+        no_bias = not config.get("use_bias", True) and folded_bn is None and input_bn is None  # a fold gives a bias
         for role in roles:
             if role == "bias" and no_bias:
                 continue
@@ -290,6 +273,7 @@ class _Planner:
         used_defaults = rule is None and bool(specs)
         if not specs:
             return LayerPlan(path, class_name, "uncovered", class_name, None, split=split, folded_bn=folded_bn,
+                             input_bn=input_bn,
                              note="no rule gives it quantizers; kept float")
         missing = [r for r in roles if r not in specs and not (r == "bias" and no_bias)]
         note = f"float {', '.join(missing)}: no rule sets it" if missing else (rule.note or "" if rule else "")
@@ -297,7 +281,8 @@ class _Planner:
         if config.get("padding") == "causal":
             note = "; ".join(filter(None, [note, f"causal: {path[-1]}_causal_pad (left zeros) + valid"]))
         return LayerPlan(path, class_name, "quantize", q_class, self.label(rule, used_defaults),
-                         tuple(specs.items()), split=split, folded_bn=folded_bn, note=note, prune=prune)
+                         tuple(specs.items()), split=split, folded_bn=folded_bn, input_bn=input_bn, note=note,
+                         prune=prune)
 
     def plan_split(self, name: str, fn: Any, parent: LayerView) -> ActivationStep:
         if not isinstance(fn, str):
@@ -325,18 +310,21 @@ class _Planner:
         action = "uncovered" if choice.status == "uncovered" else "float"
         return LayerPlan(path, class_name, action, class_name, label, note=choice.note)
 
-    def plan_batchnorm(self, path: tuple[str, ...], config: dict[str, Any], folds: dict[str, str]) -> LayerPlan:
+    def plan_batchnorm(self, path: tuple[str, ...], config: dict[str, Any], folds: dict[str, Fold]) -> LayerPlan:
         rule, settings, keep = self.decide(LayerView(path[-1], "BatchNormalization"))
         label = self.label(rule, settings.batchnorm is not None)
         if keep:
             return LayerPlan(path, "BatchNormalization", "keep", "BatchNormalization", label)
         mode = settings.batchnorm
         if mode == "fold":
-            if path[-1] in folds:
-                return LayerPlan(path, "BatchNormalization", "fold", "", label, fold_into=folds[path[-1]],
-                                 note=f"folded into {folds[path[-1]]}")
+            fold = folds.get(path[-1])
+            if fold is not None:
+                how = "folded forward into" if fold.forward else "folded into"
+                return LayerPlan(path, "BatchNormalization", "fold", "", label, fold_into=fold.into,
+                                 note=f"{how} {fold.into}")
             return LayerPlan(path, "BatchNormalization", "uncovered", "BatchNormalization", label,
-                             note="cannot fold: it must follow a linear Dense/Conv used only by it; kept float")
+                             note="cannot fold: it must follow a linear Dense/Conv used only by it, or feed only a "
+                             "Dense/valid Conv1D/Conv2D; kept float")
         if mode == "quantize":
             specs = tuple((role, getattr(settings, role)) for role in BN_ROLES if getattr(settings, role) is not None)
             return LayerPlan(path, "BatchNormalization", "quantize", "QBatchNormalization", label, specs)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..quantizers import QuantizerSpec, build
-from .fold import fold_batchnorm
+from .fold import folded_weights
 from .graph import graph_of, run
 from .plan import LayerPlan, Plan
 from .preset import PresetWeights
@@ -103,10 +103,10 @@ class _Rewriter:
             return [layer]
         config = self.snapshot.config(layer)
         weights = self.snapshot.weights(layer)
-        if item.folded_bn is not None:
-            bn = scope.get_layer(item.folded_bn)
-            weights = fold_batchnorm(item.class_name, weights, config.get("use_bias", True), self.snapshot.weights(bn),
-                                     self.snapshot.config(bn))
+        if item.folded_bn is not None or item.input_bn is not None:
+            before, after = (None if n is None else self.batchnorm(scope, n) for n in (item.input_bn, item.folded_bn))
+            weights, _ = folded_weights(item.class_name, weights, config.get("use_bias", True), before=before,
+                                        after=after)
             config = dict(config, use_bias=True)
         if item.split is not None:
             config = dict(config, activation="linear")
@@ -127,6 +127,10 @@ class _Rewriter:
                 self.weights.append((obj, weights, item.qualified_name, preset))
             built.append(obj)
         return built
+
+    def batchnorm(self, scope: Any, name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
+        bn = scope.get_layer(name)
+        return self.snapshot.weights(bn), self.snapshot.config(bn)
 
     def scope(self, model: Any, prefix: tuple[str, ...]) -> keras.Model:
         graph = graph_of(model)
