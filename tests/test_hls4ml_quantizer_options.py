@@ -102,3 +102,59 @@ def test_relu6_of_the_auto_presets_is_bit_exact(tmp_path):
     preflight(qmodel, Hls4mlOptions(tmp_path / "prj"))
     result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=x)
     assert result.logits_exact_fraction == 1.0, result.limits
+
+
+def _block_rules(blocks, names) -> str:
+    """Rules giving block ``i`` (Dense ``d{i}`` then Activation ``a{i}``) its kernel and activation quantizers."""
+    text = ("version: 1\ninput: quantized_bits(8, 2)\ndefaults:\n  kernel: quantized_bits(8, 2, alpha=1)\n"
+            "  bias: quantized_bits(8, 2, alpha=1)\nrules:\n")
+    for i, b in zip(names, blocks):
+        text += (f"  - match: {{name: d{i}}}\n    kernel: \"{b.kernel}\"\n"
+                 f"  - match: {{name: a{i}}}\n    activation: {{{b.function}: \"{b.activation}\"}}\n")
+    return text
+
+
+def _chain(blocks, names) -> keras.Model:
+    keras.utils.set_random_seed(1)
+    x = inp = keras.Input((8,), name="features")
+    for i, b in zip(names, blocks):
+        x = keras.layers.Activation(b.function, name=f"a{i}")(keras.layers.Dense(8, name=f"d{i}")(x))
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
+
+
+@pytest.mark.slow
+def test_drawn_quantizer_options_are_bit_exact_or_refused_naming_one_of_them(tmp_path):
+    """Property: 36 seeded draws of activation and kernel quantizers with random options (symmetric,
+    keep_negative, alpha, negative_slope, use_sigmoid, qnoise_factor, relu_upper_bound with is_quantized_clip,
+    use_real_tanh/sigmoid, use_stochastic_rounding). Each alone, in a one-block model, passes the pre-flight or is
+    refused in one line naming its layer and one of its drawn options; every block that passes, chained into one
+    model (one compile), is bit-exact layer by layer in hls4ml — a "cause unknown" fails."""
+    from quantizer_draws import Block, draw
+
+    rng = np.random.default_rng(2026)
+    pinned = [  # options these 36 draws leave only on refused blocks, each also drawn alone
+        Block("relu", "quantized_relu(4, 1, negative_slope=0.25)", "quantized_bits(6, 1, alpha=1)", ("negative_slope",)),
+        Block("relu", "quantized_relu(6, 2, negative_slope=0.125)", "quantized_bits(6, 1, alpha=1)", ("negative_slope",)),
+        Block("relu", "quantized_relu(6, 2, relu_upper_bound=6.0, is_quantized_clip=False)",
+              "quantized_bits(6, 1, alpha=1)", ("relu_upper_bound", "is_quantized_clip")),
+    ]
+    blocks = [draw(rng) for _ in range(36)] + pinned
+    kept, refused = [], []
+    for i, block in enumerate(blocks):
+        qmodel, _ = qconvert.convert(_chain([block], [i]), loads_rules(_block_rules([block], [i])))
+        try:
+            preflight(qmodel, Hls4mlOptions(tmp_path / "probe"))
+        except ExportError as err:
+            message = str(err)
+            assert "\n" not in message and (f"'a{i}'" in message or f"'d{i}'" in message), (block, message)
+            assert any(option in message for option in block.options) or "'auto'" in message, (block, message)
+            refused.append(i)
+        else:
+            kept.append(i)
+    assert len(kept) >= 8 and len(refused) >= 5, (kept, refused)  # both sides of the property are exercised
+    model = _chain([blocks[i] for i in kept], kept)
+    qmodel, _ = qconvert.convert(model, loads_rules(_block_rules([blocks[i] for i in kept], kept)))
+    x = np.random.default_rng(0).normal(0, 2, size=(1000, 8)).astype("float32")
+    result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=x)
+    assert result.exact_fraction == 1.0 and result.limits.startswith("none"), (result.limits, [blocks[i] for i in kept])
+    assert all(result.layers_exact[f"a{i}"] == 1.0 for i in kept), result.layers_exact
