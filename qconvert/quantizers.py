@@ -140,12 +140,11 @@ QUANTIZERS: dict[str, QuantizerInfo] = {
             "negative_slope": _slope,
             "use_stochastic_rounding": _flag,
             "relu_upper_bound": _number(0, none_ok=True),
-            "is_quantized_clip": _flag,
             "qnoise_factor": _number(0, 1),
         },
         frozenset({_A}),
-        positional=7,  # QKeras's order: bits, integer, use_sigmoid, negative_slope, use_stochastic_rounding,
-    ),  # relu_upper_bound, is_quantized_clip, then qnoise_factor
+        positional=6,  # QKeras's 7th is is_quantized_clip: not accepted, qkeras-v3's get_config drops it (not saved)
+    ),
     "quantized_tanh": QuantizerInfo(
         {"bits": _BITS, "use_stochastic_rounding": _flag, "symmetric": _flag, "use_real_tanh": _flag},
         frozenset({_A}),

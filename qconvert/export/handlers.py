@@ -131,7 +131,8 @@ def activation_config(quantizer: Any, where: str) -> dict[str, Any]:
         fn = quantizer if isinstance(quantizer, str) else quantizer.__name__
         return {"class_name": "Softmax" if fn == "softmax" else "Activation", "activation": fn}
     name = type(quantizer).__name__
-    cfg = quantizer.get_config()
+    # qkeras-v3's quantized_relu.get_config() omits is_quantized_clip: read the live object's flag
+    cfg = {**quantizer.get_config(), **{k: getattr(quantizer, k) for k in ("is_quantized_clip",) if hasattr(quantizer, k)}}
     bad = uncomputed_parameter(name, cfg)
     if bad is not None:
         raise UnsupportedLayer(f"{where}: activation quantizer {quantizer} with {bad}: hls4ml does not compute "
