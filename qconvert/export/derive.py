@@ -241,6 +241,9 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
                 out = widen(out, extra_frac=math.ceil(math.log2(len(ins))))
         elif cls == "Merge" and d.get("op") == "multiply" and len(ins) == 2:
             out = FixedType(ins[0].width + ins[1].width, ins[0].integer + ins[1].integer, True)
+            if out.width > FLOAT32_SIGNIFICAND:
+                note = (f"its products need up to {out.width} bits; Keras multiplies in float32 "
+                        f"({FLOAT32_SIGNIFICAND}-bit significand) and may round them")
         elif cls == "Concatenate" and ins:
             out = union(ins)
         else:

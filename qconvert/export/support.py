@@ -80,9 +80,19 @@ def _pool_geometry(d: dict[str, Any]) -> tuple[bool, bool]:
     return any(pads), same_step
 
 
+#: hls4ml's merge classes (Merge: Keras's Add, Subtract, Multiply, Average, Maximum, Minimum): each takes
+#: exactly two inputs (its graph asserts otherwise).
+_MERGES = ("Merge", "Concatenate", "Dot")
+
+
 def io_refusal(d: dict[str, Any], io_type: str) -> str | None:
-    """Why hls4ml's ``io_type`` templates cannot implement the parsed layer ``d`` (its C++ asserts), or None."""
+    """Why hls4ml's ``io_type`` templates cannot implement the parsed layer ``d`` (its C++ asserts, or its
+    graph asserts on a merge of more than two inputs), or None."""
     cls = d["class_name"]
+    if cls in _MERGES and len(d.get("inputs", [])) > 2:
+        keras_cls = str(d.get("op", cls)).capitalize() if cls == "Merge" else cls
+        return (f"layer '{d['name']}' ({keras_cls}): {len(d['inputs'])} inputs; hls4ml's merge layers take two: "
+                f"chain them ({keras_cls}()([{keras_cls}()([a, b]), c]) computes the same)")
     if io_type != "io_stream" or not cls.startswith(("MaxPooling", "AveragePooling")):
         return None
     padded, same_step = _pool_geometry(d)
