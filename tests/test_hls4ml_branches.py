@@ -87,6 +87,19 @@ def rules(blocks: list[Block], names: list[str]) -> str:
     return text
 
 
+def test_a_merge_of_three_inputs_is_refused_with_a_rewrite_that_computes_the_same():
+    from qconvert.export.support import io_refusal
+
+    def refusal(op: str) -> str:
+        return io_refusal({"name": "m", "class_name": "Merge", "op": op, "inputs": ["a", "b", "c"]}, "io_parallel")
+
+    assert refusal("add").endswith("chain them (Add()([Add()([a, b]), c]) computes the same)")
+    average = refusal("average")  # (a + b) / 4 + c / 2 is not (a + b + c) / 3: no chained Average offered
+    assert "Average of n inputs is their chained Add times 1/n" in average and "is not the same" in average
+    a, b, c = (np.array([[v]], "float32") for v in (1.0, 2.0, 6.0))
+    assert float(L.Average()([a, b, c])[0, 0]) == 3.0 and float(L.Average()([L.Average()([a, b]), c])[0, 0]) == 3.75
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
 def test_drawn_multi_branch_graphs_are_bit_exact_or_refused_before_compiling(io_type, tmp_path):

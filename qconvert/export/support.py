@@ -91,8 +91,10 @@ def io_refusal(d: dict[str, Any], io_type: str) -> str | None:
     cls = d["class_name"]
     if cls in _MERGES and len(d.get("inputs", [])) > 2:
         keras_cls = str(d.get("op", cls)).capitalize() if cls == "Merge" else cls
-        return (f"layer '{d['name']}' ({keras_cls}): {len(d['inputs'])} inputs; hls4ml's merge layers take two: "
-                f"chain them ({keras_cls}()([{keras_cls}()([a, b]), c]) computes the same)")
+        how = (f"chain them ({keras_cls}()([{keras_cls}()([a, b]), c]) computes the same)" if keras_cls != "Average"
+               else "build it from two-input layers (an Average of n inputs is their chained Add times 1/n; "
+                    "Average()([Average()([a, b]), c]) is not the same)")
+        return f"layer '{d['name']}' ({keras_cls}): {len(d['inputs'])} inputs; hls4ml's merge layers take two: {how}"
     if io_type != "io_stream" or not cls.startswith(("MaxPooling", "AveragePooling")):
         return None
     padded, same_step = _pool_geometry(d)
