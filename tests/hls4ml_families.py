@@ -230,13 +230,17 @@ def run_one(preset: str, io_type: str, workdir: Path) -> Outcome:
 
 
 def run_family_check(workdir: Path, presets=PRESETS, io_types=IO_TYPES, jobs: int = 2) -> list[Outcome]:
-    """Every (preset, io type), ``jobs`` at a time in fresh processes (each compile is a g++ run of its own)."""
+    """Every (preset, io type), ``jobs`` at a time in fresh processes (each compile is a g++ run of its own); with
+    ``jobs=1`` one after another in this process (the suite: its other worker already keeps the second core busy,
+    and a fresh process costs an import of TensorFlow, Keras and hls4ml)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     runs = [(p, io, workdir / f"{p}_{io}") for p in presets for io in io_types]
     for *_, d in runs:
         d.mkdir(parents=True, exist_ok=True)
+    if jobs <= 1:
+        return [run_one(*run) for run in runs]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(run_one, *zip(*runs)))
 

@@ -17,7 +17,7 @@ from hls4ml_families import IO_TYPES, PRESETS, families, run_family_check, save,
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     work = tmp_path_factory.mktemp("families")
-    runs = run_family_check(work)
+    runs = run_family_check(work, jobs=1)
     unfolded = {p: unfolded_batchnorm(p, work) for p in PRESETS}
     if os.environ.get("QCONVERT_FAMILY_RESULTS"):
         save(runs, unfolded, Path(os.environ["QCONVERT_FAMILY_RESULTS"]))

@@ -4,6 +4,13 @@ hls4ml loads the compiled project into the calling process: an assertion in the 
 segmentation fault) would abort whatever runs it. :func:`emulate` therefore compiles in the caller and
 runs the emulation in a forked child; results come back through a file, and a crash becomes one
 :class:`~qconvert.errors.VerificationError` line naming the layer and how it failed.
+
+The emulation library is built with g++ ``-O1`` instead of the ``-O3`` of hls4ml's ``build_lib.sh``
+(:data:`EMULATION_OPT`): most of a compile is g++'s front end on hls4ml's templates, and ``-O3`` spends
+the rest unrolling their loops. Measured on this project's 2-core machine: the jet tagger's project
+compiles in 13.0 s instead of 16.6 s, a 168-layer chain of every layer family in 22.4 s instead of
+32.7 s. The arithmetic is the same (``ap_fixed`` is integer arithmetic; no ``-ffast-math`` either way),
+which every bit-exact test checks; synthesis (``build_prj.tcl``) does not use this script.
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ import numpy as np
 from ..errors import ExportError, VerificationError
 from .quiet import quiet
 
-__all__ = ["crash_message", "emulate"]
+__all__ = ["EMULATION_OPT", "crash_message", "emulate"]
+
+#: g++'s optimization level for the emulation library (see the module docstring).
+EMULATION_OPT = "-O1"
+_HLS4ML_OPT = re.compile(r'^CFLAGS="-O3\b', re.MULTILINE)
 
 _ASSERTION = re.compile(r"Assertion `(?P<what>.*)' failed")
 _CONFIG = re.compile(r"CONFIG_T = config(?P<index>\d+)\b")
@@ -37,13 +48,22 @@ def emulate(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[
     try:
         with quiet():
             hls_model.config.trace_output = True
-            hls_model.compile()
+            hls_model.write()
+            _set_optimization(Path(hls_model.config.get_output_dir()) / "build_lib.sh")
+            hls_model._compile()  # hls4ml's compile() is write() then this; the script is changed in between
     except Exception as exc:
         raise ExportError(f"hls4ml could not write or compile the project in {where}: {exc}") from None
     y, trace = _run_isolated(hls_model, xs, Path(where), io_type)
     n = len(xs)
     ys = y if isinstance(y, list) else [y]
     return [np.asarray(o, dtype="float64").reshape(n, -1) for o in ys], {k: np.asarray(v).reshape(n, -1) for k, v in trace.items()}
+
+
+def _set_optimization(script: Path) -> None:
+    """Build the emulation at :data:`EMULATION_OPT` (``script``: hls4ml's ``build_lib.sh``; left as it is when
+    hls4ml writes other flags)."""
+    text = script.read_text()
+    script.write_text(_HLS4ML_OPT.sub(f'CFLAGS="{EMULATION_OPT}', text, count=1))
 
 
 def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[Any, dict[str, Any]]:
