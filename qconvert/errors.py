@@ -94,5 +94,5 @@ class VerificationError(ExportError):
 
 
 class Interrupted(QConvertError):
-    """Training was stopped by Ctrl-C (SIGINT); the message names the checkpoint and how to continue. The CLI
-    prints it on one line and exits 130, the shell's code for an interrupt."""
+    """Ctrl-C (SIGINT) stopped training (the message names the checkpoint and how to continue) or the RTL stage
+    (the layer da4ml was solving). The CLI prints it on one line and exits 130, the shell's code for an interrupt."""

@@ -361,7 +361,7 @@ def test_main_job_rtl_stage_without_tools(tmp_path, monkeypatch):
         "project_dir", "flavor", "top", "input_precision", "input_source", "logits_layer", "softmax", "n_samples",
         "inputs", "logits_exact_fraction", "argmax_agreement", "max_abs_diff", "accuracy_keras", "accuracy_rtl",
         "first_divergent_layer", "limits", "lut_da4ml", "ff_da4ml", "latency_cycles", "adder_depth", "clock_ns",
-        "synth", "seconds", "emulation_error", "emulation_skipped", "synth_error", "notes",
+        "synth", "seconds", "multiplies", "emulation_error", "emulation_skipped", "synth_error", "notes",
     ]  # fmt: skip
 
 

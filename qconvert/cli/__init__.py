@@ -88,5 +88,14 @@ for _command in (convert_cmd, rules_group, migrate_cmd, batch_cmd, search_cmd, r
 
 
 def main() -> None:
-    """The ``qconvert`` console script."""
-    cli(prog_name="qconvert")
+    """The ``qconvert`` console script. After Ctrl-C (exit 130: the interrupted stage has already cleaned up and
+    said so) the process leaves without Python's teardown, which takes seconds once TensorFlow is loaded and a large
+    RTL trace is in memory (measured: 2.0 s after the message, 0.1 s without it)."""
+    try:
+        cli(prog_name="qconvert")
+    except SystemExit as exc:
+        if exc.code == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise

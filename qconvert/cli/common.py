@@ -11,7 +11,15 @@ from typing import Any
 import click
 
 from ..errors import Interrupted, QConvertError
-from ..targets import BACKENDS, FAMILIES, IO_TYPES, STRATEGIES
+from ..targets import (
+    BACKENDS,
+    DEFAULT_MAX_MULTIPLIES,
+    DEFAULT_SOLVE_TIMEOUT,
+    DEFAULT_SYNTH_TIMEOUT,
+    FAMILIES,
+    IO_TYPES,
+    STRATEGIES,
+)
 
 __all__ = [
     "calibration_rows_option",
@@ -119,6 +127,11 @@ def hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def rtl_progress(console: Any) -> Callable[[str], None]:
+    """The RTL stage's progress lines (one as each layer's constant-matrix solve starts and ends), dim, on ``console``."""
+    return lambda line: console.print(f"rtl: {line}", style="dim", markup=False, highlight=False)
+
+
 def rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The RTL stage's clock and synthesis family (main job with --rtl, and `qconvert rtl`)."""
     options = [
@@ -127,6 +140,15 @@ def rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--family", type=click.Choice(FAMILIES), default="xcup", show_default=True,
                      help="yosys synth_xilinx -family for the RTL figures (xcup: UltraScale+, xcu: UltraScale, "
                           "xc7: 7-series)."),
+        click.option("--max-multiplies", type=click.IntRange(min=1), default=DEFAULT_MAX_MULTIPLIES, show_default=True,
+                     help="Size budget: the multiplies (nonzero weights × output positions) the fully unrolled RTL may "
+                          "implement; a larger model is refused before tracing, naming its largest layer."),
+        click.option("--solve-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SOLVE_TIMEOUT,
+                     show_default=True, help="Seconds one layer's constant-matrix solve (da4ml) may take before the "
+                                             "RTL is refused, naming the layer."),
+        click.option("--synth-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SYNTH_TIMEOUT,
+                     show_default=True, help="Seconds yosys may take; past them it is stopped and da4ml's LUT "
+                                             "estimate stands (a note)."),
     ]
     for option in reversed(options):
         fn = option(fn)

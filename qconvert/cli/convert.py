@@ -12,6 +12,7 @@ from .common import (
     loading_options,
     make_console,
     rtl_options,
+    rtl_progress,
     run,
     training_options,
     weights_option,
@@ -44,7 +45,8 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
 
         settings = Job.from_options(
             model, rules, output=output, report=report_path, strict=strict, plot=opts.pop("plot_path"),
-            hls4ml_dir=opts.pop("hls4ml_dir"), rtl_dir=opts.pop("rtl_dir"), **opts)  # "X needs Y": SettingsError
+            hls4ml_dir=opts.pop("hls4ml_dir"), rtl_dir=opts.pop("rtl_dir"), rtl_progress=rtl_progress(make_console(stderr=True)),
+            **opts)  # "X needs Y": SettingsError
         quiet_backends()
         result = run_job(settings)
         result.report.render(make_console())

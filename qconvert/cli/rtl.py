@@ -8,6 +8,7 @@ from ..runtime import quiet_backends
 from .common import (
     make_console,
     rtl_options,
+    rtl_progress,
     run,
 )
 
@@ -27,7 +28,8 @@ from .common import (
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
 @click.pass_context
 def rtl_cmd(ctx: click.Context, model: str, out_dir: str, data: str | None, vhdl: bool, clock_ns: float, family: str,
-            no_emulate: bool, no_synth: bool, input_precision: str | None, report_path: str | None, seed: int) -> None:
+            max_multiplies: int, solve_timeout: float, synth_timeout: float, no_emulate: bool, no_synth: bool, input_precision: str | None,
+            report_path: str | None, seed: int) -> None:
     """RTL of a converted MODEL (.keras) without Vivado: da4ml → Verilog, Verilator emulation vs Keras, yosys figures."""
 
     def job() -> int:
@@ -39,7 +41,9 @@ def rtl_cmd(ctx: click.Context, model: str, out_dir: str, data: str | None, vhdl
         from ..sections import render_rtl
 
         options = RtlOptions(Path(out_dir), flavor="vhdl" if vhdl else "verilog", clock_ns=clock_ns, family=family,
-                             emulate=not no_emulate, synth=not no_synth, input_precision=input_precision)
+                             emulate=not no_emulate, synth=not no_synth, input_precision=input_precision,
+                             max_multiplies=max_multiplies, solve_timeout=solve_timeout, synth_timeout=synth_timeout,
+                             progress=rtl_progress(make_console(stderr=True)))
         result = rtl_file(model, options, data=data, report_path=report_path, seed=seed)
         render_rtl(result.to_dict(), make_console())
         if result.missing_tool:

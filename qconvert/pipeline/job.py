@@ -9,12 +9,13 @@ same checks, raised as :class:`~qconvert.errors.SettingsError` (exit 2 on the co
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, SettingsError
+from ..targets import DEFAULT_MAX_MULTIPLIES, DEFAULT_SOLVE_TIMEOUT, DEFAULT_SYNTH_TIMEOUT
 
 __all__ = ["DataOptions", "Job", "LoadOptions", "Outputs", "default_output"]
 
@@ -156,6 +157,9 @@ class Job:
                      backend: str = "Vitis", part: str = "xcu200-fsgd2104-2-e", io_type: str = "io_parallel",
                      reuse_factor: int = 1, strategy: str | None = None, hls4ml_config: str | None = None,
                      build: bool = False, rtl_dir: str | None = None, clock_ns: float = 5.0, family: str = "xcup",
+                     max_multiplies: int = DEFAULT_MAX_MULTIPLIES, solve_timeout: float = DEFAULT_SOLVE_TIMEOUT,
+                     synth_timeout: float = DEFAULT_SYNTH_TIMEOUT,
+                     rtl_progress: Callable[[str], None] | None = None,
                      qonnx_path: str | None = None, weights: str | None = None, custom_objects: tuple[str, ...] = (),
                      unsafe: bool = False, target_ebops: float | None = None) -> Job:
         """A job from the main job's command-line options (flat, as ``qconvert MODEL --rules R ...`` takes
@@ -194,7 +198,8 @@ class Job:
         if rtl_dir:
             from ..export.rtl import RtlOptions
 
-            rtl = RtlOptions(Path(rtl_dir), clock_ns=clock_ns, family=family)
+            rtl = RtlOptions(Path(rtl_dir), clock_ns=clock_ns, family=family, max_multiplies=max_multiplies,
+                             solve_timeout=solve_timeout, synth_timeout=synth_timeout, progress=rtl_progress)
         qonnx = None
         if qonnx_path:
             from ..export.qonnx import QonnxOptions

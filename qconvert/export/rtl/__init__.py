@@ -5,6 +5,10 @@ Verilator into da4ml's emulation and checks it bit for bit against Keras, then r
 ``synth_xilinx`` (:mod:`.tools`). :func:`synth_figures` is the cost a search needs: trace, write,
 synthesize, no emulation. da4ml is imported when these run, never on ``import qconvert.export``.
 
+The trace always ends (:mod:`.solver`): da4ml's constant-matrix solves run in a child process that Ctrl-C
+ends at once, each within a time budget (``solve_timeout``), after a size budget on the multiplies the RTL
+unrolls (``max_multiplies``); ``progress`` hears one line as each layer's product starts and ends.
+
 A missing tool is a :class:`.tools.ToolMissing` error on the result, and the RTL is written all the same:
 without Verilator (``emulation_error``) nothing is verified and the CLI exits 2 naming what to install;
 without yosys (``synth_error``) only its figures are missing, and a note says so (exit 0).
@@ -14,14 +18,17 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ...errors import ExportError
+from ...errors import ExportError, Interrupted
+from ...targets import DEFAULT_SYNTH_TIMEOUT
 from ..verify import Agreement, agreed
 from .emulate import emulate_rtl, too_wide
-from .tools import FAMILIES, SynthFigures, ToolMissing
+from .solver import DEFAULT_MAX_MULTIPLIES, DEFAULT_SOLVE_TIMEOUT, Solver, check_size, seconds_text
+from .tools import FAMILIES, SynthFigures, SynthTimeout, ToolMissing
 from .trace import RtlRefusal
 
 __all__ = [
@@ -45,8 +52,10 @@ SECTION_KEYS = (
     "project_dir", "flavor", "top", "input_precision", "input_source", "logits_layer", "softmax", "n_samples", "inputs",
     "logits_exact_fraction", "argmax_agreement", "max_abs_diff", "accuracy_keras", "accuracy_rtl",
     "first_divergent_layer", "limits", "lut_da4ml", "ff_da4ml", "latency_cycles", "adder_depth", "clock_ns", "synth",
-    "seconds", "emulation_error", "emulation_skipped", "synth_error", "notes",
+    "seconds", "multiplies", "emulation_error", "emulation_skipped", "synth_error", "notes",
 )  # fmt: skip
+#: Seconds past which starting da4ml's solver gets a note (numba compiled it: the first RTL of an environment).
+WARM_NOTE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,10 @@ class RtlOptions:
     logic at this many units of its delay model (its CLI: 5 at 5 ns), positive. ``family``: yosys ``synth_xilinx
     -family``, one of :data:`FAMILIES`. ``emulate`` / ``synth``: run the Verilator check / yosys. ``input_precision``:
     the input type (``ap_fixed<W,I>``) instead of the derived one. ``jobs``: Verilator build jobs (default: all
-    cores). Validated by :func:`check_options`.
+    cores). ``max_multiplies``: the size budget (:func:`.solver.check_size`); ``solve_timeout``: seconds one
+    constant-matrix solve may take; ``synth_timeout``: seconds yosys may take (past them it is stopped, a note says
+    so and da4ml's estimate stands); ``progress``: called with a line of text as each layer's product starts and
+    ends. Validated by :func:`check_options`.
     """
 
     output_dir: Path
@@ -69,6 +81,10 @@ class RtlOptions:
     synth: bool = True
     input_precision: str | None = None
     jobs: int | None = None
+    max_multiplies: int = DEFAULT_MAX_MULTIPLIES
+    solve_timeout: float = DEFAULT_SOLVE_TIMEOUT
+    synth_timeout: float = DEFAULT_SYNTH_TIMEOUT
+    progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,8 @@ class RtlResult:
     layer whose values are the RTL's outputs (``softmax``: a final softmax left out). ``agreement``: the Verilator
     emulation against Keras (:class:`~qconvert.export.verify.Agreement`; its fields read as the result's own, e.g.
     ``result.logits_exact_fraction``; not emulated: ``n_samples`` 0, figures None). Seconds: ``trace_seconds``,
-    ``write_seconds``, ``compile_seconds`` (Verilator), ``emulate_seconds``. ``emulation_error``:
+    ``write_seconds``, ``compile_seconds`` (Verilator), ``emulate_seconds``; ``layer_seconds``: per layer, its
+    constant-matrix solves; ``multiplies``: per layer, the multiplies it unrolls. ``emulation_error``:
     Verilator is missing (the CLI exits 2); ``synth_error``: yosys is missing (a note; the CLI exits 0); ``emulation_skipped``: why the design cannot be emulated (ports
     wider than 32 bits).
     """
@@ -127,6 +144,8 @@ class RtlResult:
     emulation_skipped: str | None = None
     synth_error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    layer_seconds: dict[str, float] = field(default_factory=dict)
+    multiplies: dict[str, int] = field(default_factory=dict)
 
     n_samples = agreed("n_samples")
     inputs = agreed("inputs")  # "given" | "sampled" | "" (not emulated)
@@ -157,7 +176,9 @@ class RtlResult:
             "synth": asdict(f.synth) if f.synth else None,
             "seconds": {"trace": round(self.trace_seconds, 2), "write": round(self.write_seconds, 2),
                         "verilator": _round(self.compile_seconds), "emulate": _round(self.emulate_seconds),
-                        "yosys": _round(f.synth.seconds if f.synth else None)},
+                        "yosys": _round(f.synth.seconds if f.synth else None),
+                        "layers": {k: round(v, 2) for k, v in self.layer_seconds.items()}},
+            "multiplies": dict(self.multiplies),
             "emulation_error": self.emulation_error, "emulation_skipped": self.emulation_skipped,
             "synth_error": self.synth_error, "notes": list(self.notes),
         }  # fmt: skip
@@ -177,6 +198,12 @@ def check_options(options: RtlOptions) -> None:
         raise ExportError(f"--family {options.family!r}: yosys synth_xilinx knows {', '.join(FAMILIES)}")
     if not options.clock_ns > 0:
         raise ExportError(f"--clock-ns must be positive. Received: clock_ns={options.clock_ns}")
+    if options.max_multiplies < 1:
+        raise ExportError(f"--max-multiplies must be at least 1. Received: max_multiplies={options.max_multiplies}")
+    if not options.solve_timeout > 0:
+        raise ExportError(f"--solve-timeout must be positive. Received: solve_timeout={options.solve_timeout}")
+    if not options.synth_timeout > 0:
+        raise ExportError(f"--synth-timeout must be positive. Received: synth_timeout={options.synth_timeout}")
     try:
         import da4ml  # noqa: F401
     except ImportError:
@@ -214,15 +241,30 @@ def _figures(rtl: Any, sol: Any, clock_ns: float, synth: SynthFigures | None) ->
     return RtlFigures(float(sol.cost), reg_bits, stages, depth, clock_ns, synth)
 
 
-def _trace(qmodel: Any, x: Any, input_precision: str | None) -> tuple[Any, Any, float]:
-    """(the flattened model, its :class:`~.trace.Traced` logic, seconds)."""
+def _sized(qmodel: Any, options: RtlOptions) -> tuple[Any, dict[str, int]]:
+    """(the flattened model, the multiplies of each layer), or :class:`RtlRefusal` past the size budget."""
     from ..flatten import flatten_nested
-    from .trace import trace_model
 
     qmodel = flatten_nested(qmodel)
+    return qmodel, check_size(qmodel, options.max_multiplies)
+
+
+def _trace(qmodel: Any, x: Any, options: RtlOptions, solver: Solver) -> tuple[Any, float]:
+    """(the :class:`~.trace.Traced` logic of the flat ``qmodel`` with ``solver``'s products, seconds)."""
+    from .trace import trace_model
+
     start = time.perf_counter()
-    traced = trace_model(qmodel, x=x, input_precision=input_precision)
-    return qmodel, traced, time.perf_counter() - start
+    traced = trace_model(qmodel, x=x, input_precision=options.input_precision, mul=solver.matmul)
+    return traced, time.perf_counter() - start
+
+
+def _warm_note(solver: Solver) -> str | None:
+    """A note when starting da4ml's solver took long (numba compiled it)."""
+    seconds = solver.warm_seconds
+    if seconds is None or seconds < WARM_NOTE_SECONDS:
+        return None
+    return (f"starting da4ml's constant-matrix solver took {seconds_text(seconds)}: numba compiled it, the first RTL "
+            "in this environment; later runs load it from numba's cache in seconds")
 
 
 def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns: float = 5.0,
@@ -240,7 +282,9 @@ def synth_figures(qmodel: Any, *, x: Any = None, family: str = "xcup", clock_ns:
     options = RtlOptions(Path(output_dir or "."), clock_ns=clock_ns, family=family, emulate=False, synth=synth,
                          input_precision=input_precision)
     check_options(options)
-    _, traced, _ = _trace(qmodel, x, input_precision)
+    qmodel, _ = _sized(qmodel, options)
+    with Solver(options.solve_timeout) as solver:
+        traced, _ = _trace(qmodel, x, options, solver)
     with tempfile.TemporaryDirectory(prefix="qconvert-rtl-") as tmp:
         where = Path(output_dir) if output_dir is not None else Path(tmp)
         rtl, sol, twin, _ = _write(traced, replace(options, output_dir=where))
@@ -262,9 +306,20 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
     or ``x``/``y`` that do not fit the model, raise :class:`~qconvert.errors.VerificationError`.
     """
     check_options(options)
-    qmodel, traced, trace_seconds = _trace(qmodel, x, options.input_precision)
-    rtl, sol, twin, write_seconds = _write(traced, options)
+    try:
+        return _export(qmodel, options, x, y)
+    except KeyboardInterrupt:
+        raise Interrupted(f"RTL interrupted; the project in {options.output_dir} is incomplete") from None
+
+
+def _export(qmodel: Any, options: RtlOptions, x: Any, y: Any) -> RtlResult:
     notes = []
+    qmodel, counts = _sized(qmodel, options)  # the size budget before anything runs
+    with Solver(options.solve_timeout, options.progress) as solver:
+        traced, trace_seconds = _trace(qmodel, x, options, solver)
+    if warm_note := _warm_note(solver):
+        notes.append(warm_note)
+    rtl, sol, twin, write_seconds = _write(traced, options)
     if traced.softmax:
         notes.append(f"the final softmax '{traced.softmax}' is left out of the RTL: it outputs the logits of "
                      f"'{traced.logits_layer}'")
@@ -292,15 +347,22 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
                              "--no-synth")
         except ToolMissing:
             pass
+        if options.progress:
+            options.progress(f"yosys synth_xilinx -family {options.family} (at most {seconds_text(options.synth_timeout)}) ...")
         try:
-            synth = synthesize(twin, TOP, options.family)
+            synth = synthesize(twin, TOP, options.family, timeout=options.synth_timeout)
         except ToolMissing as exc:  # the RTL and its emulation stand: a note, not an error
             synth_error = str(exc)
             notes.append(f"{exc}: yosys's figures are left out (--no-synth skips synthesis without this note)")
+        except SynthTimeout as exc:  # so does da4ml's estimate
+            synth_error = str(exc)
+            notes.append(f"{exc} (--synth-timeout): yosys's figures are left out, da4ml's estimate stands "
+                         f"({sol.cost:,.0f} LUTs); --no-synth skips it")
     return RtlResult(
         project_dir=Path(options.output_dir), flavor=options.flavor, top=TOP, input_precision=str(traced.input_type),
         input_source=traced.input_source, logits_layer=traced.logits_layer, softmax=traced.softmax,
         figures=_figures(rtl, sol, options.clock_ns, synth), trace_seconds=trace_seconds, write_seconds=write_seconds,
         agreement=agreement, compile_seconds=compile_s, emulate_seconds=emulate_s, emulation_error=emulation_error,
         emulation_skipped=skipped, synth_error=synth_error, notes=tuple(notes),
+        layer_seconds={where.split("'")[1]: s for where, s in solver.seconds.items()}, multiplies=counts,
     )  # fmt: skip

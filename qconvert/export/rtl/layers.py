@@ -2,11 +2,14 @@
 
 Every function takes the layer, its traced input (a da4ml ``FixedVariableArray`` without the batch axis) and
 ``where`` (the layer named for errors), and returns the traced output; what has no exact fixed-point form
-raises :class:`RtlRefusal` naming the layer. Weights are the quantized values QKeras computes with.
+raises :class:`RtlRefusal` naming the layer. Weights are the quantized values QKeras computes with. The layers
+with a kernel take ``mul(x, w, where)``, the product of a traced array and a constant matrix (:func:`product`:
+da4ml's own, in this process; :meth:`.solver.Solver.matmul` in a child process).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,8 +28,17 @@ __all__ = [
     "global_pool",
     "move",
     "pool",
+    "product",
     "weights",
 ]  # fmt: skip
+
+#: ``mul(x, w, where)``: a traced array (..., K) times a constant matrix (K, C).
+Mul = Callable[[Any, np.ndarray, str], Any]
+
+
+def product(x: Any, w: np.ndarray, where: str) -> Any:
+    """``x @ w`` as da4ml computes it, in this process (each row's constant matrix solved here)."""
+    return x @ w
 
 
 class RtlRefusal(ExportError):
@@ -67,10 +79,10 @@ def arr(vars_: np.ndarray, like: Any) -> Any:
     return FixedVariableArray(vars_, like.solver_options)
 
 
-def dense(layer: Any, x: Any, where: str) -> Any:
+def dense(layer: Any, x: Any, where: str, mul: Mul = product) -> Any:
     """A (Q)Dense layer: ``x @ kernel + bias`` with the quantized weights, then its activation."""
     w = weights(layer, "kernel", "kernel")
-    y = x @ w
+    y = mul(x, w, where)
     if getattr(layer, "use_bias", False):
         y = y + weights(layer, "bias", "bias")
     return activation(y, fn_name(layer), where)
@@ -126,22 +138,22 @@ def _bias_act(layer: Any, y: Any, where: str) -> Any:
     return activation(y, fn_name(layer), where)
 
 
-def _pointwise(cols: Any, w: np.ndarray, outs: tuple[int, ...]) -> Any:
+def _pointwise(cols: Any, w: np.ndarray, outs: tuple[int, ...], where: str, mul: Mul) -> Any:
     """Each row of ``cols`` (one output position) times the kernel ``w`` (fan-in..., out channels)."""
-    return (cols @ w.reshape(-1, w.shape[-1])).reshape(*outs, w.shape[-1])
+    return mul(cols, w.reshape(-1, w.shape[-1]), where).reshape(*outs, w.shape[-1])
 
 
-def conv(layer: Any, x: Any, where: str) -> Any:
+def conv(layer: Any, x: Any, where: str, mul: Mul = product) -> Any:
     """A (Q)Conv1D/2D layer (channels_last, ungrouped, undilated, 'valid' or 'same'): every window times the kernel,
     plus bias, then its activation; ``x`` is (spatial..., C)."""
     w = weights(layer, "kernel", "kernel")
     kernel = tuple(w.shape[:-2])
     patches = _patches(layer, x, kernel, where)
     outs = patches.shape[: len(kernel)]
-    return _bias_act(layer, _pointwise(arr(patches.reshape(int(np.prod(outs)), -1), x), w, outs), where)
+    return _bias_act(layer, _pointwise(arr(patches.reshape(int(np.prod(outs)), -1), x), w, outs, where, mul), where)
 
 
-def depthwise(layer: Any, x: Any, where: str, separable: bool) -> Any:
+def depthwise(layer: Any, x: Any, where: str, separable: bool, mul: Mul = product) -> Any:
     """Each channel's windows times its own kernel (depth_multiplier outputs per channel, channel-major),
     then, for a separable convolution, the pointwise kernel over all of them."""
     w = weights(layer, "depthwise", "depthwise_kernel")  # (kernel..., C, multiplier)
@@ -149,11 +161,11 @@ def depthwise(layer: Any, x: Any, where: str, separable: bool) -> Any:
     patches = _patches(layer, x, kernel, where)
     outs = patches.shape[: len(kernel)]
     per_pos = patches.reshape(int(np.prod(outs)), -1, w.shape[-2])  # (positions, kernel taps, C)
-    channels = [_pointwise(arr(per_pos[:, :, c], x), w[..., c, :], outs) for c in range(w.shape[-2])]
+    channels = [_pointwise(arr(per_pos[:, :, c], x), w[..., c, :], outs, where, mul) for c in range(w.shape[-2])]
     y = arr(np.concatenate([np.asarray(c._vars) for c in channels], axis=-1), x)  # (outs..., C·multiplier)
     if separable:
         y = _pointwise(arr(np.asarray(y._vars).reshape(int(np.prod(outs)), -1), x),
-                       weights(layer, "pointwise", "pointwise_kernel"), outs)
+                       weights(layer, "pointwise", "pointwise_kernel"), outs, where, mul)
     return _bias_act(layer, y, where)
 
 

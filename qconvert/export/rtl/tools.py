@@ -36,6 +36,7 @@ from ...targets import FAMILIES
 __all__ = [
     "FAMILIES",
     "SynthFigures",
+    "SynthTimeout",
     "ToolMissing",
     "compile_emulation",
     "figures_from_cells",
@@ -50,6 +51,10 @@ MIN_VERILATOR = (5, 20)
 
 class ToolMissing(ExportError):
     """Verilator or yosys is not installed (or too old); the RTL is written all the same."""
+
+
+class SynthTimeout(ExportError):
+    """yosys ran past its time budget and was stopped; the message says how long it had."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ def figures_from_cells(cells: dict[str, int], family: str, seconds: float, tool:
 def synthesize(project: Path, top: str, family: str = "xcup", timeout: float | None = None) -> SynthFigures:
     """yosys ``synth_xilinx`` on the Verilog written in ``project`` (top module ``top``); its cell counts. The log goes
     to ``project/yosys.log``. Raises :class:`ToolMissing` without yosys, :class:`ExportError` for an unknown family,
-    a run past ``timeout`` seconds or a failed synthesis."""
+    a failed synthesis, :class:`SynthTimeout` for a run past ``timeout`` seconds (stopped)."""
     if family not in FAMILIES:
         raise ExportError(f"--family {family!r}: yosys synth_xilinx knows {', '.join(FAMILIES)}")
     cmd = find_yosys()
@@ -196,7 +201,7 @@ def synthesize(project: Path, top: str, family: str = "xcup", timeout: float | N
         proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-p", script], cwd=project, capture_output=True,
                               text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise ExportError(f"yosys synth_xilinx on {project} took more than {timeout:.0f} s; stopped") from None
+        raise SynthTimeout(f"yosys synth_xilinx on {project} took more than {timeout:g} s; stopped") from None
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not (project / stat).is_file():
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln] or ["(see yosys.log)"]

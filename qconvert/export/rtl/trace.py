@@ -22,7 +22,21 @@ from ...errors import ExportError
 from ...model.graph import graph_of, run
 from ..inputs import input_quantizer_layer
 from ..precision import DEFAULT_INPUT, FixedType, data_type, quantizer_type
-from .layers import MOVERS, RtlRefusal, activation, arr, conv, dense, depthwise, fn_name, global_pool, move, pool
+from .layers import (
+    MOVERS,
+    Mul,
+    RtlRefusal,
+    activation,
+    arr,
+    conv,
+    dense,
+    depthwise,
+    fn_name,
+    global_pool,
+    move,
+    pool,
+    product,
+)
 
 __all__ = ["RtlRefusal", "Traced", "input_kif", "round_half_even", "trace_model"]
 
@@ -114,7 +128,7 @@ def _flat_args(args: Any) -> list[Any]:
     return [args]
 
 
-def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
+def _layer(layer: Any, args: Any, where: str, final_softmax: bool, mul: Mul = product) -> Any:
     kind = type(layer).__name__
     ins = _flat_args(args)
     x = ins[0]
@@ -125,11 +139,11 @@ def _layer(layer: Any, args: Any, where: str, final_softmax: bool) -> Any:
         k, i, f, overflow = _quantizer_kif(act, where)
         return round_half_even(x, k, i, f, overflow)
     if kind in ("QDense", "Dense"):
-        return dense(layer, x, where)
+        return dense(layer, x, where, mul)
     if kind in ("QConv1D", "QConv2D", "Conv1D", "Conv2D"):
-        return conv(layer, x, where)
+        return conv(layer, x, where, mul)
     if kind in ("QDepthwiseConv2D", "QSeparableConv1D", "QSeparableConv2D"):
-        return depthwise(layer, x, where, separable=kind.startswith("QSeparable"))
+        return depthwise(layer, x, where, kind.startswith("QSeparable"), mul)
     if kind in ("Activation", "ReLU"):
         fn = fn_name(layer) if kind == "Activation" else "relu"
         if kind == "ReLU" and (layer.max_value is not None or float(layer.negative_slope) or float(layer.threshold)):
@@ -176,8 +190,11 @@ def _input_quantizer(model: Any, graph: Any) -> Any:
     return layer
 
 
-def trace_model(qmodel: Any, x: Any = None, input_precision: str | None = None) -> Traced:
+def trace_model(qmodel: Any, x: Any = None, input_precision: str | None = None, mul: Mul = product) -> Traced:
     """The da4ml trace of a flat, single-input QKeras model; outputs are the logits before a final softmax.
+
+    ``mul``: how a traced array is multiplied by a constant matrix (:func:`.layers.product`, da4ml in this
+    process, or :meth:`.solver.Solver.matmul`, in a child process with a time budget).
 
     The input type: ``input_precision`` (an ``ap_fixed<W,I>`` string), else the rules' input quantizer
     (a QActivation with a ``quantized_bits`` right after the input), else 16 bits from the range of
@@ -219,7 +236,7 @@ def trace_model(qmodel: Any, x: Any = None, input_precision: str | None = None) 
             value = _flat_args(args)[0]
         else:
             is_final = final_softmax and layer is last
-            value = _layer(layer, args, where, is_final)
+            value = _layer(layer, args, where, is_final, mul)
             if is_final:
                 logits_layer = c.inputs()[0].layer
                 return value
