@@ -124,9 +124,9 @@ def test_recurrent_tagger_6bit_qat_and_hls4ml(kind, tmp_path):
     import json
 
     tagger(kind, train=True).save(tmp_path / "fp32.keras")
-    x, y = particles(1200, seed=2)
+    x, y = particles(1600, seed=2)
     np.savez(tmp_path / "d.npz", X_train=x[:800], y_train=y[:800], X_val=x[800:1000], y_val=y[800:1000],
-             X_test=x[1000:], y_test=y[1000:])
+             X_test=x[1000:], y_test=y[1000:])  # 600 test sequences: agreement in steps of 1/600
     result = run(tmp_path / "fp32.keras", "--rules", SIX_BIT, "-o", tmp_path / "q.keras", "--data", tmp_path / "d.npz",
                  "--epochs", 3, "--lr", 1e-3, "--hls4ml", tmp_path / "prj", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
@@ -136,10 +136,13 @@ def test_recurrent_tagger_6bit_qat_and_hls4ml(kind, tmp_path):
     hls = report["hls4ml"]
     print(f"{kind}: argmax agreement {hls['argmax_agreement']:.4f}, exact {hls['exact_fraction']:.4f}, "
           f"max |diff| {hls['max_abs_diff']:.4g}, first divergent {hls['first_divergent_layer']}")
-    assert hls["argmax_agreement"] >= 0.95
-    assert hls["max_abs_diff"] < 0.25  # softmax outputs; measured: GRU 0.07, LSTM 0.17 (batch 16 chosen from the 800 rows)
+    # issue 20.3 asks 99 %. With 8,192-entry sigmoid/tanh tables (hls4ml's default 1,024: 95-97.5 %) the LSTM
+    # measures 99.3 % on these 600 sequences; the GRU 98.0 %, and neither larger tables, a wider table type nor a
+    # wider state and accumulator moved it: its remaining cause is not found yet (the issue stays open for it)
+    assert hls["argmax_agreement"] >= (0.99 if kind == "LSTM" else 0.975)
+    assert hls["max_abs_diff"] < 0.15  # softmax outputs; measured with 1,024 entries: GRU 0.07, LSTM 0.17
     assert hls["first_divergent_layer"] == "rnn"  # the layers before it are exact; the reason is the cell
-    assert "rnn" in hls["limits"]
+    assert "rnn" in hls["limits"] and "8,192 entries" in hls["limits"]
 
 
 @pytest.mark.parametrize("backend", ["Vitis", "Vivado"])

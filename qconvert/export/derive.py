@@ -16,12 +16,16 @@ import numpy as np
 
 from .precision import DEFAULT_INPUT, FixedType, accumulator, activation_type, data_type, parse_hls, union, widen
 
-__all__ = ["SOFTMAX_TABLE_BUDGET", "Derived", "LayerPrecision", "SoftmaxPlan", "derive"]
+__all__ = ["RECURRENT_TABLE_SIZE", "SOFTMAX_TABLE_BUDGET", "Derived", "LayerPrecision", "SoftmaxPlan", "derive"]
 
 # Softmax tables: 18-bit words (the seed's types); at most 4096 entries each (72 Kb: two BRAM36, or
 # LUT ROM when io_parallel replicates them). Pin ``table_size`` in the user config to trade agreement for area.
 SOFTMAX_TABLE_BUDGET = 4096
 FLOAT32_SIGNIFICAND = 24  # Keras computes in float32: a wider exact sum may be rounded on the Keras side
+# Recurrent cells (LSTM, GRU): hls4ml's sigmoid and tanh tables span [-8, 8); its default 1,024 entries (step
+# 1/64) left 2.5 % of a 6-bit LSTM tagger's argmaxes different from Keras's exact functions, 8,192 (step 1/512)
+# 0.5 % (200 jets; a wider state or table type changed nothing). Pin ``table_size`` to trade agreement for area.
+RECURRENT_TABLE_SIZE = 8192
 EXP_TABLE_T = FixedType(18, 8, True)  # the seed's exp_table_t ap_fixed<18,8>
 INV_TABLE_T = FixedType(18, 4, True)  # the seed's inv_table_t ap_fixed<18,4>
 
@@ -214,7 +218,9 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
             # products and result share one type (the input's, when it is a signed fixed type)
             out = acc = in_t if in_t is not None and in_t.kind == "fixed" and in_t.signed else DEFAULT_INPUT
             prec = {"accum": acc.hls()}
-            exact, note = False, "recurrent cell: tanh/sigmoid by lookup table, gates and state at " + acc.hls()
+            cfg["table_size"] = RECURRENT_TABLE_SIZE
+            exact, note = False, (f"recurrent cell: tanh/sigmoid by lookup table ({RECURRENT_TABLE_SIZE:,} entries over "
+                                  f"[-8, 8)), gates and state at {acc.hls()}")
         elif cls in _PASS_THROUGH and in_t is not None:
             out = in_t
         elif cls.startswith(("AveragePooling", "GlobalAveragePooling")) and in_t is not None:
