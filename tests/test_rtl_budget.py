@@ -137,3 +137,41 @@ def test_yosys_past_its_time_budget_is_stopped_and_da4mls_estimate_stands(tmp_pa
     assert section["synth"] is None and "took more than 0.01 s; stopped" in section["synth_error"]
     assert section["lut_da4ml"] > 0
     assert any("--synth-timeout" in note and "da4ml's estimate stands" in note for note in section["notes"])
+
+
+def test_a_ctrl_c_whose_keyboardinterrupt_was_dropped_still_ends_the_stage():
+    """Python drops a KeyboardInterrupt raised inside a garbage-collector callback ("Exception ignored in ...");
+    a fresh user saw `qconvert rtl` then finish with exit 0. The stage remembers the signal and stops at its next step."""
+    from qconvert.errors import Interrupted
+    from qconvert.export.rtl.solver import Interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    with Interrupts(lambda: "during the trace; nothing written") as interrupts:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # dropped, as in a gc callback
+        with pytest.raises(Interrupted, match=r"^RTL interrupted during the trace; nothing written$"):
+            interrupts.check()
+    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
+
+
+@pytest.mark.slow
+def test_the_solver_process_dies_with_a_killed_parent(tmp_path):
+    model = _dense_model(tmp_path / "m.keras", (256, 32), bits=8)
+    proc = subprocess.Popen([sys.executable, "-m", "qconvert", "rtl", str(model), "-o", str(tmp_path / "rtl"), "--no-synth"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    for line in proc.stderr:
+        if "layer 'fc1' (QDense): 256×32 matrix" in line:
+            break
+    solvers = _children(proc.pid, "qconvert.export.rtl.child")
+    assert len(solvers) == 1
+    proc.send_signal(signal.SIGTERM)  # not Ctrl-C: nothing in the parent runs
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{solvers[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = Path(f"/proc/{solvers[0]}/stat").read_text().split()[2] if Path(f"/proc/{solvers[0]}").exists() else "gone"
+    assert status in ("gone", "Z"), status  # ended with its parent (a zombie until init reaps it at most)

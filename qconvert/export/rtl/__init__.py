@@ -27,7 +27,7 @@ from ...errors import ExportError, Interrupted
 from ...targets import DEFAULT_SYNTH_TIMEOUT
 from ..verify import Agreement, agreed
 from .emulate import emulate_rtl, too_wide
-from .solver import DEFAULT_MAX_MULTIPLIES, DEFAULT_SOLVE_TIMEOUT, Solver, check_size, seconds_text
+from .solver import DEFAULT_MAX_MULTIPLIES, DEFAULT_SOLVE_TIMEOUT, Interrupts, Solver, check_size, seconds_text
 from .tools import FAMILIES, SynthFigures, SynthTimeout, ToolMissing
 from .trace import RtlRefusal
 
@@ -202,7 +202,7 @@ def check_options(options: RtlOptions) -> None:
         raise ExportError(f"--max-multiplies must be at least 1. Received: max_multiplies={options.max_multiplies}")
     if not options.solve_timeout > 0:
         raise ExportError(f"--solve-timeout must be positive. Received: solve_timeout={options.solve_timeout}")
-    if not options.synth_timeout > 0:
+    if not options.synth_timeout > 0:  # NaN too
         raise ExportError(f"--synth-timeout must be positive. Received: synth_timeout={options.synth_timeout}")
     try:
         import da4ml  # noqa: F401
@@ -306,20 +306,34 @@ def export_rtl(qmodel: Any, options: RtlOptions, x: Any = None, y: Any = None) -
     or ``x``/``y`` that do not fit the model, raise :class:`~qconvert.errors.VerificationError`.
     """
     check_options(options)
-    try:
-        return _export(qmodel, options, x, y)
-    except KeyboardInterrupt:
-        raise Interrupted(f"RTL interrupted; the project in {options.output_dir} is incomplete") from None
+    phase = ["before the trace"]
+
+    def where() -> str:
+        written = Path(options.output_dir).exists()
+        return f"{phase[0]}; {'the project in ' + str(options.output_dir) + ' is incomplete' if written else 'nothing written'}"
+
+    with Interrupts(where) as interrupts:
+        try:
+            return _export(qmodel, options, x, y, interrupts, phase)
+        except KeyboardInterrupt:
+            raise Interrupted(f"RTL interrupted {where()}") from None
 
 
-def _export(qmodel: Any, options: RtlOptions, x: Any, y: Any) -> RtlResult:
+def _export(qmodel: Any, options: RtlOptions, x: Any, y: Any, interrupts: Interrupts, phase: list[str]) -> RtlResult:
+    """:func:`export_rtl`'s work; ``phase[0]`` says what is under way (for an interrupt's message), ``interrupts``
+    is checked between phases."""
     notes = []
     qmodel, counts = _sized(qmodel, options)  # the size budget before anything runs
-    with Solver(options.solve_timeout, options.progress) as solver:
+    phase[0] = "during the trace"
+    with Solver(options.solve_timeout, options.progress, interrupts) as solver:
         traced, trace_seconds = _trace(qmodel, x, options, solver)
     if warm_note := _warm_note(solver):
         notes.append(warm_note)
+    interrupts.check()
+    phase[0] = "while writing the RTL"
     rtl, sol, twin, write_seconds = _write(traced, options)
+    interrupts.check()
+    phase[0] = "during the Verilator emulation or yosys"
     if traced.softmax:
         notes.append(f"the final softmax '{traced.softmax}' is left out of the RTL: it outputs the logits of "
                      f"'{traced.logits_layer}'")
@@ -350,14 +364,17 @@ def _export(qmodel: Any, options: RtlOptions, x: Any, y: Any) -> RtlResult:
         if options.progress:
             options.progress(f"yosys synth_xilinx -family {options.family} (at most {seconds_text(options.synth_timeout)}) ...")
         try:
-            synth = synthesize(twin, TOP, options.family, timeout=options.synth_timeout)
+            limit = options.synth_timeout if options.synth_timeout < 1e7 else None  # inf, or past what subprocess takes
+            synth = synthesize(twin, TOP, options.family, timeout=limit)
         except ToolMissing as exc:  # the RTL and its emulation stand: a note, not an error
             synth_error = str(exc)
-            notes.append(f"{exc}: yosys's figures are left out (--no-synth skips synthesis without this note)")
+            notes.append(f"{exc}: yosys's figures are left out (`qconvert rtl --no-synth` skips synthesis without this "
+                         "note)")
         except SynthTimeout as exc:  # so does da4ml's estimate
             synth_error = str(exc)
             notes.append(f"{exc} (--synth-timeout): yosys's figures are left out, da4ml's estimate stands "
-                         f"({sol.cost:,.0f} LUTs); --no-synth skips it")
+                         f"({sol.cost:,.0f} LUTs)")
+    interrupts.check()  # a Ctrl-C whose KeyboardInterrupt was dropped still ends the run
     return RtlResult(
         project_dir=Path(options.output_dir), flavor=options.flavor, top=TOP, input_precision=str(traced.input_type),
         input_source=traced.input_source, logits_layer=traced.logits_layer, softmax=traced.softmax,

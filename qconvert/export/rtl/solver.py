@@ -34,7 +34,7 @@ from ...errors import ExportError, Interrupted
 from ...targets import DEFAULT_MAX_MULTIPLIES, DEFAULT_SOLVE_TIMEOUT
 from .layers import RtlRefusal, weights
 
-__all__ = ["DEFAULT_MAX_MULTIPLIES", "DEFAULT_SOLVE_TIMEOUT", "EXHAUSTIVE_MAX", "Solver", "check_size", "describe",
+__all__ = ["DEFAULT_MAX_MULTIPLIES", "DEFAULT_SOLVE_TIMEOUT", "EXHAUSTIVE_MAX", "Interrupts", "Solver", "check_size", "describe",
            "multiplies", "seconds_text", "serve"]
 
 #: Entries of a constant matrix up to which every decomposition depth is tried (da4ml's default search).
@@ -80,6 +80,13 @@ def serve(read_fd: int, write_fd: int) -> None:
     from multiprocessing.connection import Connection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends this process
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):  # killed with the parent, whatever ends it (SIGTERM, the OOM killer)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return
     from da4ml.cmvm.api import solve
     from da4ml.cmvm.types import QInterval
     from numba.typed import List
@@ -98,17 +105,55 @@ def serve(read_fd: int, write_fd: int) -> None:
         pass
 
 
+class Interrupts:
+    """Ctrl-C during the RTL stage, remembered (a context manager, main thread only: elsewhere it does nothing).
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be, and one raised inside a garbage
+    collector callback (TensorFlow's and JAX's register some) is printed and dropped: the run went on and exited 0.
+    The handler both raises and sets :attr:`pending`, which :meth:`check` turns into :class:`Interrupted` at the
+    next step. ``where()`` says what was under way."""
+
+    def __init__(self, where: Callable[[], str]):
+        self.where = where
+        self.pending = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupts:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.pending = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` when Ctrl-C came, even if its KeyboardInterrupt was dropped."""
+        if self.pending:
+            raise Interrupted(f"RTL interrupted {self.where()}")
+
+
 class Solver:
     """One child process that solves constant matrices for the RTL trace (a context manager: leaving it ends
     the child). ``timeout``: seconds one solve may take. ``progress``: called with a line of text now and then.
 
     ``solves``: per layer (its ``where``), ``(matrix rows, columns, product rows, distinct solves, exhaustive)`` of
-    its last product; ``seconds``: per layer, the seconds its products took; ``warm_seconds``: how long the child
+    its last product; ``seconds``: per layer, the seconds its products took (the solves in the child and applying
+    their solutions here; the time budget is the solves'); ``warm_seconds``: how long the child
     took to start and solve its first (2×2) matrix, once the first product needed it.
     """
 
-    def __init__(self, timeout: float = DEFAULT_SOLVE_TIMEOUT, progress: Callable[[str], None] | None = None):
+    def __init__(self, timeout: float = DEFAULT_SOLVE_TIMEOUT, progress: Callable[[str], None] | None = None,
+                 interrupts: Interrupts | None = None):
         self.timeout = timeout
+        self.interrupts = interrupts
         self.progress = progress or (lambda line: None)
         self.solves: dict[str, tuple[int, int, int, int, bool]] = {}
         self.seconds: dict[str, float] = {}
@@ -168,6 +213,8 @@ class Solver:
 
         Raises :class:`RtlRefusal` past the timeout, :class:`Interrupted` on Ctrl-C, :class:`ExportError` when
         the solver fails or its process dies."""
+        if self.interrupts is not None:
+            self.interrupts.check()
         proc, jobs, answers = self._child()
         jobs.send((np.ascontiguousarray(kernel, dtype=np.float32), qintervals, latencies, options))
         limit = self.timeout if timeout is None else timeout
@@ -186,7 +233,7 @@ class Solver:
                                      f"or build it with hls4ml (--hls4ml)")
         except KeyboardInterrupt:
             self.close()
-            raise Interrupted(f"RTL interrupted while da4ml solved {where}; the RTL project is incomplete") from None
+            raise Interrupted(f"RTL interrupted while da4ml solved {where}; nothing of the RTL is written yet") from None
         status, value = answers.recv()
         if status != "ok":
             raise ExportError(f"{where}: da4ml's solver failed: {value}")
@@ -218,6 +265,8 @@ class Solver:
             sol = self.solve(w, [q[:3] for q in key], [q[3] for q in key], options, where)
             for i in members:
                 out[i] = sol(rows[i])
+            if self.interrupts is not None:
+                self.interrupts.check()
         seconds = time.perf_counter() - start
         self.seconds[where] = self.seconds.get(where, 0.0) + seconds
         self.progress(f"{where}: solved in {seconds_text(seconds)}")
@@ -251,7 +300,9 @@ def describe(solves: tuple[int, int, int, int, bool] | None) -> str:
 
 
 def seconds_text(seconds: float) -> str:
-    """``"0.4 s"``, ``"25 s"``, ``"2 min 05 s"``."""
+    """``"0.4 s"``, ``"25 s"``, ``"2 min 05 s"``, ``"no limit"`` (infinity)."""
+    if not math.isfinite(seconds):
+        return "no limit"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 120:
