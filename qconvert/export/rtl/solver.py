@@ -101,7 +101,7 @@ def serve(read_fd: int, write_fd: int) -> None:
                 answers.send(("ok", sol))
             except Exception as exc:
                 answers.send(("error", f"{type(exc).__name__}: {exc}"))
-    except EOFError:  # the parent went away
+    except (EOFError, OSError):  # the parent went away (a closed or broken pipe)
         pass
 
 
