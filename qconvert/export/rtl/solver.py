@@ -211,8 +211,9 @@ class Solver:
         """da4ml's ``solve(kernel, qintervals=..., latencies=..., **options)`` in the child; its ``Pipeline``.
         ``timeout``: seconds (default: the solver's; the warm-up has none, a first compile takes minutes).
 
-        Raises :class:`RtlRefusal` past the timeout, :class:`Interrupted` on Ctrl-C, :class:`ExportError` when
-        the solver fails or its process dies."""
+        Raises :class:`RtlRefusal` past the timeout, :class:`Interrupted` on Ctrl-C (KeyboardInterrupt, the child
+        ended, when the solver has no :class:`Interrupts`), :class:`ExportError` when the solver fails or its process
+        dies."""
         if self.interrupts is not None:
             self.interrupts.check()
         proc, jobs, answers = self._child()
@@ -233,6 +234,8 @@ class Solver:
                                      f"or build it with hls4ml (--hls4ml)")
         except KeyboardInterrupt:
             self.close()
+            if self.interrupts is None:  # a caller with its own Ctrl-C handling (a search trial's LUT figure)
+                raise
             raise Interrupted(f"RTL interrupted while da4ml solved {where}; nothing of the RTL is written yet") from None
         status, value = answers.recv()
         if status != "ok":
