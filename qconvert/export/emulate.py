@@ -10,7 +10,9 @@ The emulation library is built with g++ ``-O1`` instead of the ``-O3`` of hls4ml
 the rest unrolling their loops. Measured on this project's 2-core machine: the jet tagger's project
 compiles in 13.0 s instead of 16.6 s, a chain of every layer family (168 hls4ml calls) in 22.4 s instead of
 32.7 s. The arithmetic is the same (``ap_fixed`` is integer arithmetic; no ``-ffast-math`` either way),
-which every bit-exact test checks; synthesis (``build_prj.tcl``) does not use this script.
+which every bit-exact test checks; synthesis (``build_prj.tcl``) does not use this script. The script also
+gets a precompiled header of the headers every project parses (:mod:`.pch`): the jet tagger's library then
+compiles in 5.8 s of CPU instead of 8.7 s.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, VerificationError
+from .pch import precompiled_header
 from .quiet import quiet
 
 __all__ = ["EMULATION_OPT", "crash_message", "emulate"]
@@ -32,6 +36,7 @@ __all__ = ["EMULATION_OPT", "crash_message", "emulate"]
 #: g++'s optimization level for the emulation library (see the module docstring).
 EMULATION_OPT = "-O1"
 _HLS4ML_OPT = re.compile(r'^CFLAGS="-O3\b', re.MULTILINE)
+_FLAGS_END = re.compile(r"^LDFLAGS=.*$", re.MULTILINE)
 
 _ASSERTION = re.compile(r"Assertion `(?P<what>.*)' failed")
 _CONFIG = re.compile(r"CONFIG_T = config(?P<index>\d+)\b")
@@ -60,10 +65,30 @@ def emulate(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[
 
 
 def _set_optimization(script: Path) -> None:
-    """Build the emulation at :data:`EMULATION_OPT` (``script``: hls4ml's ``build_lib.sh``; left as it is when
-    hls4ml writes other flags)."""
-    text = script.read_text()
-    script.write_text(_HLS4ML_OPT.sub(f'CFLAGS="{EMULATION_OPT}', text, count=1))
+    """Build the emulation at :data:`EMULATION_OPT` with a precompiled header (``script``: hls4ml's
+    ``build_lib.sh``; the level is left as it is when hls4ml writes other flags, the header left out when the
+    script has no ``LDFLAGS=`` line after its flags or no header can be had)."""
+    text = _HLS4ML_OPT.sub(f'CFLAGS="{EMULATION_OPT}', script.read_text(), count=1)
+    end = _FLAGS_END.search(text)
+    if end is not None:
+        header = _header_for(script.parent, text[: end.start()])
+        if header is not None:
+            text = f'{text[: end.end()]}\nCFLAGS+=" -include {header}"{text[end.end():]}'
+    script.write_text(text)
+
+
+def _header_for(project: Path, flags_part: str) -> Path | None:
+    """The precompiled header for the compiler and flags that ``flags_part`` (the script up to its flags) sets."""
+    try:
+        done = subprocess.run(
+            ["bash", "-c", f'{flags_part}\nprintf "%s\\n%s\\n" "$CC" "$CFLAGS"'],
+            cwd=project, capture_output=True, text=True, timeout=60, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    compiler, _, cflags = done.stdout.partition("\n")
+    header = precompiled_header(compiler.strip() or "g++", cflags.strip(), project / "firmware" / "ap_types")
+    return None if header is None or any(c.isspace() for c in str(header)) else header
 
 
 def _run_isolated(hls_model: Any, xs: np.ndarray, where: Path, io_type: str) -> tuple[Any, dict[str, Any]]:
