@@ -54,248 +54,41 @@ worktree with a flag this one lacks. ``--quick``: one seed, 2 QAT epochs, 10 FP3
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from quality_report import aggregate, checks, plot, render
+from quality_routes import (
+    QCONVERT_SRC,
+    ROOT,
+    RouteError,
+    Run,
+    _one_line,
+    batch_size,
+    hgq2,
+    hgq2_python,
+    hgq2_versions,
+    load_split,
+    main_job,
+    search,
+    train_fp32,
+    write_case,
+)
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples" / "jet_tagging"))
 JETS = ROOT / "examples" / "jet_tagging" / "jets_pythia.npz"
-HGQ2_SCRIPT = ROOT / "benchmarks" / "hgq2_route.py"
 HGQ2_VENV = ROOT / "benchmarks" / ".venv-hgq2"
-HGQ2_PACKAGES = ["hgq2==0.2.0", "jax", "jaxlib"]
-JET_SPACE = ROOT / "examples" / "search" / "jet_tagger_space.yaml"
-DIGITS_SPACE = ROOT / "examples" / "search" / "digits_mlp_space.yaml"
 ROUTES = ("fp32", "6bit", "6bit-pruned", "hgq2", "target", "search")
 PRESETS = {"6bit": ("uniform 6-bit", ROOT / "rules" / "6bit.yaml"),
            "6bit-pruned": ("6-bit + 75 % pruned", ROOT / "rules" / "6bit-pruned.yaml")}
-
-
-@dataclass
-class Run:
-    """One run of one route on one seed (or one point of a search's front). ``error``: why it failed."""
-
-    case: str
-    route: str
-    label: str
-    seed: int
-    test_accuracy: float | None = None
-    ebops: float | None = None
-    wall_s: float | None = None
-    cpu_s: float | None = None
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class RouteError(Exception):
-    """A route failed; the message is its one-line reason."""
-
-
-# --- data and the FP32 network ------------------------------------------------------------------------
-def write_case(case: str, folder: Path, data: Path) -> Path:
-    """The case's .npz (train/val/test): ``data`` itself, or the stand-in / digits written to ``folder``."""
-    import numpy as np
-
-    if case not in ("stand-in", "digits"):
-        return data
-    if case == "stand-in":
-        from make_model import write_stand_in
-
-        return Path(write_stand_in(str(folder / "stand_in.npz"), seed=0))
-    from qconvert.demo import digits_dataset
-
-    d = digits_dataset(seed=0)
-    path = folder / "digits.npz"
-    np.savez(path, X_train=d.x_train, y_train=d.y_train, X_val=d.x_val, y_val=d.y_val, X_test=d.x_test, y_test=d.y_test)
-    return path
-
-
-def load_split(path: Path) -> dict[str, Any]:
-    import numpy as np
-
-    with np.load(path) as npz:
-        return {k: npz[k] for k in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")}
-
-
-def n_classes(split: dict[str, Any]) -> int:
-    y = split["y_train"]
-    return int(y.shape[1]) if y.ndim == 2 and y.shape[1] > 1 else int(max(split[k].max() for k in ("y_train", "y_val", "y_test"))) + 1
-
-
-def network(n_in: int, n_out: int) -> Any:
-    """The seed's jet tagger, inputs → 64 → 32 → 32 → classes (examples/jet_tagging/make_model.py)."""
-    import keras
-
-    return keras.Sequential([
-        keras.Input((n_in,)),
-        keras.layers.Dense(64, activation="relu", name="fc1"),
-        keras.layers.Dense(32, activation="relu", name="fc2"),
-        keras.layers.Dense(32, activation="relu", name="fc3"),
-        keras.layers.Dense(n_out, activation="softmax", name="output"),
-    ], name="fp32")
-
-
-def batch_size(split: dict[str, Any]) -> int:
-    from qconvert.train.qat import resolve_batch_size
-
-    return resolve_batch_size(None, len(split["X_train"]))
-
-
-def train_fp32(case: str, split: dict[str, Any], seed: int, epochs: int, path: Path) -> Run:
-    """The FP32 model of a seed, saved to ``path``; its test accuracy and EBOPs."""
-    import keras
-    import numpy as np
-
-    from qconvert.model.cost import model_cost
-
-    start, cpu = time.perf_counter(), time.process_time()
-    keras.utils.set_random_seed(seed)
-    onehot = split["y_train"].ndim == 2 and split["y_train"].shape[1] > 1
-    model = network(split["X_train"].shape[1], n_classes(split))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
-                  loss="categorical_crossentropy" if onehot else "sparse_categorical_crossentropy")
-    stop = keras.callbacks.EarlyStopping(patience=20, restore_best_weights=True)
-    history = model.fit(split["X_train"], split["y_train"], validation_data=(split["X_val"], split["y_val"]),
-                        epochs=epochs, batch_size=batch_size(split), callbacks=[stop], verbose=0)
-    model.save(path)
-    predicted = model.predict(split["X_test"], batch_size=4096, verbose=0).argmax(axis=1)
-    truth = split["y_test"].argmax(axis=1) if onehot else split["y_test"].astype(int).ravel()
-    ebops = sum(c.ebops for c in model_cost(model).values())
-    run = Run(case, "fp32", "FP32", seed, float(np.mean(predicted == truth)), float(ebops),
-              time.perf_counter() - start, time.process_time() - cpu,
-              extra={"epochs_run": len(history.history["loss"])})
-    keras.backend.clear_session()
-    return run
-
-
-# --- subprocesses ---------------------------------------------------------------------------------------
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("I0000", "W0000"))]
-    return lines[-1][:300] if lines else "no output"
-
-
-QCONVERT_SRC = [ROOT]  # the checkout whose qconvert the routes run (--qconvert-src)
-
-
-def qconvert_env() -> dict[str, str]:
-    """This process's environment, with the routes' qconvert checkout first on the path; no bytecode written
-    there (it may be another branch's worktree)."""
-    path = os.pathsep.join(filter(None, [str(QCONVERT_SRC[0]), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def hgq2_env() -> dict[str, str]:
-    """The environment of HGQ2's processes: the JAX backend, nothing of qconvert's on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return {**env, "KERAS_BACKEND": "jax"}
-
-
-def command(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
-    """Run ``args`` in ``cwd``; (wall s, CPU s, stdout). Output is kept in ``log``; a failure raises RouteError
-    with the command's last line of output (qconvert's one-line error)."""
-    start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
-    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
-    log.write_text(f"$ {' '.join(args)}\n# exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    if proc.returncode not in (0, 1):
-        raise RouteError(f"exit {proc.returncode}: {_one_line(proc.stderr or proc.stdout)}")
-    return wall, cpu, proc.stdout
-
-
-def qconvert(args: list[str], log: Path) -> tuple[float, float]:
-    # In the checkout: ``python -m`` puts the working directory first on the path.
-    wall, cpu, _ = command([sys.executable, "-m", "qconvert", *args], log, qconvert_env(), QCONVERT_SRC[0])
-    return wall, cpu
-
-
-def main_job(case: str, route: str, label: str, seed: int, model: Path, data: Path, folder: Path, epochs: int,
-             rules: Path, extra_args: tuple[str, ...] = (), target: int | None = None) -> Run:
-    """``qconvert MODEL --rules R --data D --epochs E --seed S [extra] --report r.json``: test accuracy, EBOPs."""
-    name = f"{route}{'_' + extra_args[-1] if extra_args else ''}_s{seed}"
-    report = folder / f"{name}.json"
-    report.unlink(missing_ok=True)
-    wall, cpu = qconvert([str(model), "--rules", str(rules), "--data", str(data), "--epochs", str(epochs),
-                          "--seed", str(seed), *extra_args, "-o", str(folder / f"{name}.keras"),
-                          "--report", str(report)], folder / f"{name}.log")
-    if not report.exists():
-        raise RouteError("no report written")
-    r = json.loads(report.read_text())
-    if r.get("accuracy", {}).get("split") != "test":
-        raise RouteError(f"accuracies are on the {r.get('accuracy', {}).get('split')} split, not test")
-    return Run(case, route, label, seed, r["accuracy"]["qat"], r["totals"]["ebops"], wall, cpu,
-               extra={"fp32": r["accuracy"]["fp32"], "training": {k: r["training"].get(k) for k in
-                      ("epochs_run", "batch_size", "lr", "optimizer_steps", "stopped_early")},
-                      **({"target": target} if target is not None else {}),
-                      **({"target_ebops": r["training"]["target_ebops"]} if "target_ebops" in r.get("training", {}) else {})})
-
-
-def search(case: str, seed: int, model: Path, data: Path, folder: Path, args: argparse.Namespace) -> list[Run]:
-    out = folder / f"search_s{seed}"
-    space = DIGITS_SPACE if case == "digits" else JET_SPACE
-    wall, cpu = qconvert(["search", str(model), "--rules", str(space), "--data", str(data), "-o", str(out),
-                          "--trials", str(args.trials), "--epochs", str(args.search_epochs), "-j", str(args.jobs),
-                          "--seed", str(seed), "--reference", "none"], folder / f"search_s{seed}.log")
-    result = json.loads((out / "search.json").read_text())
-    trials = {t["number"]: t for t in result["trials"]}
-    front = [trials[n] for n in result["front"]]
-    if not front:
-        raise RouteError(f"no finished trial ({result.get('counts')})")
-    return [Run(case, "search", "search front", seed, t.get("test_accuracy"), t["ebops"], wall, cpu,
-                extra={"trial": t["number"], "val_accuracy": t["val_accuracy"], "params": t.get("params"),
-                       "trials": args.trials, "counts": result.get("counts")}) for t in front]
-
-
-# --- HGQ2 -----------------------------------------------------------------------------------------------
-@functools.cache
-def hgq2_python(venv: Path) -> Path:
-    """The HGQ2 environment's interpreter; the environment is made (venv + pip) when missing or broken."""
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", "import hgq, jax, keras; assert keras.__version__.startswith('3')"]
-    if python.exists() and subprocess.run(check, capture_output=True, env=hgq2_env()).returncode == 0:
-        return python
-    print(f"making the HGQ2 environment {venv} (pip install {' '.join(HGQ2_PACKAGES)}) ...", flush=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    for step in ([base, "-m", "venv", "--clear", str(venv)], [str(python), "-m", "pip", "install", "-q", *HGQ2_PACKAGES],
-                 check):
-        proc = subprocess.run(step, capture_output=True, text=True, env=hgq2_env())
-        if proc.returncode:
-            raise RouteError(f"making {venv}: {' '.join(step[:4])}: {_one_line(proc.stderr or proc.stdout)}")
-    return python
-
-
-def hgq2_versions(python: Path) -> dict[str, str]:
-    out = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True,
-                         env=hgq2_env())
-    return {p["name"]: p["version"] for p in json.loads(out.stdout or "[]")}
-
-
-def hgq2(case: str, beta: float, seed: int, data: Path, folder: Path, python: Path, epochs: int, batch: int,
-         lr: float) -> Run:
-    label = f"HGQ2 β={beta:g}"
-    wall, cpu, stdout = command([str(python), str(HGQ2_SCRIPT), "--data", str(data), "--beta", repr(beta),
-                                 "--epochs", str(epochs), "--seed", str(seed), "--batch-size", str(batch),
-                                 "--lr", repr(lr)], folder / f"hgq2_b{beta:g}_s{seed}.log", hgq2_env(),
-                                folder)
-    r = json.loads(stdout.strip().splitlines()[-1])
-    return Run(case, "hgq2", label, seed, r["test_accuracy"], r["ebops"], wall, cpu,
-               extra={k: v for k, v in r.items() if k not in ("test_accuracy", "ebops")})
 
 
 # --- the benchmark --------------------------------------------------------------------------------------
@@ -359,159 +152,6 @@ def targets(spec: str, runs: list[Run]) -> list[int]:
     if six:
         out.append(int(six[0] / 20))
     return sorted(set(out)) or [10_000]  # neither ran
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
-def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
-    """One row per (case, label): means over the seeds that succeeded; the search's pooled front point by point."""
-    rows: list[dict[str, Any]] = []
-    keys = list(dict.fromkeys((r.case, r.route, r.label) for r in runs))
-    for case, route, label in keys:
-        group = [r for r in runs if (r.case, r.route, r.label) == (case, route, label)]
-        ok = [r for r in group if r.error is None]
-        errors = list(dict.fromkeys(r.error for r in group if r.error))
-        if route == "search" and ok:
-            for r in pooled_front(ok):
-                rows.append({"case": case, "route": route, "label": f"search front (seed {r.seed}, trial {r.extra['trial']})",
-                             "seeds": 1, "failed": 0, "test_accuracy": r.test_accuracy, "test_accuracy_std": None,
-                             "ebops": r.ebops, "wall_s": _mean(list({x.seed: x.wall_s for x in ok}.values())),
-                             "cpu_s": _mean(list({x.seed: x.cpu_s for x in ok}.values())),
-                             "val_accuracy": r.extra["val_accuracy"], "error": None})
-            continue
-        accs = [r.test_accuracy for r in ok if r.test_accuracy is not None]
-        rows.append({"case": case, "route": route, "label": label, "seeds": len(ok), "failed": len(group) - len(ok),
-                     "test_accuracy": _mean(accs), "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
-                     "ebops": _mean([r.ebops for r in ok if r.ebops is not None]),
-                     "wall_s": _mean([r.wall_s for r in ok]), "cpu_s": _mean([r.cpu_s for r in ok if r.cpu_s is not None]),
-                     "error": errors[0] if errors else None,
-                     **({"target": group[0].extra.get("target")} if route == "target" else {})})
-    return rows
-
-
-def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's "must show", per case, on the means: (1) the cheapest ``--target-ebops`` model within 0.5 pp
-    of FP32, its EBOPs against 1/20 of the uniform 6-bit model's; (2) at each HGQ2 point, the most accurate
-    qconvert model with no more EBOPs, its accuracy gap (pp, goal >= -0.3) and wall-time ratio (goal <= 3)."""
-    out: list[dict[str, Any]] = []
-    for case in dict.fromkeys(r["case"] for r in rows):
-        done = [r for r in rows if r["case"] == case and r["test_accuracy"] is not None and r["ebops"] is not None]
-        fp32 = next((r for r in done if r["route"] == "fp32"), None)
-        six = next((r for r in done if r["route"] == "6bit"), None)
-        close = sorted((r for r in done if r["route"] == "target" and fp32
-                        and r["test_accuracy"] >= fp32["test_accuracy"] - 0.005), key=lambda r: r["ebops"])
-        if fp32 and six and any(r["route"] == "target" for r in rows if r["case"] == case):
-            best = close[0] if close else None
-            out.append({"case": case, "check": "target within 0.5 pp of FP32 at <= 1/20 of 6-bit's EBOPs",
-                        "model": best and best["label"], "ebops": best and best["ebops"], "limit": six["ebops"] / 20,
-                        "pass": bool(best and best["ebops"] <= six["ebops"] / 20)})
-        ours = [r for r in done if r["route"] not in ("fp32", "hgq2")]
-        for h in (r for r in done if r["route"] == "hgq2"):
-            within = [r for r in ours if r["ebops"] <= h["ebops"]]
-            best = max(within, key=lambda r: r["test_accuracy"]) if within else None
-            gap = 100 * (best["test_accuracy"] - h["test_accuracy"]) if best else None
-            ratio = best["wall_s"] / h["wall_s"] if best and best["wall_s"] and h["wall_s"] else None
-            out.append({"case": case, "check": f"at {h['label']}'s {h['ebops']:,.0f} EBOPs: >= -0.3 pp, <= 3x its wall time",
-                        "model": best and best["label"], "ebops": best and best["ebops"], "gap_pp": gap,
-                        "wall_ratio": ratio, "pass": bool(gap is not None and gap >= -0.3 and ratio is not None and ratio <= 3)})
-    return out
-
-
-def pooled_front(points: list[Run]) -> list[Run]:
-    """The Pareto front (fewer EBOPs, higher validation accuracy) of the fronts of all seeds, by EBOPs."""
-    front: list[Run] = []
-    for p in sorted(points, key=lambda p: (p.ebops, -p.extra["val_accuracy"])):
-        if not front or p.extra["val_accuracy"] > front[-1].extra["val_accuracy"]:
-            front.append(p)
-    return front
-
-
-def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"accuracy per EBOP, test split, mean of {args.seeds} seed(s)")
-    for name in ("data", "route", "seeds", "test accuracy", "Δ FP32 (pp)", "EBOPs", "wall s", "CPU s", "note"):
-        table.add_column(name, justify="left" if name in ("data", "route", "note") else "right")
-    case = None
-    for row in rows:
-        if case is not None and row["case"] != case:
-            table.add_section()
-        case = row["case"]
-        fp32 = next((r["test_accuracy"] for r in rows if r["case"] == case and r["route"] == "fp32"), None)
-        acc = row["test_accuracy"]
-        delta = f"{100 * (acc - fp32):+.2f}" if acc is not None and fp32 is not None and row["route"] != "fp32" else ""
-        std = f" ± {row['test_accuracy_std']:.4f}" if row.get("test_accuracy_std") else ""
-        seeds = f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
-        note = f"[red]{row['error']}[/red]" if row["error"] else (
-            f"val {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else "")
-        if row.get("target") and row["ebops"] is not None:
-            note = f"{'target met' if row['ebops'] <= row['target'] else 'over the target'}"
-        table.add_row(case, row["label"], seeds, f"{acc:.4f}{std}" if acc is not None else "—", delta,
-                      f"{row['ebops']:,.0f}" if row["ebops"] is not None else "—",
-                      f"{row['wall_s']:.0f}" if row["wall_s"] is not None else "—",
-                      f"{row['cpu_s']:.0f}" if row["cpu_s"] is not None else "—", note)
-    console = Console(width=200)
-    console.print(table)
-    for c in checks(rows):
-        gap = f", {c['gap_pp']:+.2f} pp, {c['wall_ratio']:.2f}x wall" if c.get("gap_pp") is not None and c.get("wall_ratio") else ""
-        found = f"{c['model']} ({c['ebops']:,.0f} EBOPs{gap})" if c["model"] else "no qconvert model"
-        console.print(f"{c['case']}: {c['check']}: {found}: {'[green]yes[/green]' if c['pass'] else '[red]no[/red]'}")
-
-
-def _si(value: float, _pos: object = None) -> str:
-    """1000 → 1k, 2.5e6 → 2.5M (tick labels)."""
-    for scale, suffix in ((1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:g}{suffix}"
-    return f"{value:g}"
-
-
-def plot(rows: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    cases = list(dict.fromkeys(r["case"] for r in rows))
-    fig, axes = plt.subplots(1, len(cases), figsize=(7 * len(cases), 5), squeeze=False)
-    for ax, case in zip(axes[0], cases, strict=True):
-        mine = [r for r in rows if r["case"] == case and r["test_accuracy"] is not None and r["ebops"]]
-        for r in [r for r in runs if r.case == case and r.error is None and r.route not in ("fp32", "search")]:
-            ax.scatter(r.ebops, r.test_accuracy, s=8, alpha=0.3, color="tab:orange" if r.route == "hgq2" else "tab:blue")
-        hgq = sorted((r for r in mine if r["route"] == "hgq2"), key=lambda r: r["ebops"])
-        if hgq:
-            ax.plot([r["ebops"] for r in hgq], [r["test_accuracy"] for r in hgq], "o-", color="tab:orange", label="HGQ2 0.2 (mean per β)")
-            for r in hgq:
-                ax.annotate(r["label"].split()[-1], (r["ebops"], r["test_accuracy"]), fontsize=7, xytext=(4, -10),
-                            textcoords="offset points")
-        front = sorted((r for r in mine if r["route"] == "search"), key=lambda r: r["ebops"])
-        if front:
-            ax.step([r["ebops"] for r in front], [r["test_accuracy"] for r in front], "s-", where="post",
-                    color="tab:green", label="qconvert search front (pooled seeds)")
-        for route, marker in (("6bit", "D"), ("6bit-pruned", "v"), ("target", "*")):
-            pts = [r for r in mine if r["route"] == route]
-            for i, r in enumerate(pts):
-                ax.scatter(r["ebops"], r["test_accuracy"], marker=marker, s=90 if marker == "*" else 50, color="tab:blue",
-                           edgecolor="black", zorder=3, label=f"qconvert {r['label']}" if route != "target" else
-                           ("qconvert --target-ebops" if i == 0 else None))
-        fp32 = next((r for r in mine if r["route"] == "fp32"), None)
-        if fp32:
-            ax.axhline(fp32["test_accuracy"], color="gray", ls="--", lw=1, label=f"FP32 {fp32['test_accuracy']:.4f}")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_si))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("EBOPs (qconvert's count for qconvert, HGQ2's for HGQ2)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(case)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,3 +1,6 @@
+"""Shared pytest set-up: Keras on TensorFlow before anything imports it, the heaviest test files first
+(:data:`HEAVY_FIRST`), and the rule, digits and digits-baseline fixtures that test modules share."""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -15,10 +18,11 @@ RULES = ROOT / "rules"
 #: with a per-test hook: 264, 235, 164, 158, 153, 148, 133, 110, 108, 107, 89, 80, 72, 62, 61): each file runs on one
 #: worker (``--dist loadfile``), so starting with the long ones keeps both workers busy to the end. Files not listed
 #: follow in collection order. ``--no-loadscope-reorder`` (pyproject) keeps xdist from re-sorting by test count.
+#: test_rtl_trace.py, split off test_rtl.py later, took 17 of its 89 s on one process (``--durations``): it follows it.
 HEAVY_FIRST = ("test_search.py", "test_hls4ml_families.py", "test_target_ebops.py", "test_hls4ml.py",
                "test_search_converge.py", "test_backends.py", "test_hls4ml_cases.py", "test_prune.py",
                "test_sequence.py", "test_examples.py", "test_hls4ml_branches.py", "test_hls4ml_quantizer_options.py",
-               "test_hls4ml_graphs.py", "test_search_write.py", "test_rtl.py")
+               "test_hls4ml_graphs.py", "test_search_write.py", "test_rtl.py", "test_rtl_trace.py")
 
 
 def pytest_collection_modifyitems(items):

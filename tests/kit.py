@@ -1,7 +1,8 @@
-"""The shared test kit: run the CLI in process, assert a clean error, kill a run and resume it, small data.
+"""The shared test kit: run the CLI in process, assert a clean error, kill a run and resume it, small data;
+rule-file text and quantizer specs for the rule-file tests; a Keras layer's outputs for the RTL tests.
 
 Imported by test modules as ``from kit import ...`` (pytest puts tests/ on sys.path); the fixtures that use it
-live in conftest.py.
+live in conftest.py. Importing it imports no Keras (the rule-file tests stay pure).
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ import json
 import os
 import signal
 import subprocess
+import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 
 from qconvert.cli import cli
+from qconvert.quantizers import QuantizerSpec, parse_quantizer
 
-__all__ = ["assert_clean_error", "jets_npz", "kill_after_first_checkpoint", "run_cli"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["act", "assert_clean_error", "doc", "jets_npz", "keras_logits", "kill_after_first_checkpoint", "qb",
+           "run_cli"]
 
 
 def run_cli(*args: Any, **kwargs: Any) -> Any:
@@ -59,3 +66,28 @@ def kill_after_first_checkpoint(args: list[str], state: Path) -> dict:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return json.loads(state.read_text())
+
+
+def qb(bits: int, integer: int, **kw) -> QuantizerSpec:
+    """quantized_bits(bits, integer, **kw), built by the parser."""
+    extra = "".join(f", {k}={v!r}" for k, v in kw.items())
+    return parse_quantizer(f"quantized_bits({bits}, {integer}{extra})")
+
+
+def act(text: str) -> QuantizerSpec:
+    """An activation quantizer, built by the parser."""
+    return parse_quantizer(text, "activation")
+
+
+def doc(text: str) -> str:
+    """A rule file written indented inside a test; line 1 is its first non-blank line."""
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def keras_logits(model, layer: str, x: np.ndarray) -> np.ndarray:
+    """The outputs of ``model``'s layer ``layer`` on ``x`` (fed as float32), one row per input."""
+    import keras
+    import numpy as np
+
+    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    return np.asarray(probe.predict(x.astype("float32"), verbose=0)).reshape(len(x), -1)

@@ -113,11 +113,11 @@ else:
     _MISSING = None
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the modules beside this one, also when a test loads this file by its path
 
-CLASSES = ("g", "q", "W", "Z", "t")
-FEATURES = ("zlogz", "c1_b0_mmdt", "c1_b1_mmdt", "c1_b2_mmdt", "c2_b1_mmdt", "c2_b2_mmdt", "d2_b1_mmdt",
-            "d2_b2_mmdt", "d2_a1_b1_mmdt", "d2_a1_b2_mmdt", "m2_b1_mmdt", "m2_b2_mmdt", "n2_b1_mmdt", "n2_b2_mmdt",
-            "mass_mmdt", "multiplicity")
+from jet_dataset import CLASSES, FEATURES, build_dataset, sanity_table, write_npz  # noqa: E402
+from pythia_events import _COMMON, _MATCH_IDS, PROCESSES, _rap_phi, event_content  # noqa: E402
+
 # (feature, contrib function as the fastjet wheel names it, beta, alpha) for the energy-correlation features
 _ECF_FEATURES = (("c1_b0_mmdt", "c1", 0.0, 0.0), ("c1_b1_mmdt", "c1", 1.0, 0.0), ("c1_b2_mmdt", "c1", 2.0, 0.0),
                  ("c2_b1_mmdt", "c2", 1.0, 0.0), ("c2_b2_mmdt", "c2", 2.0, 0.0),
@@ -125,19 +125,6 @@ _ECF_FEATURES = (("c1_b0_mmdt", "c1", 0.0, 0.0), ("c1_b1_mmdt", "c1", 1.0, 0.0),
                  ("d2_a1_b1_mmdt", "generalizedd2", 1.0, 1.0), ("d2_a1_b2_mmdt", "generalizedd2", 2.0, 1.0),
                  ("m2_b1_mmdt", "m2", 1.0, 0.0), ("m2_b2_mmdt", "m2", 2.0, 0.0),
                  ("n2_b1_mmdt", "n2", 1.0, 0.0), ("n2_b2_mmdt", "n2", 2.0, 0.0))
-
-_COMMON = ("Beams:eCM = 13000.", "PhaseSpace:pTHatMin = 995.", "PhaseSpace:pTHatMax = 1005.",
-           "Next:numberCount = 0", "Print:quiet = on")
-_HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
-PROCESSES = {
-    "g": ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on"),
-    "q": ("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on"),
-    "W": ("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W),
-    "Z": ("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off", "23:onIfAny = 1 2 3 4 5"),
-    "t": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
-}
-# |PDG id| a jet of the class is matched to; g and q in the hard process, W, Z and t in the event record
-_MATCH_IDS = {"g": (21,), "q": (1, 2, 3, 4, 5, 6), "W": (24,), "Z": (23,), "t": (6,)}
 JET_R, ETA_MAX, PT_MIN, PT_MAX, MATCH_R = 0.8, 2.5, 800.0, 1200.0, 0.8
 ZCUT, SD_BETA = 0.1, 0.0
 _RECLUSTER_R = 10.0  # C/A radius that merges a whole R = 0.8 jet into one: the full C/A tree of its constituents
@@ -174,32 +161,9 @@ def make_pythia(cls: str, seed: int):
     return pythia
 
 
-def _rap_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rapidity and azimuth of four-momenta ``p`` (..., 4) = (px, py, pz, E); NaN rapidity along the beam (a
-    zero-pT jet of one photon, never selected)."""
-    px, py, pz, e = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 0.5 * np.log((e + pz) / (e - pz)), np.arctan2(py, px)
-
-
 def _delta_r(y1, phi1, y2, phi2) -> np.ndarray:
     dphi = np.mod(phi1 - phi2 + np.pi, 2 * np.pi) - np.pi
     return np.hypot(y1 - y2, dphi)
-
-
-def event_content(pythia, cls: str) -> tuple[np.ndarray, np.ndarray]:
-    """The current event's visible final-state four-momenta (n, 4) in GeV and the (y, φ) of its match targets (k, 2)."""
-    event, process = pythia.event, pythia.process
-    parts = event.particles()  # copies: ids, status and momenta only (no links to the record)
-    visible = np.array([(q.px(), q.py(), q.pz(), q.e()) for q in parts if q.isFinal() and q.isVisible()], dtype=float)
-    ids = _MATCH_IDS[cls]
-    hard = [(i, q) for i, q in enumerate(process.particles()) if q.idAbs() in ids]
-    if cls in ("g", "q"):  # the outgoing partons of the hard process
-        found = [q for _, q in hard if q.statusAbs() == 23]
-    else:  # the event record starts with a copy of the process record: follow the resonance to its last copy
-        found = [event[event[i].iBotCopyId()] for i, q in hard if q.statusAbs() == 22 and event[i].id() == q.id()]
-    mom = np.array([(q.px(), q.py(), q.pz(), q.e()) for q in found], dtype=float).reshape(-1, 4)
-    return visible.reshape(-1, 4), np.stack(_rap_phi(mom), axis=-1)
 
 
 def _jagged(parts: list[np.ndarray]):
@@ -375,50 +339,6 @@ def simulate(n_per_class: int, *, seed: int = 0, jobs: int = 1, chunk: int = 500
                     "events": int(sum(int(p["events"]) for p in parts)),
                     "seconds": float(sum(float(p["seconds"]) for p in parts))}
     return out
-
-
-def build_dataset(features: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
-    """The arrays of the .npz: stratified 60/20/20 split (``random_state = seed``), standardized on train."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.concatenate([features[c] for c in CLASSES])
-    y = np.concatenate([np.full(len(features[c]), i, dtype=np.int64) for i, c in enumerate(CLASSES)])
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.25, stratify=y_rest,
-                                                      random_state=seed)
-    scaler = StandardScaler().fit(x_train)
-    std = {name: scaler.transform(a).astype(np.float32) for name, a in
-           (("X_train", x_train), ("X_val", x_val), ("X_test", x_test))}
-    return {**std, "y_train": y_train, "y_val": y_val, "y_test": y_test,
-            "feature_names": np.array(FEATURES), "class_names": np.array(CLASSES),
-            "scaler_mean": scaler.mean_, "scaler_scale": scaler.scale_}
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` to ``path``, atomically (a temporary file beside it, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the committed file private
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def sanity_table(features: dict[str, np.ndarray]) -> str:
-    """Per-class means of a few telling features, as text."""
-    cols = ("mass_mmdt", "multiplicity", "d2_b1_mmdt", "n2_b1_mmdt", "c2_b1_mmdt", "zlogz")
-    lines = ["class " + " ".join(f"{c:>13}" for c in cols)]
-    for cls in CLASSES:
-        f = features[cls]
-        lines.append(f"{cls:<5} " + " ".join(f"{f[:, FEATURES.index(c)].mean():13.3f}" for c in cols))
-    return "\n".join(lines)
 
 
 def timing(n_events: int, seed: int, n_per_class: int, jobs: int, log=print) -> None:
