@@ -11,6 +11,7 @@ import math
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kit import assert_clean_error, run_cli
 from test_search import SPACE  # the digits MLP's space: input, kernel and activation bits, fc1's sparsity
@@ -19,6 +20,7 @@ from qconvert.errors import RuleError
 from qconvert.rules import loads_rules
 from qconvert.search import loads_space
 from qconvert.search.pruning import BUCKET_BASE, cost_bucket
+from qconvert.train.target import TARGET_LR, target_batch_size
 
 #: Every trial costs the same (the activations' integer bits move their range, not their width): one cost bucket.
 SAME_COST = """\
@@ -103,6 +105,9 @@ def test_a_space_may_vary_target_ebops_and_each_trial_lands_under_its_target(tmp
     assert main["training"]["target_ebops"]["target"] == chosen["params"]["training.target_ebops"]
     assert again["ebops"] == chosen["ebops"] <= chosen["params"]["training.target_ebops"]
     assert again["hls4ml"]["logits_exact_fraction"] == 1.0
+    # no --lr, --batch-size: cost-aware QAT's own defaults, not the main job's fine-tuning ones
+    settings, n_train = main["training"]["target_ebops"]["settings"], len(np.load(data)["X_train"])
+    assert (settings["lr"], settings["batch_size"]) == (TARGET_LR, target_batch_size(n_train))
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from qconvert.cli import cli
 from qconvert.model.cost import model_cost
 from qconvert.rules import as_ruleset, loads_rules
 from qconvert.train.learned import build_search_model
+from qconvert.train.target import target_batch_size
 
 HERE = Path(__file__).resolve().parent
 RULES = {"version": 1, "input": "quantized_bits(8, 2)",
@@ -103,6 +104,13 @@ def test_a_layer_it_cannot_learn_is_one_error():
     qmodel, _ = qconvert.convert(_mlp(), as_ruleset(rules))
     with pytest.raises(qconvert.ConversionError, match=r"plain fixed-point formats; layer .fc1. has kernel"):
         build_search_model(qmodel, 1.0)
+
+
+def test_the_default_batch_gives_16_steps_per_epoch_within_16_to_512():
+    for n in (100, 1077, 12000, 10**6):
+        b = target_batch_size(n)
+        assert 16 <= b <= 512 and b & (b - 1) == 0  # a power of two
+        assert b == 16 or b == 512 or n // b >= 16 > n // (2 * b)
 
 
 # --- the main job, trained to a target once for the tests below -------------------------------------------

@@ -71,10 +71,11 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "reports FP32 vs PTQ accuracy; with --epochs, fine-tunes (QAT)."),
         click.option("--epochs", type=click.IntRange(min=0), default=0, show_default=True, help="QAT epochs (needs --data)."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-                     help="Adam learning rate. Default: the seed's 1e-4 at batch 1024, scaled by sqrt(1024 / batch size)."),
+                     help="Adam learning rate. Default: the seed's 1e-4 at batch 1024, scaled by sqrt(1024 / batch size); "
+                          "3e-3 with --target-ebops."),
         click.option("--batch-size", type=click.IntRange(min=1),
                      help="Default: the largest power of two giving 32 steps per epoch, within 16..1024 "
-                          "(1024, the seed's, for large sets)."),
+                          "(1024, the seed's, for large sets); with --target-ebops 16 steps, within 16..512."),
         click.option("--distill", is_flag=True, help="Train against the FP32 model's soft outputs as well as the labels."),
         click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True),
         click.option("--distill-alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
