@@ -6,6 +6,8 @@ each into one line on stderr and exit code 2. Anything else is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "ConversionError",
     "DataError",
@@ -18,7 +20,19 @@ __all__ = [
     "SettingsError",
     "StudyError",
     "VerificationError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` did you mean 'x'?`` for the choice closest to ``word`` (difflib's ratio >= 0.6), else ``""``.
+
+    For error messages: ``f"unknown key{did_you_mean(key, allowed)}"``.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class QConvertError(Exception):

@@ -87,9 +87,11 @@ def test_strict_with_leftovers_exits_1_and_writes_nothing(model_copy, tmp_path, 
     "text, needles",
     [
         ("version: 1\ndefaults: [oops\n", ("malformed YAML",)),
-        ("version: 1\ndefaults:\n  kernal: quantized_bits(6)\n", (":3", "defaults.kernal", "unknown key")),
+        ("version: 1\ndefaults:\n  kernal: quantized_bits(6)\n", (":3", "defaults.kernal", "unknown key; did you mean 'kernel'?")),
         ("version: 1\ndefaults:\n  kernel: quantized_bits(0)\n", (":3", "defaults.kernel", "bits")),
-        ("version: 1\nrules:\n  - match: {name: nope}\n    keep: true\n", (":3", "matches no layer")),
+        ("version: 1\nrules:\n  - match: {name: nope}\n    keep: true\n", (":3", "matches no layer", "its layers: ", "fc1, ")),
+        ("version: 1\nrules:\n  - match: {name: fc_1}\n    keep: true\n", (":3", "matches no layer", "did you mean 'fc1'?")),
+        ("version: 1\nrules:\n  - match: {type: Dens}\n    keep: true\n", (":3", "matches no layer", "did you mean 'Dense'?")),
     ],
 )
 def test_bad_rules_exit_2_with_one_line(model_copy, tmp_path, write_rules, text, needles):

@@ -39,7 +39,7 @@ ERROR_CASES = {
         descripton: typo   # <-
         """,
         "descripton",
-        "unknown key; expected one of version, description, input, defaults, rules",
+        "unknown key; did you mean 'description'? expected one of version, description, input, defaults, rules",
     ),
     "unknown key in defaults": (
         """

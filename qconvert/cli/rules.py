@@ -1,4 +1,4 @@
-"""``qconvert rules check|show``: validate rule files and preview what they do to a model."""
+"""``qconvert rules check|show|list|cat``: validate rule files, preview what they do to a model, read the presets."""
 
 from __future__ import annotations
 
@@ -43,6 +43,51 @@ def rules_check(ctx: click.Context, files: tuple[str, ...]) -> None:
                 continue
             click.echo(f"{path}: ok ({len(ruleset.rules)} rules{', input quantizer' if ruleset.input else ''})")
         return 2 if failed else 0
+
+    run(ctx, job)
+
+
+@rules_group.command("list")
+@click.pass_context
+def rules_list(ctx: click.Context) -> None:
+    """List the shipped presets: name, whether it needs --data (integer: auto), what it does."""
+
+    def job() -> int:
+        from ..rules import loads_rules, preset_names, presets_dir, read_rules_text
+
+        table = []
+        for name in preset_names():
+            path, text = read_rules_text(name)
+            ruleset = loads_rules(text, str(path))
+            table.append((name, "yes" if ruleset.needs_data else "", ruleset.description or ""))
+        console = make_console()
+        from rich.table import Table
+
+        out = Table("preset", "needs --data", "what it does", title=f"shipped presets ({presets_dir()})")
+        for row in table:
+            out.add_row(*row)
+        console.print(out)
+        click.echo("Print one with `qconvert rules cat NAME`; use it as `--rules NAME`, or copy it and edit.")
+        return 0
+
+    run(ctx, job)
+
+
+@rules_group.command("cat")
+@click.argument("name")
+@click.pass_context
+def rules_cat(ctx: click.Context, name: str) -> None:
+    """Print the shipped preset NAME (e.g. 6bit-auto), to read or to copy: qconvert rules cat 6bit > mine.yaml"""
+
+    def job() -> int:
+        from ..errors import SettingsError, did_you_mean
+        from ..rules import preset_names, read_rules_text
+
+        if name not in preset_names():
+            raise SettingsError(f"no shipped preset {name!r}{did_you_mean(name, preset_names())} "
+                            f"(shipped: {', '.join(preset_names())})")
+        click.echo(read_rules_text(name)[1], nl=False)
+        return 0
 
     run(ctx, job)
 

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import RuleError
+from ..errors import RuleError, did_you_mean
 from ..quantizers import QuantizerSpec
 from ..rules import BN_ROLES, LayerView, PruneSpec, Rule, RuleDecision, RuleSet, Settings, decide, decide_split
 from .fold import Fold, find_folds
@@ -349,11 +349,25 @@ def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = T
     if require_all_rules_used:
         for rule in ruleset.rules:
             if rule.index not in planner.used:
-                raise RuleError(f"matches no layer of model {model.name!r}", source=ruleset.source,
-                                line=rule.line, key=f"rules[{rule.index}].match")
+                raise RuleError(f"matches no layer of model {model.name!r}{_nearest(rule, layers)}",
+                                source=ruleset.source, line=rule.line, key=f"rules[{rule.index}].match")
     graph = graph_of(model)
     input_quantizer = None if _inputs_quantized(model, graph) else ruleset.input
     return Plan(ruleset, model.name, tuple(layers), input_quantizer, tuple(ref.layer for ref in graph.inputs))
+
+
+def _nearest(rule: Rule, layers: list[LayerPlan]) -> str:
+    """What a rule matching nothing may have meant: the closest layer name (or type), else the model's layers."""
+    names = list(dict.fromkeys(layer.path[-1] for layer in layers))
+    types = list(dict.fromkeys(layer.class_name for layer in layers))
+    hints = [did_you_mean(t, types) for t in rule.match.type if t not in types]
+    if rule.match.name is not None:
+        hints.insert(0, did_you_mean(rule.match.name, names))
+    hint = next((h for h in hints if h), "")
+    if hint:
+        return hint
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    return f"; its layers: {shown}"
 
 
 def _inputs_quantized(model: Any, graph: Graph) -> bool:

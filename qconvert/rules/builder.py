@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import RuleError
+from ..errors import RuleError, did_you_mean
 from ..quantizers import QuantizerSpec, QuantizerSyntaxError, parse_quantizer, spec_from_mapping
 from .parse import LinedMap, LinedSeq
 from .types import (
@@ -50,7 +50,8 @@ class Builder:
         allowed = tuple(allowed)
         for k in value:
             if k not in allowed:
-                raise self.fail(f"unknown key; expected one of {', '.join(allowed)}", value.lines[k], f"{key}.{k}" if key else k)
+                raise self.fail(f"unknown key{did_you_mean(str(k), allowed) or ';'} expected one of {', '.join(allowed)}",
+                                value.lines[k], f"{key}.{k}" if key else k)
         return value
 
     def quantizer(self, value: Any, line: int, key: str, role: str) -> QuantizerSpec:

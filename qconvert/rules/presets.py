@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import RuleError
+from ..errors import RuleError, did_you_mean
 
 __all__ = ["preset_names", "presets_dir", "read_rules_text", "resolve_rules_path"]
 
@@ -43,6 +43,7 @@ def read_rules_text(path: str | Path) -> tuple[Path, str]:
     except IsADirectoryError:
         raise RuleError("is a directory, not a rule file", source=str(path)) from None
     except FileNotFoundError:
-        raise RuleError(f"no such rule file (shipped presets: {', '.join(preset_names())})", source=str(path)) from None
+        hint = did_you_mean(str(path), preset_names()) if path.suffix == "" else ""
+        raise RuleError(f"no such rule file{hint} (shipped presets: {', '.join(preset_names())})", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read: {exc}", source=str(path)) from None
