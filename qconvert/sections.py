@@ -43,6 +43,8 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
         table.add_row(label, "-" if acc is None else f"{acc:.4f}", "-" if loss is None else f"{loss:.4f}",
                       "-" if auc is None else f"{auc:.4f}")
     console.print(table)
+    if accuracy.get("warning"):
+        console.print(f"[yellow]warning[/yellow]: {accuracy['warning']}")
     training = sections.get("training")
     if training:
         conv = training.get("convergence") or {}

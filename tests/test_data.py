@@ -137,3 +137,30 @@ def test_cli_bad_data_exits_2_and_writes_nothing(tmp_path, request):
         assert sorted(p.name for p in tmp_path.iterdir()) == before
     usage = CliRunner().invoke(cli, [str(model), "-r", str(rules), "--epochs", "2"])
     assert usage.exit_code == 2 and "--epochs needs --data" in usage.output
+
+
+@pytest.mark.parametrize("test_right, warned", [(0.5, True), (1.0, False)])
+def test_a_validation_split_far_above_the_test_split_is_questioned(tmp_path, test_right, warned):
+    """Labels made from the model's own predictions: validation rows all right, test rows right at ``test_right``."""
+    import json
+
+    from kit import run_cli
+    from models import random_inputs, seed_fp32
+
+    model = seed_fp32()
+    model_path = tmp_path / "m.keras"
+    model.save(model_path)
+    x = random_inputs(model, 600, seed=1)
+    predicted = model.predict(x, verbose=0).argmax(axis=1)
+    wrong = (predicted + 1) % 5
+    n_right = int(200 * test_right)
+    y_test = np.concatenate([predicted[400:400 + n_right], wrong[400 + n_right:]])
+    np.savez(tmp_path / "d.npz", X_train=x[:200], y_train=predicted[:200], X_val=x[200:400], y_val=predicted[200:400],
+             X_test=x[400:], y_test=y_test)
+    result = run_cli(model_path, "-r", "6bit", "--data", tmp_path / "d.npz", "-o", tmp_path / "q.keras",
+                     "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads((tmp_path / "r.json").read_text())["accuracy"]
+    assert accuracy["fp32_validation"] == 1.0 and accuracy["fp32"] == pytest.approx(test_right)
+    assert ("warning" in accuracy) == warned
+    assert ("may have been trained or chosen on validation rows" in " ".join(result.stdout.split())) == warned

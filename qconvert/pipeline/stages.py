@@ -6,6 +6,7 @@ the data) and adds its section to the report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,18 @@ from ..report import ConversionReport
 from ..rules import RuleSet
 from .convert import build_report, convert_planned, refresh_cost
 
-__all__ = ["accuracy_stage", "checkpoint_dir", "hls4ml_stage", "prune_targets", "qonnx_stage", "rtl_stage", "target_stage",
-           "train_rules", "train_stage"]
+__all__ = [
+    "accuracy_stage",
+    "checkpoint_dir",
+    "hls4ml_stage",
+    "prune_targets",
+    "qonnx_stage",
+    "rtl_stage",
+    "target_stage",
+    "train_rules",
+    "train_stage",
+    "validation_warning",
+]
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -55,6 +66,12 @@ def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Pa
         **{name: m.accuracy for name, m in metrics.items()},
         "loss": {name: m.loss for name, m in metrics.items()},
     }
+    if split == "test" and metrics["fp32"].accuracy is not None:
+        val = evaluate(model, dataset, dataset.x_val, dataset.y_val, loss).accuracy
+        report.sections["accuracy"]["fp32_validation"] = val
+        warning = validation_warning(val, metrics["fp32"].accuracy, len(dataset.x_val), len(x))
+        if warning:
+            report.sections["accuracy"]["warning"] = warning
     report.sections["per_class"] = {name: m.per_class for name, m in metrics.items()}
     report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
     if training is not None:
@@ -62,6 +79,24 @@ def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Pa
     if target is not None:
         report.sections.setdefault("training", {})["target_ebops"] = target_section
     return qmodel, training
+
+
+#: The validation split is questioned when the FP32 model scores this much higher on it than on the test split
+#: (and by more than three standard errors of the difference).
+VALIDATION_GAP = 0.02
+
+
+def validation_warning(val: float, test: float, n_val: int, n_test: int) -> str | None:
+    """A warning when the FP32 model's validation accuracy ``val`` is far above its test accuracy ``test``
+    (fractions; ``n_val``, ``n_test`` rows): more than :data:`VALIDATION_GAP` and three standard errors of the
+    difference of two binomial proportions. Else None."""
+    p = (val * n_val + test * n_test) / (n_val + n_test)
+    se = math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_val + 1 / n_test))
+    if val - test <= max(VALIDATION_GAP, 3 * se):
+        return None
+    return (f"the FP32 model scores {val:.4f} on the validation split but {test:.4f} on the test split: it may have "
+            "been trained or chosen on validation rows, so training choices made on them (early stopping, a search's "
+            "ranking) can be optimistic; give validation rows it never saw")
 
 
 def target_stage(model: Any, dataset: Any, options: Any, report: ConversionReport, target: dict[str, Any],
