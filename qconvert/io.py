@@ -16,7 +16,19 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_leftovers", "atomic_path", "new_file_mode", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_leftovers", "atomic_path", "check_writable", "new_file_mode", "write_bytes_atomic", "write_text_atomic"]
+
+
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Raise :class:`OutputError` unless a file can be written at ``path`` (``what``: "the report", ...): its
+    folder exists and is writable, and ``path`` is not a folder. For checks before anything long runs."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; {what} needs a file name")
+    if not target.parent.is_dir():
+        raise OutputError(f"{target}: folder {target.parent} does not exist (for {what})")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{target}: folder {target.parent} is not writable (for {what})")
 
 
 def new_file_mode() -> int:

@@ -102,3 +102,20 @@ def test_case_study_rows_are_what_the_main_job_computes(digits, digits_fp32, dig
     assert study.accuracy("6-bit PTQ") == accuracy["ptq"]
     assert study.accuracy("FP32 baseline") == accuracy["fp32"]
     assert np.isfinite(accuracy["qat"])
+
+
+@pytest.mark.parametrize("option, what", [("--report", "the report"), ("--plot", "the training figure"),
+                                          ("-o", "the converted model")])
+def test_every_output_path_is_checked_before_training(digits_files, tmp_path, option, what):
+    """A path that cannot be written fails in one line before the first epoch, and nothing is written."""
+    model, data = digits_files
+    work = tmp_path / "work"
+    work.mkdir()
+    blocker = work / "a_file"
+    blocker.write_text("")
+    outputs = {"-o": work / "q.keras", "--report": work / "r.json", "--plot": work / "fig.png"}
+    outputs[option] = blocker / "x.keras" if option == "-o" else blocker / "x.out"  # its folder is a file
+    args = [a for key, path in outputs.items() for a in (key, path)]
+    result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", *args)
+    assert_clean_error(result, "does not exist", f"for {what}")
+    assert sorted(p.name for p in work.iterdir()) == ["a_file"]  # no model, no checkpoint, no figure

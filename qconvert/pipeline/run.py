@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError, OutputError, QConvertError, SettingsError
-from ..io import write_text_atomic
+from ..io import check_writable, write_text_atomic
 from ..report import ConversionReport
 from ..rules import as_ruleset
 from .convert import convert_planned, versions
@@ -91,9 +91,11 @@ def check(ctx: Context) -> None:
     ctx.out = job.output
     if ctx.out.exists() and ctx.out.resolve() == ctx.source.resolve():
         raise OutputError(f"{ctx.out}: is the input model; qconvert never overwrites its input")
-    report = job.outputs.report
-    if report is not None and not Path(report).parent.is_dir():
-        raise OutputError(f"{report}: folder {Path(report).parent} does not exist")
+    check_writable(ctx.out, "the converted model")
+    if job.outputs.report is not None:
+        check_writable(job.outputs.report, "the report")
+    if job.train is not None and job.outputs.plot is not None:
+        check_writable(job.outputs.plot, "the training figure")
 
 
 def load(ctx: Context) -> None:
