@@ -206,8 +206,12 @@ class ConversionReport:
         )
 
     def render(self, console: Any) -> None:
-        """Print the per-layer table and the totals on a rich console."""
+        """Print the per-layer table and the totals, then each section, on a rich console."""
+        self.render_table(console)
+        self.render_sections(console)
 
+    def render_table(self, console: Any, title: str | None = None) -> None:
+        """Print the per-layer table and the totals line (``title``: default ``MODEL → OUTPUT``)."""
         da = self.totals.lut_da is not None
         pruned = any(r.sparsity is not None for r in self.layers)
         columns = [Column("layer"), Column("type"), Column("kernel"), Column("bias"), Column("activation"),
@@ -220,8 +224,11 @@ class ConversionReport:
         total = ["total", "", "", "", "", f"{t.params:,}", format_count(t.bops), _opt(t.ebops), _opt(t.dsp),
                  *([""] * pruned + [_opt(t.lut_da)] * da),
                  f"FP32 {format_count(t.bops_fp32)}, ap_fixed<16,6> {format_count(t.bops_ap_fixed_16_6)}"]
-        print_layer_table(console, f"{self.model} → {self.output or '(not written)'}", columns, rows, total)
+        print_layer_table(console, title or f"{self.model} → {self.output or '(not written)'}", columns, rows, total)
         console.print(self.summary_line())
+
+    def render_sections(self, console: Any) -> None:
+        """Print each section of the report (calibration, accuracy, pruning, hls4ml, RTL, QONNX) that it has."""
         if "calibration" in self.sections:
             render_calibration(self.sections["calibration"], console)
         if "accuracy" in self.sections:

@@ -119,3 +119,15 @@ def test_every_output_path_is_checked_before_training(digits_files, tmp_path, op
     result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", *args)
     assert_clean_error(result, "does not exist", f"for {what}")
     assert sorted(p.name for p in work.iterdir()) == ["a_file"]  # no model, no checkpoint, no figure
+
+
+def test_the_layer_table_is_printed_before_training(digits_files, tmp_path):
+    """A wrong rule shows before a long QAT: the conversion's table comes first, the trained model's after it."""
+    model, data = digits_files
+    result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "1", "-o", tmp_path / "q.keras")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    first, accuracy = text.find("before QAT"), text.find("accuracy on the")
+    assert -1 < first < text.find("┏", first) < accuracy, text[:2000]  # its table, before the trained model's figures
+    assert text.count("EBOPs ┃") >= 2  # then the trained model's table
+    assert run_cli(model, "-r", "6bit", "-o", tmp_path / "p.keras").stdout.count("before QAT") == 0  # no training

@@ -48,7 +48,11 @@ def convert_cmd(ctx: click.Context, model: str, rules: str, output: str | None, 
             hls4ml_dir=opts.pop("hls4ml_dir"), rtl_dir=opts.pop("rtl_dir"), rtl_progress=rtl_progress(make_console(stderr=True)),
             **opts)  # "X needs Y": SettingsError
         quiet_backends()
-        result = run_job(settings)
+
+        def before_training(report: Any) -> None:  # a wrong rule shows before a long QAT, not after it
+            report.render_table(make_console(), title=f"{report.model}: converted, before QAT (the trained model's table follows)")
+
+        result = run_job(settings, on_converted=before_training)
         result.report.render(make_console())
         target = result.report.sections.get("training", {}).get("target_ebops")
         if target is not None:
