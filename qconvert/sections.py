@@ -78,19 +78,36 @@ def render_calibration(c: dict[str, Any], console: Any) -> None:
         console.print(f"[yellow]saturation:[/yellow] {warning}")
 
 
+def verdict(label: str, r: dict[str, Any]) -> str:
+    """The first line of an hls4ml or RTL block: are the logits (else the outputs) bit-identical to Keras, on how
+    many rows (``r``: the section, with ``logits_exact_fraction`` or ``exact_fraction``, ``n_samples``, ``inputs``)."""
+    fraction, what = r.get("logits_exact_fraction"), "logits"
+    if fraction is None:
+        fraction, what = r.get("exact_fraction"), "outputs"
+    if fraction is None or not r.get("n_samples"):
+        return f"{label}: not emulated, nothing verified"
+    n = int(r["n_samples"])
+    rows = f"{n:,} {'given rows' if r.get('inputs') == 'given' else 'sampled inputs'}"
+    if fraction == 1.0:
+        return f"{label}: [green]{what} bit-identical 100.00% (all {rows}): verified[/green]"
+    same = round(fraction * n)
+    return f"{label}: [yellow]{what} bit-identical {100 * fraction:.2f}% ({same:,} of {rows}): NOT bit-exact[/yellow]"
+
+
 def render_hls4ml(h: dict[str, Any], console: Any) -> None:
-    """The hls4ml section in a few lines: project, agreement with Keras, what limits it, build figures."""
+    """The hls4ml section, verdict first: bit-identical or not, then project, agreement, limits, build figures."""
 
     def pct(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.2f}%"
 
-    console.print(f"hls4ml: {h['backend']} {h['part']} {h['io_type']}, project {h['project_dir']} "
-                  f"(compiled in {h['compile_seconds']:.1f} s; input {h['input_precision']})")
-    line = (f"  {h['n_samples']} {h['inputs']} samples: argmax agreement {pct(h['argmax_agreement'])}, "
-            f"outputs bit-identical {pct(h['exact_fraction'])}")
-    if h.get("logits_exact_fraction") is not None:
-        line += f", logits bit-identical {pct(h['logits_exact_fraction'])}"
-    console.print(line + f", max |diff| {h['max_abs_diff']:.3g}")
+    console.print(verdict("hls4ml", h))
+    console.print(f"  project {h['project_dir']}: {h['backend']} {h['part']} {h['io_type']}, compiled in "
+                  f"{h['compile_seconds']:.1f} s; input {h['input_precision']}")
+    line = f"  argmax agreement {pct(h['argmax_agreement'])}, max |diff| {h['max_abs_diff']:.3g}"
+    if h.get("logits_exact_fraction") is not None and h.get("exact_fraction") != h["logits_exact_fraction"]:
+        line += (f"; the model's outputs after the logits (e.g. softmax, which hls4ml computes from a table) are "
+                 f"bit-identical {pct(h['exact_fraction'])}: expected, see limits")
+    console.print(line, soft_wrap=False)
     outputs = h.get("outputs") or []
     for o in outputs if len(outputs) > 1 else []:  # a model with several outputs: each one
         agree = "" if o["argmax_agreement"] is None else f"argmax agreement {pct(o['argmax_agreement'])}, "
@@ -99,7 +116,8 @@ def render_hls4ml(h: dict[str, Any], console: Any) -> None:
     if h.get("accuracy_keras") is not None:
         console.print(f"  accuracy: Keras {h['accuracy_keras']:.4f}, hls4ml {h['accuracy_hls4ml']:.4f}")
     if h.get("first_divergent_layer"):
-        console.print(f"  first divergent layer: {h['first_divergent_layer']}; limits: {h['limits']}")
+        console.print(f"  first divergent layer: {h['first_divergent_layer']}")
+        console.print(f"  limits: {h['limits']}")
     if h.get("bops"):
         console.print(f"  BOPs at hls4ml's precisions (accumulators included): {format_count(h['bops'])}")
     if h.get("lut_da_total") is not None:
@@ -131,13 +149,12 @@ def render_rtl(r: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     s = r["seconds"]
-    console.print(f"RTL ({r['flavor']}, top {r['top']}): {r['project_dir']}; input {r['input_precision']} "
+    if r.get("logits_exact_fraction") is not None:
+        console.print(verdict("RTL (Verilator emulation)", r))
+    console.print(f"  {r['flavor']}, top {r['top']}: {r['project_dir']}; input {r['input_precision']} "
                   f"({r['input_source']}); outputs the logits of '{r['logits_layer']}'")
     if r.get("logits_exact_fraction") is not None:
-        line = (f"  Verilator emulation, {r['n_samples']} {r['inputs']} samples: logits bit-identical "
-                f"{100 * r['logits_exact_fraction']:.2f}%, argmax agreement {100 * r['argmax_agreement']:.2f}%, "
-                f"max |diff| {r['max_abs_diff']:.3g}")
-        console.print(line)
+        console.print(f"  argmax agreement {100 * r['argmax_agreement']:.2f}%, max |diff| {r['max_abs_diff']:.3g}")
         if r.get("accuracy_keras") is not None:
             console.print(f"  accuracy: Keras {r['accuracy_keras']:.4f}, RTL {r['accuracy_rtl']:.4f}")
         if r.get("first_divergent_layer"):
