@@ -186,3 +186,59 @@ def render_study(study: CaseStudy, console: Any) -> None:
             cells.append(f"{row['hls4ml']:.4f}" if row.get("hls4ml") is not None else "")
         table.add_row(*cells)
     console.print(table)
+
+
+def keep_models(out_dir: Path, then: Callable[[str, Any, CaseStudy], None] | None = None
+                ) -> Callable[[str, Any, CaseStudy], None]:
+    """An ``after_qat`` hook: save each QAT model as ``out_dir/<name>.keras`` (with provenance), then ``then``."""
+    from .model.save import save_model
+
+    def add(name: str, qmodel: Any, study: CaseStudy) -> None:
+        slug = "".join(c if c.isalnum() else "_" for c in name)
+        save_model(qmodel, Path(out_dir) / f"{slug}.keras", {"created_by": "qconvert demo", "preset": name})
+        if then is not None:
+            then(name, qmodel, study)
+
+    return add
+
+
+def write_outputs(out_dir: Path, fp32: Any, data: Dataset, study: CaseStudy) -> list[Path]:
+    """The FP32 model (``fp32.keras``), the data it was trained on (``digits.npz``: the train/validation/test split
+    the study used, as the main job's ``--data`` takes it) and the study's figure (``accuracy.png``: accuracy per
+    model, hls4ml's beside Keras's). Returns the paths written (each atomically)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .io import atomic_path, write_bytes_atomic
+    from .model.save import save_model
+
+    out_dir = Path(out_dir)
+    written = [save_model(fp32, out_dir / "fp32.keras", {"created_by": "qconvert demo", "preset": "FP32 baseline"})]
+    buffer = io.BytesIO()
+    np.savez(buffer, X_train=data.x_train, y_train=data.y_train, X_val=data.x_val, y_val=data.y_val,
+             X_test=data.x_test, y_test=data.y_test)
+    written.append(write_bytes_atomic(out_dir / "digits.npz", buffer.getvalue()))
+    names = [row["model"] for row in study.rows]
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 4))
+    positions = np.arange(len(names))
+    bars = ax.bar(positions - 0.2, [row["accuracy"] for row in study.rows], 0.4, label="Keras")
+    ax.bar_label(bars, labels=[f"{row['accuracy']:.3f}" for row in study.rows], fontsize=8)
+    emulated = [row.get("hls4ml") for row in study.rows]
+    if any(v is not None for v in emulated):
+        ax.bar(positions + 0.2, [v or 0.0 for v in emulated], 0.4, label="hls4ml emulation")
+    ax.set_xticks(positions, names, rotation=20)
+    ax.set_ylim(max(0.0, min(row["accuracy"] for row in study.rows) - 0.1), 1.0)
+    ax.set_title(f"{study.dataset}: accuracy on the {study.split} split")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    try:
+        with atomic_path(out_dir / "accuracy.png", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+    return [*written, out_dir / "accuracy.png"]

@@ -211,6 +211,12 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     finished = [t for t in summary["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
     assert len(finished) == 4 and summary["study"] == "qconvert-search" and summary["warnings"] == []
     assert {t["worker"] for t in summary["trials"]} <= {0, 1}  # -j 2: two local workers shared the study
+    # not a terminal (a CI or Slurm log): one line per trial as it ends, no live bar
+    lines = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
+    assert sorted(int(line.split()[1]) for line in lines) == sorted(t["number"] for t in summary["trials"])
+    for t in (t for t in finished if t["state"] == "COMPLETE"):
+        assert any(line.startswith(f"trial {t['number']} complete: val acc {t['val_accuracy']:.4f}")
+                   for line in lines), (t, lines)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
     assert summary["references"]["6bit"]["ebops"] > 0 and summary["fp32"]["test_accuracy"] > 0.9
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

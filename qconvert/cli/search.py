@@ -149,6 +149,15 @@ def search_cmd(ctx: click.Context, model: str, space: str, data: str, outdir: st
     run(ctx, job)
 
 
+def trial_line(trial: dict[str, Any]) -> str:
+    """``trial 3 complete: val acc 0.9561, ebops 12,345; fc1.kernel.bits=4, ...`` (an ended trial, one line)."""
+    figures = [f"val acc {trial['val_accuracy']:.4f}"] if trial.get("val_accuracy") is not None else []
+    figures += [f"{key} {value:,.0f}" for key, value in trial.items()
+                if key not in ("number", "state", "params", "val_accuracy") and isinstance(value, (int, float))]
+    params = ", ".join(f"{k}={v}" for k, v in trial["params"].items())
+    return f"trial {trial['number']} {trial['state']}: {', '.join(figures) or 'no figures'}" + (f"; {params}" if params else "")
+
+
 def _search_progress(console: Any, total: int) -> Any:
     """A rich progress bar (trials done, best so far, ETA) as a context manager yielding the callback."""
     from contextlib import contextmanager
@@ -175,6 +184,9 @@ def _search_progress(console: Any, total: int) -> Any:
                     f"best: trial {best['number']} acc {best['val_accuracy']:.4f}" if best else
                     (event["event"] if event["event"] not in ("start", "trial", "poll") else ""))
             progress.update(task, completed=min(event["done"], total), best=text)
+            if not console.is_terminal:  # a log (CI, Slurm): one line per trial that ended, as it ends
+                for trial in event.get("finished", ()):
+                    console.print(trial_line(trial), soft_wrap=True, highlight=False)
 
         with progress:
             yield update

@@ -101,11 +101,14 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
     Path(options.outdir).mkdir(exist_ok=True)
     study = open_study(settings, space, options, create=True)
 
+    seen: set[int] = set()
+
     def progress(event: str, current: Any = None) -> None:
         if on_progress is None:
             return
         s = current if current is not None else study
-        on_progress({"done": count_trials(s), "total": options.trials, "best": _best(s, settings), "event": event})
+        on_progress({"done": count_trials(s), "total": options.trials, "best": _best(s, settings), "event": event,
+                     "finished": _newly_finished(s, seen, settings)})
 
     progress("start")
     if options.jobs == 1:
@@ -115,6 +118,7 @@ def search(settings: SearchSettings, options: StudyOptions, *, hls4ml: Any = Non
                              on_poll=lambda s: progress("poll", s))
         if errors and count_trials(study) < options.trials:
             raise QConvertError(errors[0])
+    progress("done")  # the trials that ended after the last poll
     result = collect(study, space, settings, options.outdir, settings.max_drop)
     result.warnings = warnings
     if settings.retrain_epochs:
@@ -143,6 +147,20 @@ def _retrain(study: Any, space: Space, settings: SearchSettings, options: StudyO
             if errors:
                 raise QConvertError(errors[0])
     return collect(study, space, settings, options.outdir, settings.max_drop)
+
+
+def _newly_finished(study: Any, seen: set[int], settings: SearchSettings) -> list[dict[str, Any]]:
+    """The trials that ended (complete, stopped early, failed) since the last call, oldest first (``seen``: the
+    numbers already told, updated): number, state, parameters, validation accuracy and cost when known."""
+    from optuna.trial import TrialState
+
+    ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    out = []
+    for t in sorted((t for t in ended if t.number not in seen), key=lambda t: t.number):
+        seen.add(t.number)
+        out.append({"number": t.number, "state": t.state.name.lower(), "params": dict(t.params),
+                    "val_accuracy": t.user_attrs.get("val_accuracy"), settings.cost: t.user_attrs.get(settings.cost)})
+    return out
 
 
 def _best(study: Any, settings: SearchSettings) -> dict[str, Any] | None:
