@@ -213,8 +213,8 @@ STAGES: tuple[Callable[[Context], None], ...] = (check, load, convert, preflight
 def run(job: Job, *, on_converted: Callable[[ConversionReport], None] | None = None) -> FileResult:
     """Run the main job: check, load, convert, evaluate and train, save, export, finish.
 
-    ``on_converted``: called with the report of the conversion before training starts (only when the job
-    trains), e.g. to print the layer table before a long QAT.
+    ``on_converted``: called with the report of the conversion once every check has passed and before training
+    starts (only when the job trains), e.g. to print the layer table before a long QAT.
     Returns the report and the output path (None when ``job.strict`` found leftovers: nothing written).
     Raises the :class:`~qconvert.errors.QConvertError` subclass of the first user error; any other exception
     carries a note naming the stage it came from.
@@ -230,7 +230,7 @@ def run(job: Job, *, on_converted: Callable[[ConversionReport], None] | None = N
             raise
         if ctx.stopped:
             return FileResult(ctx.report, None)
-        if stage is convert and on_converted is not None and job.train is not None and ctx.dataset is not None:
+        if stage is preflight and on_converted is not None and job.train is not None and ctx.dataset is not None:
             on_converted(ctx.report)
     return FileResult(ctx.report, ctx.out)
 
