@@ -25,6 +25,8 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
     target = Path(path)
     if target.is_dir():
         raise OutputError(f"{target}: is a folder; {what} needs a file name")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise OutputError(f"{target}: {target.parent} is a file, not a folder (for {what})")
     if not target.parent.is_dir():
         raise OutputError(f"{target}: folder {target.parent} does not exist (for {what})")
     if not os.access(target.parent, os.W_OK | os.X_OK):

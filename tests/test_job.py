@@ -117,7 +117,7 @@ def test_every_output_path_is_checked_before_training(digits_files, tmp_path, op
     outputs[option] = blocker / "x.keras" if option == "-o" else blocker / "x.out"  # its folder is a file
     args = [a for key, path in outputs.items() for a in (key, path)]
     result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", *args)
-    assert_clean_error(result, "does not exist", f"for {what}")
+    assert_clean_error(result, "a_file is a file, not a folder", f"for {what}")
     assert sorted(p.name for p in work.iterdir()) == ["a_file"]  # no model, no checkpoint, no figure
 
 
@@ -131,3 +131,15 @@ def test_the_layer_table_is_printed_before_training(digits_files, tmp_path):
     assert -1 < first < text.find("┏", first) < accuracy, text[:2000]  # its table, before the trained model's figures
     assert text.count("EBOPs ┃") >= 2  # then the trained model's table
     assert run_cli(model, "-r", "6bit", "-o", tmp_path / "p.keras").stdout.count("before QAT") == 0  # no training
+
+
+@pytest.mark.parametrize("option", ["--report", "--plot"])
+def test_no_output_is_written_over_the_model_or_another_output(digits_files, tmp_path, option):
+    """--report or --plot naming the converted model, or the input model: one line before anything runs."""
+    model, data = digits_files
+    before = model.read_bytes()
+    out = tmp_path / "q.keras"
+    for target, says in ((out, "is both the converted model (-o) and"), (model, "is both the input model and")):
+        result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", "-o", out, option, target)
+        assert_clean_error(result, says)
+    assert model.read_bytes() == before and not out.exists()

@@ -63,7 +63,10 @@ def rules_list(ctx: click.Context) -> None:
         console = make_console()
         from rich.table import Table
 
-        out = Table("preset", "needs --data", "what it does", title=f"shipped presets ({presets_dir()})")
+        out = Table(title=f"shipped presets ({presets_dir()})")
+        out.add_column("preset", no_wrap=True, min_width=max(len(row[0]) for row in table))  # the name is copied: never cut
+        out.add_column("needs --data")
+        out.add_column("what it does")
         for row in table:
             out.add_row(*row)
         console.print(out)

@@ -361,7 +361,7 @@ def _nearest(rule: Rule, layers: list[LayerPlan]) -> str:
     names = list(dict.fromkeys(layer.path[-1] for layer in layers))
     types = list(dict.fromkeys(layer.class_name for layer in layers))
     hints = [did_you_mean(t, types) for t in rule.match.type if t not in types]
-    if rule.match.name is not None:
+    if rule.match.name is not None and rule.match.name not in names:
         hints.insert(0, did_you_mean(rule.match.name, names))
     hint = next((h for h in hints if h), "")
     if hint:

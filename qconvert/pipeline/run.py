@@ -96,6 +96,33 @@ def check(ctx: Context) -> None:
         check_writable(job.outputs.report, "the report")
     if job.train is not None and job.outputs.plot is not None:
         check_writable(job.outputs.plot, "the training figure")
+    _check_distinct(ctx.source, _outputs(job, ctx.out))
+
+
+def _outputs(job: Job, out: Path) -> dict[str, Path]:
+    """Every path the job writes, by what it is (the training figure only when the job trains)."""
+    paths = {"the converted model (-o)": out}
+    if job.outputs.report is not None:
+        paths["the report (--report)"] = Path(job.outputs.report)
+    if job.train is not None:
+        paths["the training figure (--plot)"] = (Path(job.outputs.plot) if job.outputs.plot is not None
+                                                 else out.with_name(f"{out.stem}_training.png"))
+    for name, options in (("the hls4ml project (--hls4ml)", job.hls4ml), ("the RTL project (--rtl)", job.rtl)):
+        if options is not None:
+            paths[name] = Path(options.output_dir)
+    if job.qonnx is not None:
+        paths["the QONNX graph (--qonnx)"] = Path(job.qonnx.output)
+    return paths
+
+
+def _check_distinct(source: Path, paths: dict[str, Path]) -> None:
+    """Raise :class:`OutputError` when an output is the input model or two outputs are one path."""
+    seen: dict[Path, str] = {source.resolve(): "the input model"}
+    for what, path in paths.items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise OutputError(f"{path}: is both {seen[resolved]} and {what}; qconvert never writes one over the other")
+        seen[resolved] = what
 
 
 def load(ctx: Context) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "assess_convergence",
     "evaluate",
     "fine_tune",
+    "fit_verbosity",
     "infer_loss",
     "loss_from_file",
     "resolve_batch_size",
@@ -62,6 +63,16 @@ def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
 
 #: The seed's QAT learning rate (Adam), at the seed's batch size 1024.
 SEED_LR = 1e-4
+
+
+def fit_verbosity(verbose: Any) -> Any:
+    """Keras ``fit``'s ``verbose``: ``"auto"`` is a progress bar (1) on a terminal and one line per epoch (2)
+    otherwise, so that logs (CI, Slurm, ``| tee``) get no carriage returns; anything else as given."""
+    if verbose != "auto":
+        return verbose
+    import sys
+
+    return 1 if sys.stdout.isatty() else 2
 
 
 def resolve_lr(lr: float | None, batch_size: int) -> float:
@@ -318,7 +329,7 @@ def fine_tune(model: Any, data: Dataset, options: TrainOptions, *, compiled_loss
         try:
             model.fit(data.x_train, y_train, validation_data=(data.x_val, y_val), epochs=options.epochs,
                       initial_epoch=resumed_from, batch_size=batch_size, shuffle=True, callbacks=[*callbacks, callback],
-                      verbose=options.verbose)
+                      verbose=fit_verbosity(options.verbose))
         except KeyboardInterrupt:
             where = (f"the checkpoint in {directory} holds epoch {state['epoch']}: run the same command with --resume "
                      f"to continue" if directory is not None and state["epoch"] else "no finished epoch to resume from")

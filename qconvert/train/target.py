@@ -39,7 +39,7 @@ from ..errors import DataError
 from ..rules import RuleSet, loads_rules
 from .compiled import compile_for_training
 from .data import Dataset
-from .qat import TrainOptions, TrainResult, fine_tune, infer_loss
+from .qat import TrainOptions, TrainResult, fine_tune, fit_verbosity, infer_loss
 
 __all__ = ["TARGET_LR", "TargetResult", "TargetSettings", "render_target", "target_batch_size", "train_to_target"]
 
@@ -126,7 +126,7 @@ def render_target(section: dict[str, Any], console: Any) -> None:
 
     e = section["ebops"]
     console.print(f"target EBOPs {section['target']:,.0f}: start {e['start']:,.0f} → search {e['search']:,.0f} "
-                  f"(epoch {section['chosen_epoch'] or 'none at target'}) → fixed {e['fixed']:,.0f} → final {e['final']:,.0f}"
+                  f"({_chosen(section['chosen_epoch'])}) → fixed {e['fixed']:,.0f} → final {e['final']:,.0f}"
                   f"; {section['search_epochs']} + {section['finetune_epochs']} epochs, "
                   f"{sum(section['seconds'].values()):.0f} s")
     table = Table("layer", "learned precision", "sparsity", title="learned precisions")
@@ -135,6 +135,10 @@ def render_target(section: dict[str, Any], console: Any) -> None:
         s = section["sparsity"].get(name)
         table.add_row(name, text, f"{100 * s:.1f} %" if s is not None else "")
     console.print(table)
+
+
+def _chosen(epoch: int) -> str:
+    return f"epoch {epoch}" if epoch else "no search epoch reached the target: pruned down to it"
 
 
 def _sparsity(masks: dict[tuple[str, str], np.ndarray]) -> dict[str, float]:
@@ -190,7 +194,7 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     compile_for_training(search.model, replace(options, lr=lr, epochs=n_search), loss, steps,
                          (dataset.x_train, dataset.y_train))
     search.model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), epochs=n_search,
-                     batch_size=batch_size, shuffle=True, callbacks=[controller], verbose=options.verbose)
+                     batch_size=batch_size, shuffle=True, callbacks=[controller], verbose=fit_verbosity(options.verbose))
     chosen = state.best_weights if state.best_weights is not None else state.lowest_weights
     if chosen is not None:
         search.model.set_weights(chosen)
