@@ -214,8 +214,9 @@ def write_outputs(out_dir: Path, fp32: Any, data: Dataset, study: CaseStudy) -> 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .io import atomic_path, write_bytes_atomic
+    from .io import write_bytes_atomic
     from .model.save import save_model
+    from .train.plot import save_figure
 
     out_dir = Path(out_dir)
     written = [save_model(fp32, out_dir / "fp32.keras", {"created_by": "qconvert demo", "preset": "FP32 baseline"})]
@@ -235,10 +236,4 @@ def write_outputs(out_dir: Path, fp32: Any, data: Dataset, study: CaseStudy) -> 
     ax.set_ylim(max(0.0, min(row["accuracy"] for row in study.rows) - 0.1), 1.0)
     ax.set_title(f"{study.dataset}: accuracy on the {study.split} split")
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    try:
-        with atomic_path(out_dir / "accuracy.png", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return [*written, out_dir / "accuracy.png"]
+    return [*written, save_figure(fig, out_dir / "accuracy.png")]

@@ -25,7 +25,7 @@ __all__ = [
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` did you mean 'x'?`` for the choice closest to ``word`` (difflib's ratio >= 0.6), else ``""``.
+    """``"; did you mean 'x'?"`` for the choice closest to ``word`` (difflib's ratio >= 0.6), else ``""``.
 
     For error messages: ``f"unknown key{did_you_mean(key, allowed)}"``.
     """

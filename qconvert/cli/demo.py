@@ -55,12 +55,9 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int, out_di
         console.print(f"converting with rules/6bit.yaml and rules/4bit.yaml, QAT for up to {epochs} epochs each ...")
         presets = [("6-bit", preset("6bit")), ("4-bit", preset("4bit"))]
         with tempfile.TemporaryDirectory(prefix="qconvert-demo-hls4ml-") as projects:  # hls4ml column: needs g++
-            if out is None:
-                study = run_case_study(fp32, data, presets, qat_epochs=epochs, seed=seed,
-                                       after_qat=hls4ml_column(data, Path(projects)))
-            else:
-                study = run_case_study(fp32, data, presets, qat_epochs=epochs, seed=seed,
-                                       after_qat=keep_models(out, hls4ml_column(data, out / "hls4ml")))
+            after_qat = (hls4ml_column(data, Path(projects)) if out is None
+                         else keep_models(out, hls4ml_column(data, out / "hls4ml")))
+            study = run_case_study(fp32, data, presets, qat_epochs=epochs, seed=seed, after_qat=after_qat)
         render_study(study, console)
         if out is not None:
             written = write_outputs(out, fp32, data, study)

@@ -88,7 +88,7 @@ def _key(compiler: str, cflags: str, ap_types: Path) -> str:
     digest = hashlib.sha256()
     version = subprocess.run([compiler, "--version"], capture_output=True, timeout=30, check=True).stdout
     digest.update(version)
-    digest.update(shutil.which(compiler).encode() if shutil.which(compiler) else compiler.encode())
+    digest.update((shutil.which(compiler) or compiler).encode())
     digest.update(" ".join(cflags.split()).encode())
     digest.update(HEADER.encode())
     files = sorted(p for p in ap_types.rglob("*") if p.is_file())

@@ -78,6 +78,10 @@ class Outputs:
     report: Path | None = None
     plot: Path | None = None
 
+    def plot_path(self, out: Path) -> Path:
+        """The training figure's path for the output model ``out``."""
+        return Path(self.plot) if self.plot is not None else out.with_name(f"{out.stem}_training.png")
+
 
 @dataclass(frozen=True)
 class Job:

@@ -105,8 +105,7 @@ def _outputs(job: Job, out: Path) -> dict[str, Path]:
     if job.outputs.report is not None:
         paths["the report (--report)"] = Path(job.outputs.report)
     if job.train is not None:
-        paths["the training figure (--plot)"] = (Path(job.outputs.plot) if job.outputs.plot is not None
-                                                 else out.with_name(f"{out.stem}_training.png"))
+        paths["the training figure (--plot)"] = job.outputs.plot_path(out)
     for name, options in (("the hls4ml project (--hls4ml)", job.hls4ml), ("the RTL project (--rtl)", job.rtl)):
         if options is not None:
             paths[name] = Path(options.output_dir)
@@ -212,7 +211,7 @@ def finish(ctx: Context) -> None:
     if ctx.training is not None:
         from ..train.plot import plot_training
 
-        plot = Path(job.outputs.plot) if job.outputs.plot is not None else ctx.out.with_name(f"{ctx.out.stem}_training.png")
+        plot = job.outputs.plot_path(ctx.out)
         accuracy = ctx.report.sections["accuracy"]
         plot_training(ctx.training.history,
                       {k: accuracy.get(k) for k in ("fp32", "ptq_uncalibrated", "ptq", "qat", "hls4ml")}, plot)

@@ -4,10 +4,11 @@ sparsity of each pruned kernel per epoch when the rules prune (history keys ``sp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..io import atomic_path
 
-__all__ = ["plot_training"]
+__all__ = ["plot_training", "save_figure"]
 
 _LABELS = {"fp32": "FP32", "ptq_uncalibrated": "PTQ\n(int 0)", "ptq": "PTQ", "qat": "QAT", "hls4ml": "hls4ml"}
 _COLORS = {"fp32": "#888888", "ptq_uncalibrated": "#ddbb88", "ptq": "#cc8844", "qat": "#4477aa", "hls4ml": "#44aa77"}
@@ -46,10 +47,17 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
         axes[3].set_ylabel("% of kernel weights zero")
         axes[3].set_title("pruning")
         axes[3].legend()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write a matplotlib figure as a PNG (laid out tight, 100 dpi) atomically, then close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
-        with atomic_path(path, suffix=".png") as tmp:
+        with atomic_path(Path(path), suffix=".png") as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-    return path
+    return Path(path)

@@ -48,17 +48,18 @@ MIN_AUTO_BATCH = 16
 MIN_TOTAL_STEPS = 300
 
 
-def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
-    """``batch_size`` when given; else the largest power of two ``b <= n_train / 32`` within [16, 1024].
+def resolve_batch_size(batch_size: int | None, n_train: int, *, steps: int = AUTO_STEPS_PER_EPOCH,
+                       largest: int = MAX_AUTO_BATCH) -> int:
+    """``batch_size`` when given; else the largest power of two ``b <= n_train / steps`` within [16, ``largest``].
 
-    An epoch then has at least :data:`AUTO_STEPS_PER_EPOCH` optimizer steps on a
+    With the defaults an epoch has at least :data:`AUTO_STEPS_PER_EPOCH` optimizer steps on a
     small set (1,077 digits training rows → 32), and large sets keep the seed's 1024
     (the jets' ~500,000 training rows → 1024), so the seed's case is unchanged.
     """
     if batch_size is not None:
         return batch_size
-    target = max(1, n_train // AUTO_STEPS_PER_EPOCH)
-    return int(min(MAX_AUTO_BATCH, max(MIN_AUTO_BATCH, 2 ** math.floor(math.log2(target)))))
+    target = max(1, n_train // steps)
+    return int(min(largest, max(MIN_AUTO_BATCH, 2 ** math.floor(math.log2(target)))))
 
 
 #: The seed's QAT learning rate (Adam), at the seed's batch size 1024.
