@@ -43,14 +43,18 @@ def render_accuracy(sections: dict[str, Any], console: Any) -> None:
         table.add_row(label, "-" if acc is None else f"{acc:.4f}", "-" if loss is None else f"{loss:.4f}",
                       "-" if auc is None else f"{auc:.4f}")
     console.print(table)
-    if accuracy.get("warning"):
-        console.print(f"[yellow]warning[/yellow]: {accuracy['warning']}")
+    for key in ("warning", "qat_warning"):
+        if accuracy.get(key):
+            console.print(f"[yellow]warning[/yellow]: {accuracy[key]}")
     training = sections.get("training")
     if training:
         conv = training.get("convergence") or {}
         verdict = {True: "[green]looks converged[/green]", False: "[yellow]not converged[/yellow]",
                    None: "convergence unknown"}[conv.get("converged")]
-        console.print(f"QAT: {training['epochs_run']} epochs, batch size {training['batch_size']}, lr {training['lr']:.3g} "
+        target = training.get("target_ebops")
+        head = (f"QAT: {target['search_epochs']} epochs learning bit widths at lr {target['settings']['lr']:.3g}, then "
+                "fine-tuning " if target and target.get("settings") else "QAT: ")
+        console.print(f"{head}{training['epochs_run']} epochs, batch size {training['batch_size']}, lr {training['lr']:.3g} "
                       f"({training['steps_per_epoch']} steps per epoch, {training['optimizer_steps']} in all)"
                       + (f", distilled from FP32 (T={training['distill']['temperature']:g}, "
                          f"alpha={training['distill']['alpha']:g})" if training.get("distill") else "")

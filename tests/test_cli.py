@@ -231,3 +231,41 @@ def test_an_existing_file_named_like_a_word_is_still_the_main_jobs_model(seed_h5
     result = run("jet", "--rules", SIX_BIT, "-o", tmp_path / "q.keras")
     assert result.exit_code == 2 and "No such command" not in result.output
     assert "jet: unsupported model format '(no suffix)'; expected .keras, .h5 or .json" in result.output
+
+
+def _options():
+    import click
+
+    from qconvert.cli import cli
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield from ((" ".join(path), p) for p in command.params if isinstance(p, click.Option) and not p.is_flag)
+
+    return list(walk(cli, []))
+
+
+def test_every_default_is_in_the_help_and_closed_sets_are_choices():
+    import click
+
+    from qconvert.search import PRUNERS
+
+    unset = (None, getattr(click.core, "UNSET", None), ())
+    hidden = [f"{cmd} {p.opts[-1]}" for cmd, p in _options()
+              if p.default not in unset and not p.show_default and "default" not in (p.help or "").lower()]
+    assert hidden == []
+    pruner = next(p for cmd, p in _options() if cmd == "search" and p.name == "pruner")
+    assert tuple(pruner.type.choices) == tuple(PRUNERS)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--reuse-factor", "0"], "Invalid value for '--reuse-factor': 0 is not in the range x>=1"),
+    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    (["--strategy", "fast"], "Invalid value for '--strategy': 'fast' is not one of"),
+])
+def test_numbers_and_closed_sets_are_checked_by_the_parser(seed_h5, tmp_path, args, says):
+    result = run(seed_h5, "--rules", SIX_BIT, "-o", tmp_path / "q.keras", *args)
+    assert_clean_error(result, says)

@@ -243,8 +243,10 @@ def test_out_writes_a_converted_copy(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "broken.py").exists()
     assert (src / "pkg" / "m.py").read_text() == SEQ  # input untouched
     short = _run_cli(["migrate", str(src), "--rules", str(RULES_6BIT), "-o", str(tmp_path / "out2")])
-    assert short.exit_code == 1  # -o, as every other command spells it, is --out
+    assert short.exit_code == 1  # -o/--output, as every other command spells it, is --out
     assert (tmp_path / "out2" / "pkg" / "m.py").read_text() == (tmp_path / "out" / "pkg" / "m.py").read_text()
+    long = _run_cli(["migrate", str(src), "--rules", str(RULES_6BIT), "--output", str(tmp_path / "out3")])
+    assert long.exit_code == 1 and (tmp_path / "out3" / "pkg" / "m.py").read_text() == (tmp_path / "out" / "pkg" / "m.py").read_text()
 
 
 def test_gitignore_respected_inside_and_outside_git(tmp_path: Path) -> None:

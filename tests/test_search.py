@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import numpy as np
 import pytest
@@ -220,6 +221,11 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no worker leftovers
     assert summary["references"]["6bit"]["ebops"] > 0 and summary["fp32"]["test_accuracy"] > 0.9
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # optuna-dashboard sqlite:///OUT/study.db (the README's web view) reads the study, objectives named
+    seen = _dashboard_get(f"sqlite:///{out}/study.db", "/api/studies/1")
+    assert seen["objective_names"] == ["val_accuracy", "ebops"] and len(seen["trials"]) == len(summary["trials"])
+    assert sorted(t["values"][0] for t in seen["trials"] if t["state"] == "Complete") == sorted(
+        t["val_accuracy"] for t in finished if t["state"] == "COMPLETE")
     trials = {t["number"]: t for t in summary["trials"]}
     front = [trials[n] for n in summary["front"]]
     assert front and [t["ebops"] for t in front] == sorted(t["ebops"] for t in front)
@@ -252,6 +258,19 @@ def test_search_writes_the_front_and_its_chosen_rule_file_reproduces_through_the
     other = run("search", model, "--rules", space, "--data", data, "-o", out, "--trials", "4", "--epochs", "5",
                 "--resume")
     assert other.exit_code == 2 and "epochs 3 (now 5)" in other.output
+
+
+def _dashboard_get(storage: str, path: str) -> dict:
+    """GET ``path`` from optuna-dashboard's WSGI app on ``storage``, as its browser page does."""
+    import optuna_dashboard
+
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"] = path
+    status = []
+    body = b"".join(optuna_dashboard.wsgi(storage)(environ, lambda code, headers, exc_info=None: status.append(code)))
+    assert status == ["200 OK"], body[:300]
+    return json.loads(body)
 
 
 @pytest.mark.slow

@@ -138,6 +138,23 @@ def test_the_target_is_reached_with_accuracy_well_above_chance(trained):
     assert report["accuracy"]["qat"] > 0.75  # ten classes: chance is 0.1
     assert len(section["history"]["beta"]) == section["search_epochs"] == 18
     assert "target EBOPs 8,000" in output and "learned precisions" in output
+    assert "qat_warning" not in report["accuracy"]  # a run that trained well is not questioned
+    # the QAT line names both phases: the bit-width search's lr (given), then the fine-tuning's epochs and lr
+    assert "QAT: 18 epochs learning bit widths at lr 0.002, then fine-tuning 6 epochs" in " ".join(output.split())
+
+
+@pytest.mark.parametrize("qat, ptq, n, warned", [
+    (0.15, 0.67, 4000, True),  # the collapse a 2-epoch --target-ebops run on the jets gave, exit 0 and silent
+    (0.6565, 0.6859, 4000, False),  # a low target costs accuracy: 2.9 pp is not a failed training
+    (0.50, 0.65, 20, False),  # 20 rows: 15 pp is within three standard errors
+])
+def test_qat_far_below_ptq_is_questioned(qat, ptq, n, warned):
+    from qconvert.pipeline.stages import qat_warning
+
+    warning = qat_warning(qat, ptq, n, target=True)
+    assert (warning is not None) == warned
+    if warned:
+        assert f"{100 * (ptq - qat):.1f} pp below" in warning and "--epochs" in warning
 
 
 def test_the_rule_file_converts_the_fp32_model_again_to_the_same_ebops(trained, digits_files):

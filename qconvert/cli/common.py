@@ -81,7 +81,7 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--distill-alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Weight of the soft-target term (1 - alpha: the labels)."),
         click.option("--patience", type=click.IntRange(min=1), help="Early stopping on val_loss (best weights restored)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, shuffling and initial state."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the split, shuffling and initial state."),
         click.option("--loss", help="Loss (default: the model's compiled loss, else from its output activation)."),
         click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs."),
         click.option("--resume", is_flag=True, help="Continue an interrupted QAT run from its last finished epoch."),
@@ -115,7 +115,7 @@ def hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--part", default="xcu200-fsgd2104-2-e", show_default=True, help="FPGA part."),
         click.option("--io-type", type=click.Choice(IO_TYPES), default="io_parallel", show_default=True,
                      help="hls4ml io type."),
-        click.option("--reuse-factor", type=int, default=1, show_default=True, help="hls4ml ReuseFactor (1: fully parallel)."),
+        click.option("--reuse-factor", type=click.IntRange(min=1), default=1, show_default=True, help="hls4ml ReuseFactor (1: fully parallel)."),
         click.option("--strategy", type=click.Choice(STRATEGIES, case_sensitive=False),
                      help="hls4ml strategy (default Latency; Resource where --reuse-factor > 1); distributed_arithmetic: "
                           "da4ml, a per-layer LUT estimate (pip install 'qconvert[da]')."),
@@ -136,7 +136,7 @@ def rtl_progress(console: Any) -> Callable[[str], None]:
 def rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The RTL stage's clock and synthesis family (main job with --rtl, and `qconvert rtl`)."""
     options = [
-        click.option("--clock-ns", type=float, default=5.0, show_default=True,
+        click.option("--clock-ns", type=click.FloatRange(min=0.0, min_open=True), default=5.0, show_default=True,
                      help="RTL clock period: da4ml puts pipeline registers every this many units of its delay model."),
         click.option("--family", type=click.Choice(FAMILIES), default="xcup", show_default=True,
                      help="yosys synth_xilinx -family for the RTL figures (xcup: UltraScale+, xcu: UltraScale, "

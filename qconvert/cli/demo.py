@@ -15,7 +15,7 @@ from .common import (
 @click.option("--model", "model_kind", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True,
               help="A jet-tagger-shaped MLP or a small Conv2D model.")
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="QAT epochs (as the main job's --epochs: its learning rate and batch size).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split, the training and the rows.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=str),
               help="Keep what the demo makes in this folder (made if missing): fp32.keras, digits.npz, the QAT models, "
                    "their hls4ml projects, accuracy.png. Default: nothing is kept.")

@@ -13,7 +13,7 @@ from .common import (
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-r", "--rules", "rules", required=True, type=click.Path(path_type=str), help="Rule file (YAML).")
 @click.option("--write", is_flag=True, help="Rewrite the files in place (atomically).")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=str), help="Write a converted copy of the tree to DIR.")
+@click.option("-o", "--output", "--out", "out_dir", type=click.Path(path_type=str), help="Write a converted copy of the tree to DIR.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--report", "report_path", type=click.Path(path_type=str), help="Write every finding as JSON.")

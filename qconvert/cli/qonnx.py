@@ -17,7 +17,7 @@ from .common import make_console, run
 @click.option("--hls4ml", "hls4ml_dir", type=click.Path(path_type=str),
               help="Also compile the graph with hls4ml's QONNX frontend in DIR and compare its emulation with Keras.")
 @click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the JSON report (a 'qonnx' section).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
 @click.pass_context
 def qonnx_cmd(ctx: click.Context, model: str, output: str, data: str | None, input_precision: str | None,
               hls4ml_dir: str | None, report_path: str | None, seed: int) -> None:

@@ -25,7 +25,7 @@ from .common import (
 @click.option("--no-synth", is_flag=True, help="Skip yosys (da4ml's estimate only).")
 @click.option("--input-precision", help="Input type, e.g. 'ap_fixed<16,6>' (default: input quantizer, else data range).")
 @click.option("--report", "report_path", type=click.Path(path_type=str), help="Write the JSON report (an 'rtl' section).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the data split (as the main job's --seed).")
 @click.pass_context
 def rtl_cmd(ctx: click.Context, model: str, out_dir: str, data: str | None, vhdl: bool, clock_ns: float, family: str,
             max_multiplies: int, solve_timeout: float, synth_timeout: float, no_emulate: bool, no_synth: bool, input_precision: str | None,

@@ -124,7 +124,7 @@ def _echo_space(space: Any, lead: str) -> None:
 @click.option("--data", type=click.Path(path_type=str),
               help="Calibrate 'integer: auto' on training rows of this data and show what each quantizer clips.")
 @calibration_rows_option
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the split and of the calibration rows (as the main job's --seed).")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights .h5 of a Keras 2 JSON MODEL (default: found beside it).")
 @loading_options

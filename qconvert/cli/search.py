@@ -41,7 +41,7 @@ from .common import (
                                 "postgresql://...) or a journal file on a shared file system. Default: OUTDIR/study.db.")
 @click.option("--study", "study_name", default="qconvert-search", show_default=True, help="Study name in the storage.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted search in OUTDIR.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the data split, the trials' training and the sampler (one worker: the same trials).")
 @click.option("--reference", "references", multiple=True, default=("6bit",), show_default=True,
               help="Preset or rule file measured in the same run as a reference point (repeat; 'none': no reference).")
@@ -49,15 +49,15 @@ from .common import (
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the main job's automatic batch size.")
 @click.option("--lr-schedule", type=click.Choice(["cosine"]), help="Learning-rate schedule over the epochs.")
 @calibration_rows_option
-@click.option("--pruner", metavar="KIND",
+@click.option("--pruner", type=click.Choice(["dominance", "halving", "hyperband", "none"]),
               help="How trials are stopped early: dominance (default: a finished trial costing no more was more "
                    "accurate at the same epoch), halving or hyperband (Optuna's successive halving / Hyperband, the "
                    "epoch as the resource, among trials within a factor 2 of each other's EBOPs), none.")
-@click.option("--warmup-epochs", type=int, metavar="N",
+@click.option("--warmup-epochs", type=click.IntRange(min=1), metavar="N",
               help="No trial is stopped before N epochs (halving/hyperband: the first rung). Default: dominance a "
                    "third of --epochs, halving/hyperband a ninth.")
 @click.option("--no-early-stop", is_flag=True, help="Run every trial to the end (--pruner none).")
-@click.option("--retrain-epochs", type=int, metavar="E",
+@click.option("--retrain-epochs", type=click.IntRange(min=1), metavar="E",
               help="After the study, re-train each front point and reference through the main job for E epochs (same "
                    "seed); the front, the chosen point and front/NN.yaml are those of the re-trained models.")
 @click.option("--hls4ml", "hls4ml_flag", is_flag=True,

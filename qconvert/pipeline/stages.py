@@ -20,6 +20,7 @@ __all__ = [
     "checkpoint_dir",
     "hls4ml_stage",
     "prune_targets",
+    "qat_warning",
     "qonnx_stage",
     "rtl_stage",
     "target_stage",
@@ -72,6 +73,10 @@ def accuracy_stage(model: Any, qmodel: Any, dataset: Any, train: Any, source: Pa
         warning = validation_warning(val, metrics["fp32"].accuracy, len(dataset.x_val), len(x))
         if warning:
             report.sections["accuracy"]["warning"] = warning
+    if metrics.get("qat") is not None and metrics["qat"].accuracy is not None and metrics["ptq"].accuracy is not None:
+        collapse = qat_warning(metrics["qat"].accuracy, metrics["ptq"].accuracy, len(x), target is not None)
+        if collapse:
+            report.sections["accuracy"]["qat_warning"] = collapse
     report.sections["per_class"] = {name: m.per_class for name, m in metrics.items()}
     report.sections["auc"] = {name: m.auc for name, m in metrics.items()}
     if training is not None:
@@ -97,6 +102,21 @@ def validation_warning(val: float, test: float, n_val: int, n_test: int) -> str 
     return (f"the FP32 model scores {val:.4f} on the validation split but {test:.4f} on the test split: it may have "
             "been trained or chosen on validation rows, so training choices made on them (early stopping, a search's "
             "ranking) can be optimistic; give validation rows it never saw")
+
+
+#: QAT is questioned when it ends this far (accuracy, absolute) below the converted model before training.
+QAT_DROP = 0.10
+
+
+def qat_warning(qat: float, ptq: float, n: int, target: bool) -> str | None:
+    """A warning when QAT ends more than :data:`QAT_DROP` and three standard errors (binomial, ``n`` rows) below
+    PTQ: training that diverged or had too few epochs, not a quantization limit. Else None."""
+    se = math.sqrt(max(ptq * (1 - ptq), 1e-12) * 2 / n)
+    if ptq - qat <= max(QAT_DROP, 3 * se):
+        return None
+    advice = ("cost-aware QAT needs tens of epochs to learn the bit widths and then fine-tune; give more --epochs, "
+              "or a higher --target-ebops" if target else "give more --epochs or a lower --lr")
+    return f"QAT ended at {qat:.4f}, {100 * (ptq - qat):.1f} pp below the model before training ({ptq:.4f}): {advice}"
 
 
 def target_stage(model: Any, dataset: Any, options: Any, report: ConversionReport, target: dict[str, Any],

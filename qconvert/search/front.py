@@ -43,6 +43,9 @@ STUDY_MARK = ".study"
 #: Percentage points below FP32 validation accuracy the chosen point may lose when ``--max-drop`` is not given.
 DEFAULT_PICK_DROP = 1.0
 
+#: pareto.png leaves out front points this far (absolute accuracy) below the best point shown, and says so.
+OUTLIER_BAND = 0.25
+
 
 def pareto_front(points: Sequence[Mapping[str, Any]], cost: str,
                  figures: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> list[Mapping[str, Any]]:
@@ -59,6 +62,28 @@ def pareto_front(points: Sequence[Mapping[str, Any]], cost: str,
         if not front or get(point)["val_accuracy"] > get(front[-1])["val_accuracy"]:
             front.append(point)
     return front
+
+
+def _whole_decades(ax: Any, costs: Sequence[float]) -> None:
+    """Set a log x axis to whole decades around ``costs``, with a labelled tick at every power of ten."""
+    from matplotlib.ticker import LogLocator
+
+    first = math.floor(math.log10(min(costs)))
+    last = max(math.ceil(math.log10(max(costs))), first + 1)
+    ax.set_xlim(10.0**first, 10.0**last)
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, numticks=last - first + 2))
+
+
+def _accuracy_range(anchors: Sequence[float], front: Sequence[float], every: Sequence[float],
+                    band: float = OUTLIER_BAND) -> tuple[float, float]:
+    """The figure's y-range: every anchor (references, FP32, the chosen point), and every front point within
+    ``band`` of the best accuracy shown, with a margin. Points further down (a trial that collapsed, often the
+    cheapest and so on the front) are left out; the caller notes how many."""
+    best = max([*anchors, *front])
+    kept = [*anchors, *(a for a in front if a >= best - band)]
+    low, top = min(kept), max(every)
+    pad = max(0.01, 0.05 * (top - low))
+    return low - pad, top + pad
 
 
 @dataclass
@@ -207,16 +232,20 @@ class SearchResult:
             ax.set_xscale("symlog", linthresh=1.0)
         else:
             ax.set_xscale("log")
+            if costs:
+                _whole_decades(ax, costs)
         ax.set_xlabel(self.cost.upper() if self.cost != "ebops" else "EBOPs")
         ax.set_ylabel("validation accuracy")
-        accs = [t["val_accuracy"] for t in done + stopped + shown if "val_accuracy" in t] + ([fp32] if fp32 is not None else [])
-        if accs:
-            top = max(accs)
-            low = min([max(min(accs), top - 0.25), *(fig_of(t)["val_accuracy"] for t in self.front)]) - 0.01  # all the front
-            ax.set_ylim(low, top + 0.01)
-            hidden = sum(a < low for a in accs)
+        anchors = [f["val_accuracy"] for f in (fig_of(r) for r in self.references.values()) if "val_accuracy" in f]
+        anchors += ([fp32] if fp32 is not None else []) + ([fig_of(self.chosen)["val_accuracy"]] if self.chosen else [])
+        front_accs = [fig_of(t)["val_accuracy"] for t in self.front]
+        every = [t["val_accuracy"] for t in done + stopped] + (front_accs if self.retrain_epochs else []) + anchors
+        if every:
+            low, top = _accuracy_range(anchors, front_accs or every, every)
+            ax.set_ylim(low, top)
+            hidden = sum(a < low for a in every)
             if hidden:
-                ax.text(0.01, 0.01, f"{hidden} trial(s) below {low:.2f} not shown", transform=ax.transAxes,
+                ax.text(0.01, 0.01, f"{hidden} point(s) below {low:.2f} not shown", transform=ax.transAxes,
                         fontsize=8, color="0.4")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")

@@ -30,6 +30,7 @@ import math
 import os
 import socket
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -136,6 +137,11 @@ def _sampler(settings: SearchSettings, options: StudyOptions, worker: int) -> An
                                       n_startup_trials=startup)
 
 
+def metric_names(settings: SearchSettings) -> list[str]:
+    """The study's objective names, in order: ``val_accuracy`` and the cost, or the cost alone under ``--max-drop``."""
+    return [settings.cost] if settings.max_drop is not None else ["val_accuracy", settings.cost]
+
+
 def open_study(settings: SearchSettings, space: Space, options: StudyOptions, worker: int = 0,
                create: bool = False) -> Any:
     """Load (or with ``create``, create or join) the study. Raises :class:`QConvertError` for a study made with
@@ -163,6 +169,9 @@ def open_study(settings: SearchSettings, space: Space, options: StudyOptions, wo
         if saved is None:
             study.set_user_attr("identity", identity)
             study.set_user_attr("dimensions", [d.name for d in space.dimensions])
+            with warnings.catch_warnings():  # experimental in Optuna 5: optuna-dashboard labels the axes with them
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(metric_names(settings))
         elif saved != identity:
             diff = ", ".join(f"{k} {saved.get(k)!r} (now {identity[k]!r})" for k in _IDENTITY if saved.get(k) != identity[k])
             raise StudyError(f"study {options.study!r} in {options.storage_url} was made with other settings: {diff}; "
