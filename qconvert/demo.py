@@ -188,6 +188,28 @@ def render_study(study: CaseStudy, console: Any) -> None:
     console.print(table)
 
 
+#: What ``qconvert demo -o DIR`` writes into DIR (for the 6-bit and 4-bit presets it runs).
+DEMO_OUTPUTS = ("fp32.keras", "digits.npz", "accuracy.png", "6_bit.keras", "4_bit.keras", "hls4ml")
+
+
+def check_demo_folder(out_dir: Path) -> list[str]:
+    """The earlier demo outputs in ``out_dir`` that a new run replaces (sorted; empty for a new or empty folder).
+
+    Raises :class:`OutputError` when ``out_dir`` is a file or holds anything the demo does not write: nothing
+    of the user's is overwritten."""
+    from .errors import OutputError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a folder")
+    present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    foreign = [name for name in present if name not in DEMO_OUTPUTS]
+    if foreign:
+        raise OutputError(f"{out_dir}: holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, which the "
+                          "demo did not write; choose a new or empty folder")
+    return present
+
+
 def keep_models(out_dir: Path, then: Callable[[str, Any, CaseStudy], None] | None = None
                 ) -> Callable[[str, Any, CaseStudy], None]:
     """An ``after_qat`` hook: save each QAT model as ``out_dir/<name>.keras`` (with provenance), then ``then``."""

@@ -25,14 +25,23 @@ __all__ = [
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the choice closest to ``word`` (difflib's ratio >= 0.6), else ``""``.
+    """``"; did you mean 'x'?"`` for the choice closest to ``word``, else ``""``: the same word in another case
+    (``6BIT`` → ``6bit``), or a file name whose stem is a choice (``6bit.yaml``), or the only choice that starts
+    with it (``mixed`` → ``mixed_jet_tagger``), else difflib's closest by ratio >= 0.6, ignoring case.
 
     For error messages: ``f"unknown key{did_you_mean(key, allowed)}"``.
     """
     import difflib
 
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    choices = list(dict.fromkeys(choices))
+    by_lower = {c.lower(): c for c in reversed(choices)}  # the first of choices equal but for case
+    lower = word.lower()
+    stem = lower.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    starting = [c for c in choices if c.lower().startswith(lower)] if len(lower) >= 3 else []
+    close = difflib.get_close_matches(lower, list(by_lower), n=1)
+    found = (by_lower.get(lower) or by_lower.get(stem) or (starting[0] if len(starting) == 1 else None)
+             or (by_lower[close[0]] if close else None))
+    return f"; did you mean {found!r}?" if found is not None and found != word else ""
 
 
 class QConvertError(Exception):

@@ -271,9 +271,10 @@ def _validate(name: str, params: Mapping[str, Any], role: str) -> QuantizerSpec:
         return FLOAT
     info = QUANTIZERS.get(name)
     if info is None:
-        raise QuantizerSyntaxError(
-            f"unknown quantizer {name!r}; known: {', '.join(sorted(QUANTIZERS))}, float"
-        )
+        from .errors import did_you_mean
+
+        hint = did_you_mean(name, [*QUANTIZERS, "float"])
+        raise QuantizerSyntaxError(f"unknown quantizer {name!r}{hint or ';'} known: {', '.join(sorted(QUANTIZERS))}, float")
     if role not in info.roles:
         allowed = WEIGHT_QUANTIZERS if role == _W else ACTIVATION_QUANTIZERS
         raise QuantizerSyntaxError(

@@ -92,6 +92,10 @@ def test_strict_with_leftovers_exits_1_and_writes_nothing(model_copy, tmp_path, 
         ("version: 1\nrules:\n  - match: {name: nope}\n    keep: true\n", (":3", "matches no layer", "its layers: ", "fc1, ")),
         ("version: 1\nrules:\n  - match: {name: fc_1}\n    keep: true\n", (":3", "matches no layer", "did you mean 'fc1'?")),
         ("version: 1\nrules:\n  - match: {type: Dens}\n    keep: true\n", (":3", "matches no layer", "did you mean 'Dense'?")),
+        ("version: 1\nrules:\n  - match: {name: FC2}\n    keep: true\n", (":3", "matches no layer", "did you mean 'fc2'?")),
+        ("version: 1\nrules:\n  - match: {type: dense}\n    keep: true\n", (":3", "matches no layer", "did you mean 'Dense'?")),
+        ("version: 1\ndefaults:\n  activation: quantized_rleu(6)\n", (":3", "did you mean 'quantized_relu'?")),
+        ("version: 1\nrules:\n  - match: {activation: rleu}\n    keep: true\n", (":3", "did you mean 'relu'?")),
     ],
 )
 def test_bad_rules_exit_2_with_one_line(model_copy, tmp_path, write_rules, text, needles):

@@ -30,3 +30,7 @@ def test_rules_cat_prints_the_preset_and_the_copy_is_a_valid_rule_file(tmp_path)
 def test_a_mistyped_preset_is_one_line_with_the_nearest_name():
     assert_clean_error(run_cli("rules", "cat", "6bti"), "no shipped preset '6bti'", "did you mean '6bit'?")
     assert_clean_error(run_cli("rules", "check", "8bit-atuo"), "no such rule file", "did you mean '8bit-auto'?")
+    # another case, a file name for a preset (outside the checkout), a prefix
+    assert_clean_error(run_cli("rules", "check", "6BIT"), "no such rule file", "did you mean '6bit'?")
+    assert_clean_error(run_cli("rules", "check", "6bit.yaml"), "no such rule file", "did you mean '6bit'?")
+    assert_clean_error(run_cli("rules", "cat", "mixed"), "did you mean 'mixed_jet_tagger'?")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from qconvert.demo import DEMO_OUTPUTS, check_demo_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
            "http_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
@@ -68,9 +70,24 @@ def test_demo_prints_fp32_ptq_and_qat_side_by_side_and_keeps_them_with_o(tmp_pat
     # (without -o the hls4ml projects go to a temporary folder and nothing is written)
     out = tmp_path / "out"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    assert {"fp32.keras", "digits.npz", "6_bit.keras", "4_bit.keras", "accuracy.png"} <= {p.name for p in out.iterdir()}
+    assert sorted(p.name for p in out.iterdir()) == sorted(DEMO_OUTPUTS)
     assert (out / "hls4ml" / "6_bit" / "firmware").is_dir()
     again = _run(["-m", "qconvert", str(out / "fp32.keras"), "--rules", "6bit", "--data", str(out / "digits.npz"),
                   "-o", str(tmp_path / "q.keras")], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert abs(_accuracies(again.stdout)["FP32 baseline"] - fp32[0]) < 1e-9  # the same model on the same test split
+
+
+def test_demo_o_never_overwrites_what_it_did_not_write(tmp_path):
+    """demo -o into a folder holding the user's files: one line, exit 2, before any training; an earlier demo's
+    folder is replaced and said so."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    (mine / "fp32.keras").write_text("an earlier demo's")
+    proc = _run(["-m", "qconvert", "demo", "-o", "mine"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"qconvert: error: {Path('mine')}: holds notes.txt, which the demo did not write; choose a new or empty folder")
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "fp32.keras").read_text() == "an earlier demo's"
+    (mine / "notes.txt").unlink()
+    assert check_demo_folder(mine) == ["fp32.keras"] and check_demo_folder(tmp_path / "new") == []

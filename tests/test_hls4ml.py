@@ -128,6 +128,23 @@ def test_user_config_is_merged_over_the_derived_one(jet, tmp_path):
     assert derived.softmax.step == jet[3].softmax.step * 4
 
 
+
+def test_a_precision_the_user_pins_is_blamed_for_a_divergence_it_causes(jet, tmp_path):
+    """--hls4ml-config narrowing a layer's result: when the logits then differ from that layer on, the limits
+    name the file and the type, not Keras's float32 sums (derive only; no compile)."""
+    from qconvert.export import derive_config
+    from qconvert.export.verify import _divergence
+
+    user = tmp_path / "narrow.yaml"
+    user.write_text("LayerName:\n  fc2:\n    Precision:\n      result: ap_fixed<6,1>\n")
+    derived, *_ = derive_config(jet[0], Hls4mlOptions(tmp_path / "prj", user_config=user))
+    notes = {p.name: p.note for p in derived.precisions}
+    assert notes["fc2"].startswith(f"its Precision is set by {user} ({{'result': 'ap_fixed<6,1>'}}), not derived")
+    assert "set by" not in notes["fc1"]  # the others stay as derived
+    said = _divergence(derived, "fc2", {"fc1", "fc2"})
+    assert said.startswith("logits differ from Keras from layer 'fc2' on: 'fc2' (Dense): its Precision is set by")
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 

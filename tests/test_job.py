@@ -143,3 +143,16 @@ def test_no_output_is_written_over_the_model_or_another_output(digits_files, tmp
         result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", "-o", out, option, target)
         assert_clean_error(result, says)
     assert model.read_bytes() == before and not out.exists()
+
+
+def test_the_figure_is_written_in_the_format_its_name_says(digits_files, tmp_path):
+    """--plot fig.txt would hold a PNG under a text name: refused before training; .svg writes an SVG."""
+    model, data = digits_files
+    refused = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "50", "-o", tmp_path / "q.keras",
+                      "--plot", tmp_path / "fig.txt")
+    assert_clean_error(refused, "fig.txt: --plot writes a figure; name a .png, .pdf, .svg file")
+    assert list(tmp_path.iterdir()) == []
+    result = run_cli(model, "-r", "6bit", "--data", data, "--epochs", "1", "-o", tmp_path / "q.keras",
+                     "--plot", tmp_path / "fig.svg")
+    assert result.exit_code == 0, result.output
+    assert b"<svg" in (tmp_path / "fig.svg").read_bytes()[:2000]

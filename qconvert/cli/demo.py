@@ -29,6 +29,7 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int, out_di
         from pathlib import Path
 
         from ..demo import (
+            check_demo_folder,
             digits_cnn,
             digits_dataset,
             digits_mlp,
@@ -40,13 +41,12 @@ def demo_cmd(ctx: click.Context, model_kind: str, epochs: int, seed: int, out_di
             train_baseline,
             write_outputs,
         )
-        from ..errors import OutputError
-
         console = make_console()
         out = Path(out_dir) if out_dir is not None else None
         if out is not None:
-            if out.exists() and not out.is_dir():
-                raise OutputError(f"{out}: exists and is not a folder")
+            replaced = check_demo_folder(out)
+            if replaced:
+                console.print(f"{out}: replacing an earlier demo's {', '.join(replaced)}")
             out.mkdir(parents=True, exist_ok=True)
         data = digits_dataset(seed=seed, image=model_kind == "cnn")
         console.print(f"digits: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test samples")

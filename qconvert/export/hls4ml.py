@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,23 @@ def derive_config(qmodel: Any, options: Hls4mlOptions, x: Any = None) -> tuple[D
     if options.strategy is not None:
         derived.config["Model"]["Strategy"] = options.strategy
     derived.config = merge_config(derived.config, user)
+    derived.precisions = _mark_pinned(derived.precisions, user, str(options.user_config or "the hls4ml config"))
     return derived, layers, inputs, outputs
+
+
+def _mark_pinned(precisions: list[LayerPrecision], user: dict[str, Any], source: str) -> list[LayerPrecision]:
+    """The layers whose ``Precision`` the user's config sets (by ``LayerName`` or ``LayerType``): not derived, so
+    their note names the file first; a divergence from them is then blamed on it, not on what derivation knows."""
+    named, typed = user.get("LayerName") or {}, user.get("LayerType") or {}
+    out = []
+    for p in precisions:
+        pinned = (named.get(p.name) or {}).get("Precision") or (typed.get(p.class_name) or {}).get("Precision")
+        if pinned is None or p.class_name == "InputLayer":  # the input's pinned type is derived from (derive_config)
+            out.append(p)
+            continue
+        note = f"its Precision is set by {source} ({pinned}), not derived, and may not hold what Keras computes"
+        out.append(replace(p, note=f"{note}; {p.note}" if p.note else note))
+    return out
 
 
 def implemented_precisions(qmodel: Any, options: Hls4mlOptions | None = None, x: Any = None) -> dict[str, ImplementedPrecision]:

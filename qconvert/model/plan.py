@@ -349,17 +349,18 @@ def plan_model(model: Any, ruleset: RuleSet, *, require_all_rules_used: bool = T
     if require_all_rules_used:
         for rule in ruleset.rules:
             if rule.index not in planner.used:
-                raise RuleError(f"matches no layer of model {model.name!r}{_nearest(rule, layers)}",
+                raise RuleError(f"matches no layer of model {model.name!r}{_nearest(rule, layers, model)}",
                                 source=ruleset.source, line=rule.line, key=f"rules[{rule.index}].match")
     graph = graph_of(model)
     input_quantizer = None if _inputs_quantized(model, graph) else ruleset.input
     return Plan(ruleset, model.name, tuple(layers), input_quantizer, tuple(ref.layer for ref in graph.inputs))
 
 
-def _nearest(rule: Rule, layers: list[LayerPlan]) -> str:
-    """What a rule matching nothing may have meant: the closest layer name (or type), else the model's layers."""
-    names = list(dict.fromkeys(layer.path[-1] for layer in layers))
-    types = list(dict.fromkeys(layer.class_name for layer in layers))
+def _nearest(rule: Rule, layers: list[LayerPlan], model: Any) -> str:
+    """What a rule matching nothing may have meant: the closest layer name (or type), else the model's layers
+    (every layer of the model, also those no rule can touch, such as an InputLayer or an Activation)."""
+    names = list(dict.fromkeys([*(layer.name for layer in model.layers), *(layer.path[-1] for layer in layers)]))
+    types = list(dict.fromkeys([*(layer.class_name for layer in layers), *(type(x).__name__ for x in model.layers)]))
     hints = [did_you_mean(t, types) for t in rule.match.type if t not in types]
     if rule.match.name is not None and rule.match.name not in names:
         hints.insert(0, did_you_mean(rule.match.name, names))

@@ -20,6 +20,7 @@ from ..errors import ExportError, OutputError, QConvertError, SettingsError
 from ..io import check_writable, write_text_atomic
 from ..report import ConversionReport
 from ..rules import as_ruleset
+from ..train.plot import FIGURE_SUFFIXES
 from .convert import convert_planned, versions
 from .inputs import load_inputs
 from .job import DataOptions, Job, LoadOptions, Outputs
@@ -97,6 +98,8 @@ def check(ctx: Context) -> None:
     if job.train is not None and job.outputs.plot is not None:
         check_writable(job.outputs.plot, "the training figure")
     _check_distinct(ctx.source, _outputs(job, ctx.out))
+    if job.train is not None and job.outputs.plot is not None and Path(job.outputs.plot).suffix.lower() not in FIGURE_SUFFIXES:
+        raise OutputError(f"{job.outputs.plot}: --plot writes a figure; name a {', '.join(FIGURE_SUFFIXES)} file")
 
 
 def _outputs(job: Job, out: Path) -> dict[str, Path]:

@@ -73,7 +73,8 @@ class Builder:
             by_fn = []
             for fn, spec in value.items():
                 if fn not in KNOWN_ACTIVATIONS:
-                    raise self.fail(f"unknown activation function {fn!r}", value.lines[fn], f"{key}.{fn}")
+                    raise self.fail(f"unknown activation function {fn!r}{did_you_mean(fn, KNOWN_ACTIVATIONS)}",
+                                    value.lines[fn], f"{key}.{fn}")
                 by_fn.append((fn, self.quantizer(spec, value.lines[fn], f"{key}.{fn}", "activation")))
             return ActivationPolicy(by_function=tuple(by_fn))
         return ActivationPolicy(default=self.quantizer(value, line, key, "activation"))
@@ -134,7 +135,8 @@ class Builder:
                 if sel == "activation":
                     for fn in items:
                         if fn not in KNOWN_ACTIVATIONS:
-                            raise self.fail(f"unknown activation function {fn!r}", data.lines[sel], f"{key}.{sel}")
+                            raise self.fail(f"unknown activation function {fn!r}{did_you_mean(fn, KNOWN_ACTIVATIONS)}",
+                                            data.lines[sel], f"{key}.{sel}")
                 values[sel] = tuple(items)
         for sel in ("name", "glob", "regex"):
             if sel in data:

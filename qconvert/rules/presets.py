@@ -43,7 +43,7 @@ def read_rules_text(path: str | Path) -> tuple[Path, str]:
     except IsADirectoryError:
         raise RuleError("is a directory, not a rule file", source=str(path)) from None
     except FileNotFoundError:
-        hint = did_you_mean(str(path), preset_names()) if path.suffix == "" else ""
+        hint = did_you_mean(str(path), preset_names())
         raise RuleError(f"no such rule file{hint} (shipped presets: {', '.join(preset_names())})", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read: {exc}", source=str(path)) from None

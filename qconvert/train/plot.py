@@ -50,14 +50,20 @@ def plot_training(history: dict[str, list[float]], accuracies: dict[str, float |
     return save_figure(fig, path)
 
 
+#: The figure formats a training figure may be written in (by the path's suffix; matplotlib's writers).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write a matplotlib figure as a PNG (laid out tight, 100 dpi) atomically, then close it."""
+    """Write a matplotlib figure (laid out tight, 100 dpi) atomically, then close it: PDF or SVG by the path's
+    suffix, else PNG."""
     import matplotlib.pyplot as plt
 
+    suffix = Path(path).suffix.lower() if Path(path).suffix.lower() in FIGURE_SUFFIXES else ".png"
     fig.tight_layout()
     try:
-        with atomic_path(Path(path), suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
+        with atomic_path(Path(path), suffix=suffix) as tmp:
+            fig.savefig(tmp, dpi=100, format=suffix[1:])
     finally:
         plt.close(fig)
     return Path(path)
