@@ -24,10 +24,10 @@ BEGIN, END = "<!-- hls4ml-families:begin (benchmarks/hls4ml_table.py) -->", "<!-
 
 
 def run_tests(path: Path, test: str = "test_hls4ml_families.py", variable: str = "QCONVERT_FAMILY_RESULTS") -> None:
-    """The property tests ``tests/<test>``, saving their results to ``path`` (the environment ``variable`` tells
+    """The property tests ``tests/<test>`` (several: separated by spaces), saving their results to ``path`` (the environment ``variable`` tells
     them where); they fail loudly if a family is not bit-exact."""
     env = dict(os.environ, **{variable: str(path)})
-    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", str(ROOT / "tests" / test)]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", *(str(ROOT / "tests" / t) for t in test.split())]
     done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
     if not path.exists():
         sys.exit(f"{Path(sys.argv[0]).stem}: the tests saved no results (pytest exit {done.returncode})")

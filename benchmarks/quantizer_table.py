@@ -1,6 +1,6 @@
-"""The README's table of QKeras quantizer options through hls4ml, generated from the property test's own results.
+"""The README's table of QKeras quantizer options through hls4ml and the RTL, generated from the property tests' results.
 
-    python benchmarks/quantizer_table.py                  # runs tests/test_hls4ml_quantizer_options.py, rewrites the table
+    python benchmarks/quantizer_table.py                  # runs tests/test_{hls4ml,rtl}_quantizer_options.py, rewrites it
     python benchmarks/quantizer_table.py --results r.json # renders saved results (QCONVERT_QUANTIZER_RESULTS=r.json pytest ...)
     python benchmarks/quantizer_table.py --print          # prints the table instead of writing the README
 
@@ -26,36 +26,59 @@ def _reason(message: str, option: str) -> str:
     return (match.group(1) if match else tail).split(";")[0]
 
 
-def render(data: dict[str, Any]) -> str:
+def _blamed(block: dict[str, Any]) -> tuple[str, list[str]]:
+    """What a refusal is about: the role (its layer: ``a{i}`` the activation, ``d{i}`` the Dense's kernel) and the
+    drawn options of that role its explanation names (none: the quantizer itself is refused)."""
+    message = block["message"]
+    layer = re.search(r"'([ad])\d+'", message)
+    role = "kernel" if layer and layer.group(1) == "d" else "activation"
+    text = re.sub(r"\w+\([^)]*\)", "", message.split(": ", 1)[-1])  # without the quantizer's own spelling
+    return role, [o for o in block[f"{role}_options"] if re.search(rf"\b{re.escape(o.split('=')[0])}\b", text)]
+
+
+def _cells(blocks: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """One cell per (quantizer and role, option) the blocks drew: bit-exact, refused (the reason), or both."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for block in data["blocks"]:
-        for role, quantizer, options in (("activation", block["activation"], block["activation_options"]),
-                                         ("kernel", block["kernel"], block["kernel_options"])):
-            name = f"{quantizer.split('(')[0]} ({role})"
-            for option in options or ["(none)"]:
-                row = rows.setdefault((name, option), {"exact": 0, "refused": []})
-                if block["outcome"] == "exact":
-                    row["exact"] += 1
-                elif option != "(none)" and option.split("=")[0] in block["message"]:
-                    row["refused"].append(_reason(block["message"], option))
-    lines = ["| quantizer | option | hls4ml |", "|---|---|---|"]
-    for (name, option), row in sorted(rows.items()):
-        if row["exact"] and row["refused"]:  # the option's effect depends on the others (bits, a clip flag)
-            cell = (f"bit-exact in {row['exact']} drawn block{'s' * (row['exact'] > 1)}; refused in "
-                    f"{len(row['refused'])}: {row['refused'][0]}")
-        elif row["exact"]:
-            cell = f"bit-exact ({row['exact']} drawn block{'s' * (row['exact'] > 1)})"
-        elif row["refused"]:
-            cell = f"refused before training: {row['refused'][0]}"
+
+    def row(role: str, block: dict[str, Any], option: str) -> dict[str, Any]:
+        return rows.setdefault((f"{block[role].split('(')[0]} ({role})", option), {"exact": 0, "refused": []})
+
+    for block in blocks:
+        if block["outcome"] == "exact":
+            for role in ("activation", "kernel"):
+                for option in block[f"{role}_options"] or ["(none)"]:
+                    row(role, block, option)["exact"] += 1
+            continue
+        role, named = _blamed(block)
+        for option in named or ["(none)", *block[f"{role}_options"]]:  # none named: the quantizer, whatever its options
+            row(role, block, option)["refused"].append(_reason(block["message"], option))
+    cells = {}
+    for key, r in rows.items():
+        if r["exact"] and r["refused"]:  # the option's effect depends on the others (bits, a clip flag)
+            cells[key] = (f"bit-exact in {r['exact']} drawn block{'s' * (r['exact'] > 1)}; refused in "
+                          f"{len(r['refused'])}: {r['refused'][0]}")
+        elif r["exact"]:
+            cells[key] = f"bit-exact ({r['exact']} drawn block{'s' * (r['exact'] > 1)})"
         else:
-            continue  # only drawn beside an option that was refused: nothing measured about this one
-        lines.append(f"| {name} | {option} | {cell} |")
+            cells[key] = f"refused before training: {r['refused'][0]}"
+    return cells
+
+
+def render(data: dict[str, Any]) -> str:
+    hls, rtl = _cells(data["hls4ml"]["blocks"]), _cells(data["rtl"]["blocks"])
+    lines = ["| quantizer | option | hls4ml | qconvert rtl (da4ml) |", "|---|---|---|---|"]
+    for name, option in sorted(set(hls) | set(rtl)):
+        lines.append(f"| {name} | {option} | {hls.get((name, option), '—')} | {rtl.get((name, option), '—')} |")
     lines.append("")
-    lines.append(f"Measured: {sum(b['outcome'] == 'exact' for b in data['blocks'])} blocks chained, logits "
-                 f"bit-identical on {data['exact_fraction']:.0%} of {data['n_samples']} inputs; "
-                 f"{sum(b['outcome'] == 'refused' for b in data['blocks'])} refused in one line.")
+    for target, label in (("hls4ml", "hls4ml"), ("rtl", "qconvert rtl (da4ml's software interpreter)")):
+        blocks = data[target]["blocks"]
+        lines.append(f"Measured, {label}: {sum(b['outcome'] == 'exact' for b in blocks)} blocks chained, logits "
+                     f"bit-identical on {data[target]['exact_fraction']:.0%} of {data[target]['n_samples']} inputs; "
+                     f"{sum(b['outcome'] == 'refused' for b in blocks)} refused in one line.")
+    lines.append("(—: drawn only beside another option that was refused, so nothing was measured about this one there.)")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    cli(__doc__, render, "test_hls4ml_quantizer_options.py", "QCONVERT_QUANTIZER_RESULTS", BEGIN, END)
+    cli(__doc__, render, "test_hls4ml_quantizer_options.py test_rtl_quantizer_options.py", "QCONVERT_QUANTIZER_RESULTS",
+        BEGIN, END)

@@ -68,3 +68,66 @@ def draw(rng: np.random.Generator) -> Block:
     kernel = _spell("quantized_bits", [kernel_bits, int(rng.integers(0, min(3, kernel_bits - 1)))],
                     {"alpha": 1, **kernel_options})
     return Block(function, _spell(name, args, options), kernel, _spelled(options), _spelled(kernel_options))
+
+
+def block_rules(blocks, names) -> str:
+    """Rules giving block ``i`` (Dense ``d{i}`` then Activation ``a{i}``) its kernel and activation quantizers."""
+    text = ("version: 1\ninput: quantized_bits(8, 2)\ndefaults:\n  kernel: quantized_bits(8, 2, alpha=1)\n"
+            "  bias: quantized_bits(8, 2, alpha=1)\nrules:\n")
+    for i, b in zip(names, blocks):
+        text += (f"  - match: {{name: d{i}}}\n    kernel: \"{b.kernel}\"\n"
+                 f"  - match: {{name: a{i}}}\n    activation: {{{b.function}: \"{b.activation}\"}}\n")
+    return text
+
+
+def chain(blocks, names):
+    """Dense ``d{i}`` then Activation ``a{i}`` per block, on 8 features, then a linear Dense 4 ``head`` (seeded)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    x = inp = keras.Input((8,), name="features")
+    for i, b in zip(names, blocks):
+        x = keras.layers.Activation(b.function, name=f"a{i}")(keras.layers.Dense(8, name=f"d{i}")(x))
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
+
+
+def save_results(section: str, payload: dict) -> None:
+    """Under ``QCONVERT_QUANTIZER_RESULTS`` (benchmarks/quantizer_table.py runs the tests one by one), add
+    ``section`` (``hls4ml``, ``rtl``) to that JSON file; otherwise nothing."""
+    import json
+    import os
+    from pathlib import Path
+
+    where = os.environ.get("QCONVERT_QUANTIZER_RESULTS")
+    if where:
+        path = Path(where)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**data, section: payload}, indent=1))
+
+
+def try_alone(blocks, check, refusal, whole_quantizer: bool = False):
+    """Each block alone in a one-block model (converted by qconvert), through ``check(qmodel)``: kept, or refused
+    with a ``refusal`` exception in one line naming its layer and one of its drawn options (or, with
+    ``whole_quantizer``, its activation quantizer, refused whatever its options). Returns ``(kept, refused,
+    outcomes)``: block indices, and one dict per block (its fields, ``outcome`` and ``message``)."""
+    from dataclasses import asdict
+
+    import qconvert
+    from qconvert.rules import loads_rules
+
+    kept, refused, outcomes = [], [], []
+    for i, block in enumerate(blocks):
+        qmodel, _ = qconvert.convert(chain([block], [i]), loads_rules(block_rules([block], [i])))
+        try:
+            check(qmodel)
+        except refusal as err:
+            message = str(err)
+            assert "\n" not in message and (f"'a{i}'" in message or f"'d{i}'" in message), (block, message)
+            named = any(option.split("=")[0] in message for option in block.options)
+            assert named or (whole_quantizer and block.activation.split("(")[0] in message), (block, message)
+            refused.append(i)
+            outcomes.append({**asdict(block), "outcome": "refused", "message": message})
+        else:
+            kept.append(i)
+            outcomes.append({**asdict(block), "outcome": "exact", "message": ""})
+    return kept, refused, outcomes

@@ -10,10 +10,6 @@ range. A ReLU6 as the ``-auto`` presets make it (``quantized_relu(8, 3)``, bound
 option is what is refused": the same model and rules without that option pass the same pre-flight.
 """
 
-import json
-import os
-from dataclasses import asdict
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -125,24 +121,6 @@ def test_relu6_of_the_auto_presets_is_bit_exact(tmp_path):
     assert result.logits_exact_fraction == 1.0, result.limits
 
 
-def _block_rules(blocks, names) -> str:
-    """Rules giving block ``i`` (Dense ``d{i}`` then Activation ``a{i}``) its kernel and activation quantizers."""
-    text = ("version: 1\ninput: quantized_bits(8, 2)\ndefaults:\n  kernel: quantized_bits(8, 2, alpha=1)\n"
-            "  bias: quantized_bits(8, 2, alpha=1)\nrules:\n")
-    for i, b in zip(names, blocks):
-        text += (f"  - match: {{name: d{i}}}\n    kernel: \"{b.kernel}\"\n"
-                 f"  - match: {{name: a{i}}}\n    activation: {{{b.function}: \"{b.activation}\"}}\n")
-    return text
-
-
-def _chain(blocks, names) -> keras.Model:
-    keras.utils.set_random_seed(1)
-    x = inp = keras.Input((8,), name="features")
-    for i, b in zip(names, blocks):
-        x = keras.layers.Activation(b.function, name=f"a{i}")(keras.layers.Dense(8, name=f"d{i}")(x))
-    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
-
-
 @pytest.mark.slow
 def test_drawn_quantizer_options_are_bit_exact_or_refused_naming_one_of_them(tmp_path):
     """Property: 36 seeded draws (and 5 pinned) of activation and kernel quantizers with random options (symmetric,
@@ -150,7 +128,7 @@ def test_drawn_quantizer_options_are_bit_exact_or_refused_naming_one_of_them(tmp
     use_real_tanh/sigmoid, use_stochastic_rounding). Each alone, in a one-block model, passes the pre-flight or is
     refused in one line naming its layer and one of its drawn options; every block that passes, chained into one
     model (one compile), is bit-exact layer by layer in hls4ml — a "cause unknown" fails."""
-    from quantizer_draws import Block, draw
+    from quantizer_draws import Block, block_rules, chain, draw, save_results, try_alone
 
     rng = np.random.default_rng(2026)
     bits6 = "quantized_bits(6, 1, alpha=1)"
@@ -162,27 +140,13 @@ def test_drawn_quantizer_options_are_bit_exact_or_refused_naming_one_of_them(tmp
         Block("linear", "quantized_bits(6, 1)", "quantized_bits(6, 1, alpha='auto')", (), ("alpha='auto'",)),
     ]
     blocks = [draw(rng) for _ in range(36)] + pinned
-    kept, refused, outcomes = [], [], []
-    for i, block in enumerate(blocks):
-        qmodel, _ = qconvert.convert(_chain([block], [i]), loads_rules(_block_rules([block], [i])))
-        try:
-            preflight(qmodel, Hls4mlOptions(tmp_path / "probe"))
-        except ExportError as err:
-            message = str(err)
-            assert "\n" not in message and (f"'a{i}'" in message or f"'d{i}'" in message), (block, message)
-            assert any(option.split("=")[0] in message for option in block.options), (block, message)
-            refused.append(i)
-            outcomes.append({**asdict(block), "outcome": "refused", "message": message})
-        else:
-            kept.append(i)
-            outcomes.append({**asdict(block), "outcome": "exact", "message": ""})
+    kept, refused, outcomes = try_alone(blocks, lambda qmodel: preflight(qmodel, Hls4mlOptions(tmp_path / "probe")),
+                                        ExportError)
     assert len(kept) >= 8 and len(refused) >= 5, (kept, refused)  # both sides of the property are exercised
-    model = _chain([blocks[i] for i in kept], kept)
-    qmodel, _ = qconvert.convert(model, loads_rules(_block_rules([blocks[i] for i in kept], kept)))
+    model = chain([blocks[i] for i in kept], kept)
+    qmodel, _ = qconvert.convert(model, loads_rules(block_rules([blocks[i] for i in kept], kept)))
     x = np.random.default_rng(0).normal(0, 2, size=(1000, 8)).astype("float32")
     result = export(qmodel, Hls4mlOptions(tmp_path / "prj"), x=x)
     assert result.exact_fraction == 1.0 and result.limits.startswith("none"), (result.limits, [blocks[i] for i in kept])
     assert all(result.layers_exact[f"a{i}"] == 1.0 for i in kept), result.layers_exact
-    if os.environ.get("QCONVERT_QUANTIZER_RESULTS"):  # benchmarks/quantizer_table.py renders the README table
-        Path(os.environ["QCONVERT_QUANTIZER_RESULTS"]).write_text(json.dumps(
-            {"blocks": outcomes, "n_samples": result.n_samples, "exact_fraction": result.exact_fraction}, indent=1))
+    save_results("hls4ml", {"blocks": outcomes, "n_samples": result.n_samples, "exact_fraction": result.exact_fraction})

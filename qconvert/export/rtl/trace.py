@@ -102,6 +102,11 @@ def _quantizer_kif(q: Any, where: str) -> tuple[int, int, int, str]:
     """(k, i, f, overflow mode) of a fixed-point QKeras activation quantizer, or a refusal."""
     name = type(q).__name__
     cfg = q.get_config() if hasattr(q, "get_config") else {}
+    noise = cfg.get("qnoise_factor")
+    if noise is not None and float(noise) != 1.0:
+        raise RtlRefusal(f"{where}: {name} with qnoise_factor={float(noise):g} adds part of the unquantized input to "
+                         "its output (x + qnoise_factor·(q(x) − x) in QKeras), which has no fixed-point grid; use "
+                         "qnoise_factor=1")
     if name == "quantized_relu":
         if float(cfg.get("negative_slope", 0.0) or 0.0) != 0.0:
             raise RtlRefusal(f"{where}: leaky quantized_relu (negative_slope) is not traced for da4ml yet")
