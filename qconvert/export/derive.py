@@ -24,8 +24,11 @@ SOFTMAX_TABLE_BUDGET = 4096
 FLOAT32_SIGNIFICAND = 24  # Keras computes in float32: a wider exact sum may be rounded on the Keras side
 # Recurrent cells (LSTM, GRU): hls4ml's sigmoid and tanh tables span [-8, 8); its default 1,024 entries (step
 # 1/64) left 2.5 % of a 6-bit LSTM tagger's argmaxes different from Keras's exact functions, 8,192 (step 1/512)
-# 0.5 % (200 jets; a wider state or table type changed nothing). Pin ``table_size`` to trade agreement for area.
+# 0.5 % (200 jets). Their values lie in [-1, 1]: hls4ml's default table type ap_fixed<18,8> keeps 10 fraction
+# bits of them, ap_fixed<18,2> (rounded) 16 at the same width: on 600 sequences of 6-bit taggers, argmax
+# agreement GRU 99.00 → 99.67 %, LSTM 99.67 → 99.83 %. Pin ``table_size``/``table_t`` to trade agreement for area.
 RECURRENT_TABLE_SIZE = 8192
+RECURRENT_TABLE_T = FixedType(18, 2, True, "AP_RND_CONV")
 EXP_TABLE_T = FixedType(18, 8, True)  # the seed's exp_table_t ap_fixed<18,8>
 INV_TABLE_T = FixedType(18, 4, True)  # the seed's inv_table_t ap_fixed<18,4>
 
@@ -219,8 +222,9 @@ def derive(layers: list[dict[str, Any]], *, reuse_factor: int = 1, input_precisi
             out = acc = in_t if in_t is not None and in_t.kind == "fixed" and in_t.signed else DEFAULT_INPUT
             prec = {"accum": acc.hls()}
             cfg["table_size"] = RECURRENT_TABLE_SIZE
+            cfg["table_t"] = RECURRENT_TABLE_T.hls()
             exact, note = False, (f"recurrent cell: tanh/sigmoid by lookup table ({RECURRENT_TABLE_SIZE:,} entries over "
-                                  f"[-8, 8)), gates and state at {acc.hls()}")
+                                  f"[-8, 8), values at {RECURRENT_TABLE_T.hls()}), gates and state at {acc.hls()}")
         elif cls in _PASS_THROUGH and in_t is not None:
             out = in_t
         elif cls.startswith(("AveragePooling", "GlobalAveragePooling")) and in_t is not None:
