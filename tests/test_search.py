@@ -359,6 +359,20 @@ def test_two_processes_on_a_journal_file_share_a_study_survive_a_kill_and_resume
     assert not [t for t in trials if t.state.name == "RUNNING"]
 
 
+def test_a_trial_whose_worker_died_before_claiming_it_is_failed_after_the_grace(monkeypatch):
+    """Killed between Optuna's creating a trial and its first heartbeat: no pid, no heartbeat. It must not count as
+    running forever (a resumed search stopped one trial short when it did): it is failed after the grace."""
+    import optuna
+
+    from qconvert.search import study as study_module
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.ask()  # RUNNING, never claimed
+    assert study_module.unclaimed_trials(study) == 1 and study_module.fail_dead_trials(study, 900.0) == []
+    monkeypatch.setattr(study_module, "UNCLAIMED_GRACE", -1.0)
+    assert study_module.fail_dead_trials(study, 900.0) == [0] and study_module.unclaimed_trials(study) == 0
+
+
 @pytest.mark.slow
 def test_the_lut_objective_is_da4mls_estimate_of_each_trials_rtl(tmp_path, case):
     _, summary = small_search(tmp_path, case, "--trials", "2", "--epochs", "1", "--objective", "accuracy,lut",

@@ -113,11 +113,12 @@ def test_a_space_may_vary_target_ebops_and_each_trial_lands_under_its_target(tmp
 @pytest.mark.parametrize(
     "args, says",
     [
-        (("--pruner", "median"), "unknown --pruner 'median'; expected one of dominance, halving, hyperband, none"),
+        (("--pruner", "median"), "Invalid value for '--pruner': 'median' is not one of 'dominance', 'halving', "
+                                 "'hyperband', 'none'"),
         (("--pruner", "halving", "--no-early-stop"), "--no-early-stop means --pruner none"),
-        (("--warmup-epochs", "0"), "--warmup-epochs must be at least 1"),
-        (("--retrain-epochs", "0"), "--retrain-epochs must be at least 1"),
-        (("--retrain-epochs", "-3"), "--retrain-epochs must be at least 1"),
+        (("--warmup-epochs", "0"), "Invalid value for '--warmup-epochs': 0 is not in the range x>=1"),
+        (("--retrain-epochs", "0"), "Invalid value for '--retrain-epochs': 0 is not in the range x>=1"),
+        (("--retrain-epochs", "-3"), "Invalid value for '--retrain-epochs': -3 is not in the range x>=1"),
     ],
 )
 def test_bad_pruner_and_retrain_values_exit_2_in_one_line_before_anything_runs(tmp_path, digits_files, args, says):

