@@ -156,17 +156,13 @@ def cost_of(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str
 
 
 def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, unit_cost: Any = None,
-                       target: float = math.inf, end_epoch: int = 0, regrow: bool = False) -> Any:
+                       target: float = math.inf, end_epoch: int = 0) -> Any:
     """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
     after every training batch, so no EBOPs come back while fine-tuning.
 
     When the count (non-zero quantized values times ``unit_cost``) starts above ``target``, the masks also
     grow at the end of each epoch up to ``end_epoch`` (from 1), by :func:`greedy_prune` on the current values,
     so that the count falls from where it started to ``target`` along Zhu & Gupta's cubic schedule.
-
-    ``regrow``: values at zero are not held there until ``end_epoch``; each epoch end prunes the count back to
-    ``target`` (the goal), masking only what it removes, and ``end_epoch`` holds every zero from then on. Weights
-    the search left at zero can come back where the budget has room.
     """
     import keras
 
@@ -186,14 +182,13 @@ def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, 
             self._apply()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            if unit_cost is None or (start <= target and not regrow) or epoch + 1 > end_epoch:
+            if unit_cost is None or start <= target or epoch + 1 > end_epoch:
                 return
             self.model  # noqa: B018 -- on JAX, reading the property syncs the training state into the variables
-            goal = target + max(start - target, 0.0) * (1.0 - (epoch + 1) / end_epoch) ** 3
+            goal = target + (start - target) * (1.0 - (epoch + 1) / end_epoch) ** 3
             arrays = quantized_arrays(model, keys)
-            hold = not regrow or epoch + 1 == end_epoch  # from here on, zeros stay zero
             for key, mask in greedy_prune(arrays, unit_cost, cost_of(arrays, unit_cost) - goal).items():
-                masks[key] &= mask if hold else mask | (arrays[key] == 0)
+                masks[key] &= mask
             self._apply()
 
     return _Masks()

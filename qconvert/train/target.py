@@ -81,7 +81,6 @@ class TargetSettings:
     margin: float = 0.05  # the controller aims at (1 - margin) * target
     freeze_fraction: float = 0.2  # the last part of the search runs at frozen widths
     ramp_fraction: float = 0.3  # the first part of the search steers from the start down to the target
-    regrow: bool = False  # fine-tuning may bring back weights the search zeroed, within the target
 
 
 @dataclass(frozen=True)
@@ -226,19 +225,14 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     for (name, role), mask in masks.items():
         getattr(final.get_layer(name), role).assign(floats[(name, role)] * mask)
     fixed = float(sum(c.ebops for c in model_cost(final).values()))
-    if settings.regrow:  # the search's zeros start from their float values, free to come back
-        masks = {key: np.ones_like(mask) for key, mask in masks.items()}
-        for (name, role) in masks:
-            getattr(final.get_layer(name), role).assign(floats[(name, role)])
 
     t1 = time.perf_counter()
     ft_result = None
     if n_finetune:
         ft_options = replace(options, epochs=n_finetune, lr=lr * settings.finetune_lr_factor, batch_size=batch_size,
                              checkpoint_dir=None, resume=False, loss=loss, lr_schedule=options.lr_schedule or "cosine")
-        end = max(1, n_finetune // 2) if fixed > target_ebops or settings.regrow else 0  # above: prune down first
-        callback = make_mask_callback(final, masks, unit_cost=unit_cost, target=target_ebops, end_epoch=end,
-                                      regrow=settings.regrow)
+        end = max(1, n_finetune // 2) if fixed > target_ebops else 0  # still above: prune down to it first
+        callback = make_mask_callback(final, masks, unit_cost=unit_cost, target=target_ebops, end_epoch=end)
         final, ft_result = fine_tune(final, dataset, ft_options, callbacks=[callback], monitor_from=end + 1)
     arrays = quantized_arrays(final, masks)
     for key, mask in greedy_prune(arrays, unit_cost, cost_of(arrays, unit_cost) - target_ebops).items():
