@@ -195,14 +195,15 @@ DEMO_OUTPUTS = ("fp32.keras", "digits.npz", "accuracy.png", "6_bit.keras", "4_bi
 def check_demo_folder(out_dir: Path) -> list[str]:
     """The earlier demo outputs in ``out_dir`` that a new run replaces (sorted; empty for a new or empty folder).
 
-    Raises :class:`OutputError` when ``out_dir`` is a file or holds anything the demo does not write: nothing
-    of the user's is overwritten."""
+    Raises :class:`OutputError` when ``out_dir`` (or a folder above it) is a file, or holds anything the demo does
+    not write (hidden files such as ``.DS_Store`` aside): nothing of the user's is overwritten."""
     from .errors import OutputError
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder")
-    present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{out_dir}: {folder} exists and is not a folder")
+    present = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) if out_dir.is_dir() else []
     foreign = [name for name in present if name not in DEMO_OUTPUTS]
     if foreign:
         raise OutputError(f"{out_dir}: holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, which the "

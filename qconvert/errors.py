@@ -27,7 +27,8 @@ __all__ = [
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the choice closest to ``word``, else ``""``: the same word in another case
     (``6BIT`` → ``6bit``), or a file name whose stem is a choice (``6bit.yaml``), or the only choice that starts
-    with it (``mixed`` → ``mixed_jet_tagger``), else difflib's closest by ratio >= 0.6, ignoring case.
+    with it (``mixed`` → ``mixed_jet_tagger``), else difflib's closest by ratio >= 0.6, ignoring case (all of
+    them when several are equally close: ``fc`` → ``'fc1', 'fc2', 'fc3'``).
 
     For error messages: ``f"unknown key{did_you_mean(key, allowed)}"``.
     """
@@ -38,9 +39,14 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     lower = word.lower()
     stem = lower.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     starting = [c for c in choices if c.lower().startswith(lower)] if len(lower) >= 3 else []
-    close = difflib.get_close_matches(lower, list(by_lower), n=1)
-    found = (by_lower.get(lower) or by_lower.get(stem) or (starting[0] if len(starting) == 1 else None)
-             or (by_lower[close[0]] if close else None))
+    found = by_lower.get(lower) or by_lower.get(stem) or (starting[0] if len(starting) == 1 else None)
+    if found is None:  # difflib's closest; several equally close are all named, not one of them at random
+        ratio = {c: difflib.SequenceMatcher(None, lower, c).ratio() for c in by_lower}
+        best = max(ratio.values(), default=0.0)
+        tied = list(dict.fromkeys(by_lower[c.lower()] for c in choices if ratio[c.lower()] == best)) if best >= 0.6 else []
+        if len(tied) > 1:
+            return f"; did you mean one of {', '.join(map(repr, tied[:5]))}?"
+        found = tied[0] if tied else None
     return f"; did you mean {found!r}?" if found is not None and found != word else ""
 
 

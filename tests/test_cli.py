@@ -93,6 +93,7 @@ def test_strict_with_leftovers_exits_1_and_writes_nothing(model_copy, tmp_path, 
         ("version: 1\nrules:\n  - match: {name: fc_1}\n    keep: true\n", (":3", "matches no layer", "did you mean 'fc1'?")),
         ("version: 1\nrules:\n  - match: {type: Dens}\n    keep: true\n", (":3", "matches no layer", "did you mean 'Dense'?")),
         ("version: 1\nrules:\n  - match: {name: FC2}\n    keep: true\n", (":3", "matches no layer", "did you mean 'fc2'?")),
+        ("version: 1\nrules:\n  - match: {name: fc}\n    keep: true\n", (":3", "did you mean one of 'fc1', 'fc2', 'fc3'?")),
         ("version: 1\nrules:\n  - match: {type: dense}\n    keep: true\n", (":3", "matches no layer", "did you mean 'Dense'?")),
         ("version: 1\ndefaults:\n  activation: quantized_rleu(6)\n", (":3", "did you mean 'quantized_relu'?")),
         ("version: 1\nrules:\n  - match: {activation: rleu}\n    keep: true\n", (":3", "did you mean 'relu'?")),
@@ -269,6 +270,9 @@ def test_every_default_is_in_the_help_and_closed_sets_are_choices():
     (["--reuse-factor", "0"], "Invalid value for '--reuse-factor': 0 is not in the range x>=1"),
     (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
     (["--strategy", "fast"], "Invalid value for '--strategy': 'fast' is not one of"),
+    (["--clock-ns", "nan"], "Invalid value for '--clock-ns': nan is not a number"),
+    (["--clock-ns", "inf"], "Invalid value for '--clock-ns': inf is not in the range"),
+    (["--plot", "fig.png"], "--plot needs --epochs (the figure shows the training)"),
 ])
 def test_numbers_and_closed_sets_are_checked_by_the_parser(seed_h5, tmp_path, args, says):
     result = run(seed_h5, "--rules", SIX_BIT, "-o", tmp_path / "q.keras", *args)

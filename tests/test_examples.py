@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qconvert.demo import DEMO_OUTPUTS, check_demo_folder
+from qconvert.errors import OutputError
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
@@ -90,4 +91,8 @@ def test_demo_o_never_overwrites_what_it_did_not_write(tmp_path):
         f"qconvert: error: {Path('mine')}: holds notes.txt, which the demo did not write; choose a new or empty folder")
     assert (mine / "notes.txt").read_text() == "keep me" and (mine / "fp32.keras").read_text() == "an earlier demo's"
     (mine / "notes.txt").unlink()
+    (mine / ".DS_Store").write_text("")  # a file the desktop makes on its own is not the user's work
     assert check_demo_folder(mine) == ["fp32.keras"] and check_demo_folder(tmp_path / "new") == []
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OutputError, match="a_file exists and is not a folder"):  # -o below a file: one line
+        check_demo_folder(tmp_path / "a_file" / "sub")

@@ -267,7 +267,7 @@ def test_a_file_of_that_name_wins_over_the_preset(tmp_path, monkeypatch):
 
 def test_an_unknown_name_lists_the_presets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuleError, match=r"no such rule file; did you mean '8bit'\? \(shipped presets: 4bit, 4bit-auto, ") as err:
+    with pytest.raises(RuleError, match=r"no such rule file; did you mean one of '4bit', '6bit', '8bit'\? \(shipped presets: 4bit, 4bit-") as err:
         load_rules("7bit")
     from qconvert.rules import preset_names
 

@@ -128,6 +128,13 @@ def hls4ml_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A number option's callback: nan is not a number a range can check (every comparison with it is false)."""
+    if value is not None and value != value:
+        raise click.BadParameter(f"{value} is not a number", ctx, param)
+    return value
+
+
 def rtl_progress(console: Any) -> Callable[[str], None]:
     """The RTL stage's progress lines (one as each layer's constant-matrix solve starts and ends), dim, on ``console``."""
     return lambda line: console.print(f"rtl: {line}", style="dim", markup=False, highlight=False)
@@ -136,7 +143,7 @@ def rtl_progress(console: Any) -> Callable[[str], None]:
 def rtl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The RTL stage's clock and synthesis family (main job with --rtl, and `qconvert rtl`)."""
     options = [
-        click.option("--clock-ns", type=click.FloatRange(min=0.0, min_open=True), default=5.0, show_default=True,
+        click.option("--clock-ns", type=click.FloatRange(min=0.0, max=1e6, min_open=True), callback=_finite, default=5.0, show_default=True,
                      help="RTL clock period: da4ml puts pipeline registers every this many units of its delay model."),
         click.option("--family", type=click.Choice(FAMILIES), default="xcup", show_default=True,
                      help="yosys synth_xilinx -family for the RTL figures (xcup: UltraScale+, xcu: UltraScale, "

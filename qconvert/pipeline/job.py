@@ -177,6 +177,7 @@ class Job:
             (epochs and not data, "--epochs needs --data"),
             (distill and not epochs, "--distill needs --epochs"),
             (calibration_rows is not None and not data, "--calibration-rows needs --data"),
+            (plot is not None and not epochs, "--plot needs --epochs (the figure shows the training)"),
             (target_ebops is not None and not (data and epochs), "--target-ebops needs --data and --epochs"),
             ((build or hls4ml_config or strategy) and not hls4ml_dir,
              "--build, --hls4ml-config and --strategy need --hls4ml DIR"),
