@@ -95,11 +95,12 @@ def check(ctx: Context) -> None:
     check_writable(ctx.out, "the converted model")
     if job.outputs.report is not None:
         check_writable(job.outputs.report, "the report")
-    if job.train is not None and job.outputs.plot is not None:
-        check_writable(job.outputs.plot, "the training figure")
+    plot = Path(job.outputs.plot) if job.train is not None and job.outputs.plot is not None else None
+    if plot is not None:
+        check_writable(plot, "the training figure")
     _check_distinct(ctx.source, _outputs(job, ctx.out))
-    if job.train is not None and job.outputs.plot is not None and Path(job.outputs.plot).suffix.lower() not in FIGURE_SUFFIXES:
-        raise OutputError(f"{job.outputs.plot}: --plot writes a figure; name a {', '.join(FIGURE_SUFFIXES)} file")
+    if plot is not None and plot.suffix.lower() not in FIGURE_SUFFIXES:
+        raise OutputError(f"{plot}: --plot writes a figure; name a {', '.join(FIGURE_SUFFIXES)} file")
 
 
 def _outputs(job: Job, out: Path) -> dict[str, Path]:

@@ -14,7 +14,8 @@ and ``--study``, asks the study for its next trial, so trials are disjoint. A
 finished trial is one atomic write to the storage; a worker that dies leaves its
 trial ``RUNNING``, and the next worker to start a trial marks it ``FAIL`` when
 its process is gone (same host) or its heartbeat (written each epoch) is older
-than ``stale_after`` seconds (``UNCLAIMED_GRACE`` for one whose worker died before its first heartbeat). The study stops when ``trials`` trials have
+than ``stale_after`` seconds (``UNCLAIMED_GRACE`` for one whose worker died
+before its first heartbeat). The study stops when ``trials`` trials have
 finished (complete or stopped early; failed ones do not count).
 
 Sampler: Optuna's TPE (multivariate, ``constant_liar`` for parallel workers),
