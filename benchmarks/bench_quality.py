@@ -23,7 +23,8 @@ The network is the seed's: inputs → 64 → 32 → 32 → classes (ReLU, softma
   (``accuracy.qat``, ``totals.ebops``).
 * ``target``: the main job with ``--target-ebops N`` from ``--target-rules`` (default
   ``rules/8bit-auto.yaml``: the starting, largest precisions), for each N of ``--targets``; ``auto``: the
-  mean EBOPs of each HGQ2 point of the case, and 1/20 of the uniform 6-bit model's (the issue's targets).
+  mean EBOPs of each HGQ2 point of the case, by HGQ2's count and by value (below), and 1/20 of the uniform
+  6-bit model's (the issue's targets).
 * ``search``: ``qconvert search FP32 --rules SPACE`` (``examples/search/jet_tagger_space.yaml``, digits:
   ``digits_mlp_space.yaml``) ``--trials T --epochs E' -j J --seed S --reference none``; its Pareto front
   (by validation accuracy), each point's test accuracy and EBOPs from ``search.json``. Fronts of
@@ -32,8 +33,10 @@ The network is the seed's: inputs → 64 → 32 → 32 → classes (ReLU, softma
 * ``hgq2``: HGQ2 0.2 (``benchmarks/hgq2_route.py``) at each β of ``--betas``, in the benchmark's own
   virtual environment (``--venv``, default ``benchmarks/.venv-hgq2``, made when missing: ``python -m venv``,
   ``pip install hgq2==0.2.0 jax jaxlib``; never qconvert's, as HGQ2 ships a top-level ``qkeras`` of its
-  own). EBOPs by HGQ2's own count after its final ``trace_minmax``; JAX backend; batch size the main
-  job's; ``--hgq2-epochs``.
+  own). EBOPs by HGQ2's own count after its final ``trace_minmax`` (each weight at its declared width); the
+  same model counted by value (each weight at the bits its value needs: qconvert's count of its own models,
+  ``qconvert.model.cost.value_bits``) in the note and the JSON (``ebops_values``); JAX backend; batch size
+  the main job's; ``--hgq2-epochs``.
 
 A route that fails (a missing option, an error of the command) is a failed row with its one-line error,
 never the end of the benchmark. Per route: mean test accuracy and EBOPs over the seeds that succeeded,
@@ -44,7 +47,8 @@ points and search front, HGQ2's front, FP32 as a line; one panel per case) and `
 (every run, every aggregate, the checks, the settings and the versions). Below the table, issue 19's
 checks on the means: the cheapest ``--target-ebops`` model within 0.5 pp of FP32 against 1/20 of the
 uniform 6-bit model's EBOPs; at each HGQ2 point's EBOPs, the most accurate qconvert model with no more
-EBOPs, its accuracy gap (goal >= -0.3 pp) and its wall time against HGQ2's (goal <= 3x).
+EBOPs, its accuracy gap (goal >= -0.3 pp) and its wall time against HGQ2's (goal <= 3x); and the same at
+the HGQ2 point's count by value.
 
 ``--qconvert-src``: the checkout whose qconvert the routes run (default this one), e.g. a branch's
 worktree with a flag this one lacks. ``--quick``: one seed, 2 QAT epochs, 10 FP32 epochs, 3 HGQ2 epochs,
@@ -144,10 +148,12 @@ def run_case(case: str, args: argparse.Namespace, folder: Path) -> list[Run]:
 
 
 def targets(spec: str, runs: list[Run]) -> list[int]:
-    """``--targets``: numbers, or ``auto``: each HGQ2 point's mean EBOPs and 1/20 of the uniform 6-bit model's."""
+    """``--targets``: numbers, or ``auto``: each HGQ2 point's mean EBOPs, by HGQ2's count and by value (as qconvert
+    counts its own models), and 1/20 of the uniform 6-bit model's."""
     if spec != "auto":
         return [int(float(t)) for t in spec.split(",") if t]
-    out = [int(row["ebops"]) for row in aggregate(runs) if row["route"] == "hgq2" and row["ebops"]]
+    out = [int(row[key]) for row in aggregate(runs) if row["route"] == "hgq2"
+           for key in ("ebops", "ebops_values") if row.get(key)]
     six = [row["ebops"] for row in aggregate(runs) if row["route"] == "6bit" and row["ebops"]]
     if six:
         out.append(int(six[0] / 20))

@@ -22,11 +22,14 @@ HGQ2's layers, set up as HGQ2's own example for this network (``example/small_je
 
 After training, HGQ2's ``trace_minmax`` over the training and validation rows sets the wrapping
 quantizers' integer bits from the data and returns HGQ2's own EBOPs count of the final model, the
-figure reported. Test accuracy is that traced model's, on the test split.
+figure reported. Test accuracy is that traced model's, on the test split. Beside it, the same model's count
+with each weight and bias at its own value's bits (``ebops_values``; :func:`value_bits`, qconvert's count
+of its own models) and, as a check of that formula, at the declared widths (``ebops_recount``: equals
+``ebops``).
 
 Printed (stdout, the last line), one JSON object: ``beta``, ``seed``, ``epochs``, ``batch_size``, ``lr``;
-``test_accuracy``, ``val_accuracy`` (fractions); ``ebops`` (after the trace) and ``ebops_training`` (HGQ2's
-running count at the last epoch); ``train_s``/``train_cpu_s`` (``fit`` alone, wall and process CPU seconds),
+``test_accuracy``, ``val_accuracy`` (fractions); ``ebops`` (after the trace), ``ebops_recount`` and
+``ebops_values`` (above), ``ebops_training`` (HGQ2's running count at the last epoch); ``train_s``/``train_cpu_s`` (``fit`` alone, wall and process CPU seconds),
 ``epoch_s``/``epoch_cpu_s`` (the median epoch after the first, which compiles), ``first_epoch_s``;
 ``setup_s`` (imports, data, build: before ``fit``), ``trace_s`` (the final trace);
 ``wall_s``/``cpu_s`` (the whole script: imports, build, fit, trace, evaluation); ``versions``.
@@ -75,6 +78,41 @@ def build(beta: float, n_classes: int, n_features: int):
             QDense(n_classes, beta0=beta, oq_conf=logits, name="output"),
         ])
     return model
+
+
+def value_bits(values):
+    """Per value, the magnitude bits of the narrowest fixed-point format holding it (0 for zero): the same
+    function as ``qconvert.model.cost.value_bits`` (qconvert is not installed in this environment)."""
+    import numpy as np
+
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    m = (np.frexp(v)[0] * 2.0**53).astype(np.uint64)
+    with np.errstate(divide="ignore"):
+        bits = 53.0 - np.log2((m & (~m + np.uint64(1))).astype(np.float64))
+    return np.where(v == 0, 0.0, bits)
+
+
+def ebops_of(model, by_value: bool) -> float:
+    """HGQ2's EBOPs formula for its QDense (``QDense._compute_ebops``: input bits @ kernel bits, plus the mean
+    bias bits per output), with the kernel's and bias's declared per-weight widths (``by_value`` False: equals
+    HGQ2's own count) or each value's own bits (``by_value``: the count qconvert gives its models)."""
+    import numpy as np
+    from keras import ops
+
+    total = 0.0
+    for layer in model.layers:
+        if not hasattr(layer, "qkernel"):
+            continue
+        n_in, units = (int(d) for d in layer.kernel.shape)
+        bw_in = np.asarray(ops.convert_to_numpy(layer.iq.bits_((1, n_in))))
+        if by_value:
+            bw_k = value_bits(ops.convert_to_numpy(layer.qkernel))
+            bw_b = value_bits(ops.convert_to_numpy(layer.qbias)) if layer.bq is not None else None
+        else:
+            bw_k = np.asarray(ops.convert_to_numpy(layer.kq.bits_(layer.kernel.shape)))
+            bw_b = np.asarray(ops.convert_to_numpy(layer.bq.bits_(layer.bias.shape))) if layer.bq is not None else None
+        total += float(np.sum(bw_in @ bw_k)) + (float(np.mean(bw_b)) * units if bw_b is not None else 0.0)
+    return total
 
 
 def epoch_clock():
@@ -152,6 +190,7 @@ def main() -> None:
     result = {
         "beta": args.beta, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "test_accuracy": accuracy("test"), "val_accuracy": accuracy("val"), "ebops": int(ebops),
+        "ebops_recount": ebops_of(model, by_value=False), "ebops_values": ebops_of(model, by_value=True),
         "ebops_training": int(history.history["ebops"][-1]), "train_s": train_s, "train_cpu_s": train_cpu_s,
         "epoch_s": clock.median("wall"), "epoch_cpu_s": clock.median("cpu"), "first_epoch_s": clock.wall[0],
         "setup_s": start - START, "trace_s": trace_s, "wall_s": time.perf_counter() - START, "cpu_s": time.process_time(),

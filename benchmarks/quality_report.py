@@ -39,7 +39,9 @@ def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
                      "ebops": _mean([r.ebops for r in ok if r.ebops is not None]),
                      "wall_s": _mean([r.wall_s for r in ok]), "cpu_s": _mean([r.cpu_s for r in ok if r.cpu_s is not None]),
                      "error": errors[0] if errors else None,
-                     **({"target": group[0].extra.get("target")} if route == "target" else {})})
+                     **({"target": group[0].extra.get("target")} if route == "target" else {}),
+                     **({"ebops_values": _mean([r.extra["ebops_values"] for r in ok if "ebops_values" in r.extra])}
+                        if route == "hgq2" else {})})
     return rows
 
 
@@ -61,13 +63,17 @@ def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "pass": bool(best and best["ebops"] <= six["ebops"] / 20)})
         ours = [r for r in done if r["route"] not in ("fp32", "hgq2")]
         for h in (r for r in done if r["route"] == "hgq2"):
-            within = [r for r in ours if r["ebops"] <= h["ebops"]]
-            best = max(within, key=lambda r: r["test_accuracy"]) if within else None
-            gap = 100 * (best["test_accuracy"] - h["test_accuracy"]) if best else None
-            ratio = best["wall_s"] / h["wall_s"] if best and best["wall_s"] and h["wall_s"] else None
-            out.append({"case": case, "check": f"at {h['label']}'s {h['ebops']:,.0f} EBOPs: >= -0.3 pp, <= 3x its wall time",
-                        "model": best and best["label"], "ebops": best and best["ebops"], "gap_pp": gap,
-                        "wall_ratio": ratio, "pass": bool(gap is not None and gap >= -0.3 and ratio is not None and ratio <= 3)})
+            counts = [("", h["ebops"])]
+            if h.get("ebops_values") is not None:  # the same models counted as qconvert counts its own: by value
+                counts.append((", counted by value as qconvert counts", h["ebops_values"]))
+            for how, limit in counts:
+                within = [r for r in ours if r["ebops"] <= limit]
+                best = max(within, key=lambda r: r["test_accuracy"]) if within else None
+                gap = 100 * (best["test_accuracy"] - h["test_accuracy"]) if best else None
+                ratio = best["wall_s"] / h["wall_s"] if best and best["wall_s"] and h["wall_s"] else None
+                out.append({"case": case, "check": f"at {h['label']}'s {limit:,.0f} EBOPs{how}: >= -0.3 pp, <= 3x its wall time",
+                            "model": best and best["label"], "ebops": best and best["ebops"], "gap_pp": gap,
+                            "wall_ratio": ratio, "pass": bool(gap is not None and gap >= -0.3 and ratio is not None and ratio <= 3)})
     return out
 
 
@@ -99,6 +105,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         seeds = f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
         note = f"[red]{row['error']}[/red]" if row["error"] else (
             f"val {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else "")
+        if row.get("ebops_values") is not None:
+            note = f"by value as qconvert counts: {row['ebops_values']:,.0f} EBOPs"
         if row.get("target") and row["ebops"] is not None:
             note = f"{'target met' if row['ebops'] <= row['target'] else 'over the target'}"
         table.add_row(case, row["label"], seeds, f"{acc:.4f}{std}" if acc is not None else "—", delta,

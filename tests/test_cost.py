@@ -6,7 +6,7 @@ import pytest
 from models import seed_fp32
 
 import qconvert
-from qconvert.model.cost import magnitude_bits, model_cost
+from qconvert.model.cost import magnitude_bits, model_cost, value_bits
 from qconvert.rules import loads_rules
 
 SEED_6BIT_16BIT_INPUT = """
@@ -19,8 +19,9 @@ defaults:
 """
 
 
-def _fill(model, value=0.25):
-    """Weights no quantizer rounds to zero, so every multiply is there."""
+def _fill(model, value=0.96875):
+    """Weights no quantizer rounds to zero, so every multiply is there; 31/32 needs all 5 magnitude bits of
+    ``quantized_bits(6, 0)``."""
     for layer in model.layers:
         layer.set_weights([np.full(w.shape, value, dtype="float32") for w in layer.get_weights()])
     return model
@@ -37,10 +38,10 @@ def test_magnitude_bits_leave_out_the_sign():
 
 
 def test_ebops_of_a_tiny_layer_by_hand():
-    """4 inputs (signed 8-bit: 7 magnitude bits) → 3 outputs, 6-bit weights (5 magnitude bits).
+    """4 inputs (signed 8-bit: 7 magnitude bits) → 3 outputs, 6-bit weights (at most 5 magnitude bits).
 
-    Kernel columns: zeros (cost nothing), powers of two (cost the declared 5 bits, as HGQ2 counts),
-    full-width values; one bias is zero.
+    Kernel columns: zeros (cost nothing), powers of two (one bit each: a shift), full-width values (31/32 and
+    29/32: five bits) and 1/32 (one bit); one bias is zero, the others are powers of two.
     """
     kernel = np.array([[0.0, 0.5, 0.96875],
                        [0.0, 0.25, -0.90625],
@@ -55,16 +56,26 @@ def test_ebops_of_a_tiny_layer_by_hand():
                         "  bias: quantized_bits(6, 0, alpha=1)\n")
     qmodel, _ = qconvert.convert(fp32, rules)
     cost = model_cost(qmodel)["tiny"]
-    nonzero_weights, nonzero_biases = 8, 2
-    assert cost.multiplies == nonzero_weights
-    assert cost.ebops == nonzero_weights * 7 * 5 + nonzero_biases * 5  # = 290
-    assert cost.macs == 12 and cost.dsp == 0
+    assert cost.multiplies == 8
+    weight_bits = 1 + 1 + 1 + 1 + 1 + 1 + 5 + 5  # six powers of two, 31/32, 29/32
+    assert cost.ebops == weight_bits * 7 + 2 * 1  # = 114
+
+
+def test_value_bits_are_those_of_the_narrowest_format_holding_each_value():
+    from qkeras.quantizers import quantized_bits
+
+    assert value_bits(np.array([0.0, 0.5, -0.75, 11 / 16, 31 / 32, 3.0, -6.0, 1 / 1024]), np.inf).tolist() == \
+        [0, 1, 2, 4, 5, 2, 2, 1]
+    assert value_bits(np.array([0.1, 2**-30 * 3]), 5).tolist() == [5, 2]  # not dyadic (or too long): the cap
+    # every value of quantized_bits(6, 0) costs at most its 5 magnitude bits, and some value costs each of 1..5
+    grid = np.asarray(quantized_bits(6, 0, alpha=1)(np.linspace(-1.2, 1.2, 513).astype("float32")))
+    assert sorted(set(value_bits(grid, np.inf).tolist())) == [0, 1, 2, 3, 4, 5]
 
 
 def test_conv_weights_count_once_per_output_position():
     inp = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(3, 3, name="conv")(inp)  # 4 x 4 output positions
-    fp32 = _fill(keras.Model(inp, x))
+    fp32 = _fill(keras.Model(inp, x), 0.875)  # 7/8: the 3 magnitude bits of quantized_bits(4, 0)
     kernel = fp32.get_layer("conv").get_weights()[0]
     kernel[0, 0, :, :] = 0.0  # 6 of 54 weights pruned
     fp32.get_layer("conv").set_weights([kernel, np.full(3, 0.25, "float32")])
@@ -73,7 +84,7 @@ def test_conv_weights_count_once_per_output_position():
     qmodel, _ = qconvert.convert(fp32, rules)
     cost = model_cost(qmodel)["conv"]
     assert cost.multiplies == 16 * 48
-    assert cost.ebops == 16 * 48 * 4 * 3 + 16 * 3 * 3
+    assert cost.ebops == 16 * 48 * 4 * 3 + 16 * 3 * 1  # the biases, 0.25, one bit each
 
 
 def test_seed_6bit_with_a_signed_16bit_input_is_174425_ebops():

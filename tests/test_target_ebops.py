@@ -87,7 +87,11 @@ def test_weights_are_pushed_toward_zero_in_proportion_to_their_cost():
     w = fc1.kernel.numpy()
     expected = (8 - 1) * (6 - 1) * np.sign(w) / np.abs(k[k != 0]).mean()  # a' * w' * sign(w) / mean |q|
     np.testing.assert_allclose(grad, expected, rtol=1e-5)
-    assert float(fc1.relaxed_ebops()) == pytest.approx(fc1.exact_ebops(), rel=1e-6)  # the value: the exact count
+    # its value: every non-zero value at the layer's width, an upper bound of the exact count (each at its own bits)
+    b = fc1.exact_quantized()[1]
+    declared = np.count_nonzero(k) * (8 - 1) * (6 - 1) + np.count_nonzero(b) * (6 - 1)
+    assert float(fc1.relaxed_ebops()) == pytest.approx(declared, rel=1e-6)
+    assert fc1.exact_ebops() < declared
 
 
 @pytest.mark.parametrize("make", [_mlp, _cnn])
@@ -134,7 +138,7 @@ def test_the_target_is_reached_with_accuracy_well_above_chance(trained):
     final = qconvert.load_model(out / "q.keras")
     ebops = sum(c.ebops for c in model_cost(final).values())
     assert ebops <= TARGET and ebops == section["ebops"]["final"] == report["totals"]["ebops"]
-    assert section["ebops"]["start"] > 40 * TARGET  # the 6-bit start is far above it
+    assert section["ebops"]["start"] > 15 * TARGET  # the 6-bit start is far above it
     assert report["accuracy"]["qat"] > 0.75  # ten classes: chance is 0.1
     assert len(section["history"]["beta"]) == section["search_epochs"] == 18
     assert "target EBOPs 8,000" in output and "learned precisions" in output

@@ -18,14 +18,19 @@ Precision Quantization for Neural Networks On-Chip", 2024)::
 
     EBOPs = sum over multiplies  b_in' * b_w'   +   sum over outputs  b_bias'
 
-where ``b'`` is a quantizer's bit width without its sign bit
-(``quantized_bits(6, 0)`` → 5, ``quantized_relu(6)`` → 6, a signed 16-bit input
-→ 15; float counts 32). A weight (or bias) that is exactly zero after its
-quantizer costs nothing: a pruned multiply is not built. Widths are the
-quantizers' declared ones, as HGQ2's trace takes them, so a power of two costs
-as much as any other non-zero weight. Check: the seed's 6-bit jet tagger with a
-signed 16-bit input and no zero weight gives 1024·15·5 + 2048·6·5 + 1024·6·5 +
-160·6·5 + 133·5 = 174,425.
+where ``b_in'`` is the bit width of the input's quantizer without its sign bit
+(``quantized_relu(6)`` → 6, a signed 16-bit input → 15; float counts 32), and
+``b_w'``, ``b_bias'`` are, per weight and bias, the magnitude bits of the
+narrowest fixed-point format that holds its quantized value (:func:`value_bits`):
+at most the quantizer's (``quantized_bits(6, 0)`` → 5), fewer for a value that
+needs fewer (0.5 one bit, 0.75 two), none for a zero (a pruned multiply is not
+built). HGQ2 learns a width per weight and counts those; a QKeras quantizer has
+one width per layer, and the per-weight width that holds each value is what
+HGQ2's count of the same weights comes to. It is also what the hardware is built
+from: hls4ml and da4ml multiply by the constant, and a multiply by a power of two
+is a shift. Check: the seed's 6-bit jet tagger with a signed 16-bit input and
+every weight and bias at a full-width value (31/32) gives 1024·15·5 + 2048·6·5 +
+1024·6·5 + 160·6·5 + 133·5 = 174,425.
 
 **Multiplies** are those left after pruning (non-zero quantized weights × the
 times each is used). **DSPs** (hls4ml's Latency strategy, reuse factor 1): one
@@ -49,7 +54,7 @@ from .graph import graph_of, leaves, map_leaves, run
 from .quantized import quantized_values
 from .snapshot import Snapshot
 
-__all__ = ["DSP_MIN_BITS", "LayerCost", "bops", "magnitude_bits", "model_cost", "quantizer_bits"]
+__all__ = ["DSP_MIN_BITS", "LayerCost", "bops", "magnitude_bits", "model_cost", "quantizer_bits", "value_bits"]
 
 FLOAT_BITS = 32
 DSP_MIN_BITS = 9  # hls4ml's VivadoDSPEstimator: no DSP below 9 bits
@@ -198,13 +203,40 @@ def _effective(layer: Any, stage: tuple[int, int, str], in_val: _Val, out_elems:
         return 0.0, 0, 0
     uses = n_macs // w.size  # each weight multiplies this many inputs (output positions of a conv)
     multiplies = uses * int(np.count_nonzero(w))
-    ebops = float(multiplies) * in_val.mbits * magnitude_bits(quantizer)
+    ebops = float(uses) * in_val.mbits * _bits_sum(w, quantizer)
     dsp = multiplies if min(quantizer_bits(quantizer), in_val.bits) >= DSP_MIN_BITS else 0
     bias = _quantized(layer, "bias", "bias", values) if with_bias and getattr(layer, "use_bias", False) else None
     if bias is not None and bias.size:
         per_channel = out_elems // bias.size  # each bias is added once per output position
-        ebops += float(per_channel * int(np.count_nonzero(bias)) * magnitude_bits(_weight_quantizer(layer, "bias")))
+        ebops += float(per_channel) * _bits_sum(bias, _weight_quantizer(layer, "bias"))
     return ebops, multiplies, dsp
+
+
+def _bits_sum(values: np.ndarray, quantizer: Any) -> float:
+    """The magnitude bits of ``values`` (a quantizer's outputs) summed: each at most the quantizer's, fewer where
+    the value needs fewer (:func:`value_bits`); a float weight (no quantizer) costs 32 bits."""
+    if quantizer is None or isinstance(quantizer, str):
+        return float(np.count_nonzero(values)) * FLOAT_BITS
+    return float(value_bits(values, magnitude_bits(quantizer)).sum())
+
+
+def value_bits(values: Any, cap: float) -> np.ndarray:
+    """Per value, the magnitude bits (sign excluded) of the narrowest fixed-point format that holds it exactly,
+    at most ``cap`` (the declared width's); 0 for a zero.
+
+    A value ``v = ±m · 2**e`` with ``m`` odd needs ``bit_length(m)`` bits: 0.25 one, 0.75 two, 11/16 four.
+    This is what HGQ2 counts for a weight whose own width is the narrowest that holds it (Sun et al.,
+    arXiv:2405.00645, per-weight widths), and what a constant multiplier is built from: hls4ml and da4ml
+    multiply by the constant, and a multiply by 0.25 is a shift. Values that are not dyadic (a float scale)
+    get ``cap``. Shape: that of ``values``; float64.
+    """
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    mantissa, _ = np.frexp(v)  # v = mantissa * 2**exponent, mantissa in [0.5, 1): 53 significant bits
+    m = (mantissa * 2.0**53).astype(np.uint64)
+    lowest = m & (~m + np.uint64(1))  # the lowest set bit
+    with np.errstate(divide="ignore"):
+        bits = 53.0 - np.log2(lowest.astype(np.float64))
+    return np.where(v == 0, 0.0, np.minimum(bits, float(cap)))
 
 
 def _spec(value: _Val) -> Any:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..model.cost import value_bits
+
 __all__ = ["ControllerState", "cost_of", "greedy_prune", "make_beta_controller", "make_mask_callback", "quantized_arrays"]
 
 
@@ -110,8 +112,9 @@ def make_beta_controller(search: Any, target: float, beta0: float, k_p: float, k
 def greedy_prune(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str, str], float], excess: float) -> dict[tuple[str, str], np.ndarray]:
     """Masks that remove at least ``excess`` EBOPs: non-zero values in order of ``|v| / mean|v| / cost``, smallest first.
 
-    ``arrays``: quantized kernels and biases by ``(layer, role)``; ``unit_cost``: the EBOPs one of their
-    non-zero values costs. Returns a boolean mask (True: kept) per array; values already zero stay masked.
+    ``arrays``: quantized kernels and biases by ``(layer, role)``; ``unit_cost``: the EBOPs one magnitude bit of
+    one of their values costs (a value costs that times its bits, :func:`~qconvert.model.cost.value_bits`).
+    Returns a boolean mask (True: kept) per array; values already zero stay masked.
     """
     masks = {key: a != 0 for key, a in arrays.items()}
     if excess <= 0:
@@ -122,8 +125,9 @@ def greedy_prune(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tupl
         if not nz.size or unit_cost[key] <= 0:
             continue
         mags = np.abs(a.ravel()[nz])
-        scores.append(mags / mags.mean() / unit_cost[key])
-        costs.append(np.full(nz.size, unit_cost[key]))
+        cost = unit_cost[key] * value_bits(mags, np.inf)
+        scores.append(mags / mags.mean() / cost)
+        costs.append(cost)
         keys += [key] * nz.size
         index.append(nz)
     if not scores:
@@ -151,8 +155,8 @@ def quantized_arrays(model: Any, keys: Any) -> dict[tuple[str, str], np.ndarray]
 
 
 def cost_of(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str, str], float]) -> float:
-    """EBOPs of the multiply layers these arrays belong to: non-zero values times their unit cost."""
-    return float(sum(np.count_nonzero(a) * unit_cost[key] for key, a in arrays.items()))
+    """EBOPs of the multiply layers these arrays belong to: each value's magnitude bits times its unit cost."""
+    return float(sum(value_bits(a, np.inf).sum() * unit_cost[key] for key, a in arrays.items()))
 
 
 def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, unit_cost: Any = None,
@@ -160,7 +164,7 @@ def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, 
     """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
     after every training batch, so no EBOPs come back while fine-tuning.
 
-    When the count (non-zero quantized values times ``unit_cost``) starts above ``target``, the masks also
+    When the count (each value's magnitude bits times ``unit_cost``) starts above ``target``, the masks also
     grow at the end of each epoch up to ``end_epoch`` (from 1), by :func:`greedy_prune` on the current values,
     so that the count falls from where it started to ``target`` along Zhu & Gupta's cubic schedule.
     """

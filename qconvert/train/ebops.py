@@ -1,15 +1,19 @@
 """The differentiable EBOPs term: fixed-point quantization with learnable bit widths, and its cost.
 
-Effective bit operations are counted as :mod:`qconvert.model.cost` counts them
-(HGQ2's count; Sun et al., "Gradient-based Automatic Mixed Precision Quantization
-for Neural Networks On-Chip", arXiv:2405.00645)::
+Effective bit operations (HGQ2's count; Sun et al., "Gradient-based Automatic Mixed
+Precision Quantization for Neural Networks On-Chip", arXiv:2405.00645) at the
+layer's declared widths::
 
     EBOPs(layer) = uses * (N_w * a' * w'  +  N_b * b')
 
 with ``N_w`` and ``N_b`` the non-zero quantized kernel and bias values, ``a'`` the
 magnitude bits (sign bit excluded) of the layer's input quantizer, ``w'`` and ``b'``
 those of its kernel and bias quantizers, and ``uses`` the output positions each
-weight serves (1 for a Dense on vectors; the output pixels of a convolution).
+weight serves (1 for a Dense on vectors; the output pixels of a convolution). This
+is an upper bound of :mod:`qconvert.model.cost`'s exact count, which takes each
+value at its own bits (:func:`~qconvert.model.cost.value_bits`, at most ``w'``): the
+training term is smooth in the widths, and the β controller steers by the exact
+count.
 
 During the search every width is a continuous variable. The quantizer uses it
 rounded, with a straight-through gradient (:func:`ste_round`), and rounds values
@@ -96,6 +100,7 @@ def layer_ebops(uses: float, kernel_count: Any, input_magnitude: Any, kernel_mag
                 bias_count: Any = 0.0, bias_magnitude: Any = 0.0) -> Any:
     """EBOPs of one multiply layer: ``uses * (N_w * a' * w' + N_b * b')`` (module docstring).
 
-    Works on tensors (the differentiable term) and on plain numbers (the exact count).
+    Works on tensors (the differentiable term) and on plain numbers (the exact count: ``N_w * w'`` and
+    ``N_b * b'`` then the sums of the values' own bits, with ``w' = b' = 1``).
     """
     return uses * (kernel_count * input_magnitude * kernel_magnitude + bias_count * bias_magnitude)

@@ -5,9 +5,11 @@ QConv2D, QActivation with ``quantized_bits`` / ``quantized_relu``, layers that
 only move data, float layers without weights) with the layers below, which
 quantize exactly as QKeras does (:func:`~qconvert.train.ebops.fixed_point`) but
 hold their bit widths and integer bits as trainable variables. Each multiply
-layer adds ``beta * EBOPs`` (:func:`~qconvert.train.ebops.layer_ebops`) to the
-loss while training, with ``a'`` taken from the quantizers that feed it (the
-widest, as :mod:`qconvert.model.cost` takes it).
+layer adds ``beta * EBOPs`` (:func:`~qconvert.train.ebops.layer_ebops`, at the
+declared widths) to the loss while training, with ``a'`` taken from the
+quantizers that feed it (the widest, as :mod:`qconvert.model.cost` takes it);
+:meth:`SearchModel.exact_ebops` counts as :mod:`qconvert.model.cost` does, each
+value at its own bits.
 
 A width ``w`` is stored as ``w / scale``: Adam moves a variable by about its
 learning rate per step, so ``scale`` sets how fast widths move relative to
@@ -27,6 +29,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import ConversionError
+from ..model.cost import value_bits
 from ..model.graph import graph_of, leaves, map_leaves, run
 from .ebops import FLOAT_MAGNITUDE, fixed_point, layer_ebops, magnitude_bits, relaxed_count, ste_round
 
@@ -199,9 +202,8 @@ class _LearnedWeights:
     def exact_ebops(self) -> float:
         """EBOPs at the rounded widths, counted as :func:`qconvert.model.cost.model_cost` counts them."""
         k, b = self.exact_quantized()
-        n_b, b_mag = (int(np.count_nonzero(b)), self.bias_format.rounded().magnitude) if b is not None and self.bias_format else (0, 0)
-        return float(layer_ebops(self.uses, int(np.count_nonzero(k)), self.inputs.exact(),
-                                 self.kernel_format.rounded().magnitude, n_b, b_mag))
+        bias_bits = float(value_bits(b, np.inf).sum()) if b is not None else 0.0
+        return float(layer_ebops(self.uses, float(value_bits(k, np.inf).sum()), self.inputs.exact(), 1.0, bias_bits, 1.0))
 
 
 class LearnedDense(_LearnedWeights, keras.layers.Dense):

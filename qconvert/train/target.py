@@ -203,12 +203,11 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     widths = search.widths()
     arrays, unit_cost, floats = {}, {}, {}
     for name, layer in search.multiplies.items():
-        k, b = layer.exact_quantized()
-        a, w = layer.inputs.exact(), widths[name]["kernel"].magnitude
-        arrays[(name, "kernel")], unit_cost[(name, "kernel")] = k, layer.uses * a * w
+        k, b = layer.exact_quantized()  # EBOPs per magnitude bit of a value: its input's bits times its uses
+        arrays[(name, "kernel")], unit_cost[(name, "kernel")] = k, layer.uses * layer.inputs.exact()
         floats[(name, "kernel")] = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
         if b is not None:
-            arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses * widths[name]["bias"].magnitude
+            arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses
             floats[(name, "bias")] = np.asarray(keras.ops.convert_to_numpy(layer.bias))
     searched = float(sum(search.exact_ebops().values()))
     masks = {key: a != 0 for key, a in arrays.items()}
