@@ -4,7 +4,8 @@
 converted model's ``get_config()`` (every layer's config, names and graph) and of each layer's
 serialized config, every weight's path, shape, dtype, trainability and the SHA-256 of its bytes, and the report's per-layer cost figures, as written by
 the rewriter and cost model of commit abc6d12 (before the speed-up); the ``*-6bit`` entries of the models
-with tanh or sigmoid were regenerated when the 6bit preset began to quantize them. The test converts the same
+with tanh or sigmoid were regenerated when the 6bit preset began to quantize them, and every entry's EBOPs (only
+those) when the count began to take each weight at its own value's bits. The test converts the same
 models again and compares. Regenerate only for a deliberate change of output:
 
     PYTHONPATH=$PWD python tests/test_convert_golden.py --write
