@@ -24,8 +24,8 @@ After training, HGQ2's ``trace_minmax`` over the training and validation rows se
 quantizers' integer bits from the data and returns HGQ2's own EBOPs count of the final model, the
 figure reported. Test accuracy is that traced model's, on the test split. Beside it, the same model's count
 with each weight and bias at its own value's bits (``ebops_values``; :func:`value_bits`, qconvert's count
-of its own models) and, as a check of that formula, at the declared widths (``ebops_recount``: equals
-``ebops``).
+of its own models) and, as a check of that formula, at the declared widths (``ebops_recount``: within one
+EBOP per layer of ``ebops``, which HGQ2 truncates per layer, or the route fails).
 
 Printed (stdout, the last line), one JSON object: ``beta``, ``seed``, ``epochs``, ``batch_size``, ``lr``;
 ``test_accuracy``, ``val_accuracy`` (fractions); ``ebops`` (after the trace), ``ebops_recount`` and
@@ -103,6 +103,8 @@ def ebops_of(model, by_value: bool) -> float:
     for layer in model.layers:
         if not hasattr(layer, "qkernel"):
             continue
+        if layer.ebops_factor != 1 or getattr(layer, "parallelization_factor", 1) != getattr(layer, "n_parallel", 1):
+            raise SystemExit(f"{layer.name}: ebops_factor or parallelization other than 1: not counted here")
         n_in, units = (int(d) for d in layer.kernel.shape)
         bw_in = np.asarray(ops.convert_to_numpy(layer.iq.bits_((1, n_in))))
         if by_value:
@@ -183,6 +185,10 @@ def main() -> None:
     ebops = trace_minmax(model, rows, batch_size=min(TRACE_BATCH, len(rows)))
     trace_s = time.perf_counter() - trace_start
 
+    recount = ebops_of(model, by_value=False)
+    if abs(recount - ebops) >= len(model.layers):  # HGQ2 truncates each layer's count to an integer
+        raise SystemExit(f"the recount of HGQ2's formula ({recount:,.1f}) differs from HGQ2's count ({ebops:,})")
+
     def accuracy(split: str) -> float:
         logits = model.predict(x[split], batch_size=4096, verbose=0)
         return float(np.mean(np.argmax(logits, axis=1) == y[split]))
@@ -190,7 +196,7 @@ def main() -> None:
     result = {
         "beta": args.beta, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "test_accuracy": accuracy("test"), "val_accuracy": accuracy("val"), "ebops": int(ebops),
-        "ebops_recount": ebops_of(model, by_value=False), "ebops_values": ebops_of(model, by_value=True),
+        "ebops_recount": recount, "ebops_values": ebops_of(model, by_value=True),
         "ebops_training": int(history.history["ebops"][-1]), "train_s": train_s, "train_cpu_s": train_cpu_s,
         "epoch_s": clock.median("wall"), "epoch_cpu_s": clock.median("cpu"), "first_epoch_s": clock.wall[0],
         "setup_s": start - START, "trace_s": trace_s, "wall_s": time.perf_counter() - START, "cpu_s": time.process_time(),

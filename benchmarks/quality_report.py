@@ -106,7 +106,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         note = f"[red]{row['error']}[/red]" if row["error"] else (
             f"val {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else "")
         if row.get("ebops_values") is not None:
-            note = f"by value as qconvert counts: {row['ebops_values']:,.0f} EBOPs"
+            note = "; ".join(filter(None, [note, f"by value as qconvert counts: {row['ebops_values']:,.0f} EBOPs"]))
         if row.get("target") and row["ebops"] is not None:
             note = f"{'target met' if row['ebops'] <= row['target'] else 'over the target'}"
         table.add_row(case, row["label"], seeds, f"{acc:.4f}{std}" if acc is not None else "—", delta,

@@ -102,7 +102,7 @@ class LayerRow:
     note: str = ""
     leftover: bool = False
     bops_hls4ml: float | None = None  # at the precisions hls4ml implements, once a project is derived
-    ebops: float | None = None  # HGQ2's effective BOPs (qconvert.model.cost), zero weights free
+    ebops: float | None = None  # effective BOPs, HGQ2's formula by value (qconvert.model.cost), zero weights free
     multiplies: int | None = None  # multiplies left after pruning
     dsp: int | None = None  # DSP estimate, hls4ml Latency strategy
     sparsity: float | None = None  # fraction of exact zeros in the kernels, for layers the rules prune

@@ -238,3 +238,28 @@ def test_rules_show_estimates_the_cost_before_any_training(digits_files):
 
     before, after = (float(v) for v in re.findall(r"EBOPs ([0-9.]+)k", line))
     assert 0.25 * before < after < 0.5 * before  # the largest quarter of the weights kept (see above)
+
+
+
+def test_the_search_estimates_a_pruned_trial_as_rules_show_does(digits_files):
+    """The cost a search ranks a pruned trial by before training: the value bits the magnitude mask keeps, per
+    layer (the oracle: ``rules show``'s one-shot pruning, then the cost model); the model is left as it was."""
+    from qconvert.model.load import load_model
+    from qconvert.model.plan import plan_model
+    from qconvert.model.rewrite import apply_plan
+    from qconvert.pipeline.convert import preview_cost
+    from qconvert.rules import as_ruleset
+    from qconvert.search.pruning import estimate_ebops
+
+    model = load_model(digits_files[0])
+    plan = plan_model(model, as_ruleset("6bit-pruned"))
+    qmodel = apply_plan(model, plan)
+    sparsity = {item.qualified_name: item.prune.sparsity for item in plan.layers if item.prune is not None}
+    before = [w.copy() for w in qmodel.get_weights()]
+    estimate = estimate_ebops(qmodel, sparsity)
+    unpruned, pruned = preview_cost(model, plan)
+    oracle = sum(c.ebops for c in pruned.values())
+    assert estimate <= oracle <= 1.05 * estimate  # the estimate scales the (unpruned) biases' few bits too
+    assert oracle < 0.5 * sum(c.ebops for c in unpruned.values())
+    assert all(np.array_equal(a, b) for a, b in zip(before, qmodel.get_weights()))
+    assert estimate_ebops(qmodel, sparsity, target_ebops=1000.0) == 1000.0

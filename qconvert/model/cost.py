@@ -12,9 +12,9 @@ pooling, Add, ...) pass the widest input on; anything else produces float
 (32 bits) in Keras. The same MACs are also costed at FP32 (32 × 32) and at
 hls4ml's default ``ap_fixed<16,6>`` (16 × 16).
 
-**EBOPs** (effective bit operations) are counted as HGQ2 0.2 counts them, so
-the figures compare with HGQ2's (Sun et al., "Gradient-based Automatic Mixed
-Precision Quantization for Neural Networks On-Chip", 2024)::
+**EBOPs** (effective bit operations) follow HGQ2 0.2's formula (Sun et al.,
+"Gradient-based Automatic Mixed Precision Quantization for Neural Networks
+On-Chip", 2024), each weight at the bits its value needs::
 
     EBOPs = sum over multiplies  b_in' * b_w'   +   sum over outputs  b_bias'
 
@@ -24,13 +24,17 @@ where ``b_in'`` is the bit width of the input's quantizer without its sign bit
 narrowest fixed-point format that holds its quantized value (:func:`value_bits`):
 at most the quantizer's (``quantized_bits(6, 0)`` → 5), fewer for a value that
 needs fewer (0.5 one bit, 0.75 two), none for a zero (a pruned multiply is not
-built). HGQ2 learns a width per weight and counts those; a QKeras quantizer has
-one width per layer, and the per-weight width that holds each value is what
-HGQ2's count of the same weights comes to. It is also what the hardware is built
-from: hls4ml and da4ml multiply by the constant, and a multiply by a power of two
-is a shift. Check: the seed's 6-bit jet tagger with a signed 16-bit input and
-every weight and bias at a full-width value (31/32) gives 1024·15·5 + 2048·6·5 +
-1024·6·5 + 160·6·5 + 133·5 = 174,425.
+built). HGQ2 learns a width per weight and counts those declared widths; a
+QKeras quantizer declares one width per layer. The count here is HGQ2's at the
+narrowest per-weight widths that hold the same values, so it is at most HGQ2's
+count of the same weights (``benchmarks/hgq2_route.py`` gives both for HGQ2's
+models: its own count is about 10-80 % higher there), and equal where every value uses
+its full width. It is also a proxy of what constant multipliers cost where the
+weights are constants of the logic (hls4ml's Latency at reuse factor 1, da4ml):
+a multiply by a power of two is a shift. Check: the seed's 6-bit jet tagger with
+a signed 16-bit input and every weight and bias at a full-width value (31/32)
+gives 1024·15·5 + 2048·6·5 + 1024·6·5 + 160·6·5 + 133·5 = 174,425, HGQ2's count
+of the same network at those widths.
 
 **Multiplies** are those left after pruning (non-zero quantized weights × the
 times each is used). **DSPs** (hls4ml's Latency strategy, reuse factor 1): one
@@ -70,7 +74,7 @@ _DATA_MOVERS = (
 @dataclass(frozen=True)
 class LayerCost:
     """The cost of one layer: MACs, the weight and input widths it was costed at, BOPs (at its precisions, at FP32
-    and at ``ap_fixed<16,6>``), EBOPs (HGQ2's count), multiplies left after pruning and the DSP estimate; the
+    and at ``ap_fixed<16,6>``), EBOPs (HGQ2's formula, by value), multiplies left after pruning and the DSP estimate; the
     formulas and their sources are in the module docstring."""
 
     name: str
@@ -80,13 +84,14 @@ class LayerCost:
     bops: float
     bops_fp32: float
     bops_ap_fixed: float
-    ebops: float = 0.0  # HGQ2's count: see the module docstring
+    ebops: float = 0.0  # HGQ2's formula, each weight at its value's bits: see the module docstring
     multiplies: int = 0  # multiplies left after pruning (non-zero quantized weights × uses)
     dsp: int = 0  # estimated DSPs, hls4ml Latency strategy, reuse factor 1
 
 
 def magnitude_bits(quantizer: Any) -> int:
-    """Bits of a quantizer's values without the sign bit, as HGQ2 counts them (32 for float)."""
+    """Bits of a quantizer's values without the sign bit, as HGQ2 counts a declared width (32 for float):
+    the most one of its values costs in EBOPs (:func:`value_bits`)."""
     bits = quantizer_bits(quantizer)
     if bits == FLOAT_BITS and (quantizer is None or isinstance(quantizer, str)):
         return bits
@@ -225,18 +230,22 @@ def value_bits(values: Any, cap: float) -> np.ndarray:
     at most ``cap`` (the declared width's); 0 for a zero.
 
     A value ``v = ±m · 2**e`` with ``m`` odd needs ``bit_length(m)`` bits: 0.25 one, 0.75 two, 11/16 four.
-    This is what HGQ2 counts for a weight whose own width is the narrowest that holds it (Sun et al.,
-    arXiv:2405.00645, per-weight widths), and what a constant multiplier is built from: hls4ml and da4ml
-    multiply by the constant, and a multiply by 0.25 is a shift. Values that are not dyadic (a float scale)
-    get ``cap``. Shape: that of ``values``; float64.
+    That is the width HGQ2 would count for a weight whose own width is the narrowest holding it (Sun et al.,
+    arXiv:2405.00645, per-weight widths; its learned widths are at least this), and a proxy of what a
+    constant multiplier costs where the weights are constants of the logic (hls4ml's Latency at reuse
+    factor 1, da4ml): a multiply by 0.25 is a shift. A value that is not a float64 dyadic fraction of at
+    most ``cap`` bits gets ``cap`` (a float scale such as ``alpha='auto'``: up to 53 bits when ``cap`` is
+    infinite); NaN and ±inf get ``cap``. Shape: that of ``values``; float64.
     """
-    v = np.abs(np.asarray(values, dtype=np.float64))
-    mantissa, _ = np.frexp(v)  # v = mantissa * 2**exponent, mantissa in [0.5, 1): 53 significant bits
-    m = (mantissa * 2.0**53).astype(np.uint64)
-    lowest = m & (~m + np.uint64(1))  # the lowest set bit
+    v = np.abs(np.atleast_1d(np.asarray(values, dtype=np.float64)))
+    finite = np.isfinite(v)
+    mantissa, _ = np.frexp(np.where(finite, v, 0.0))  # v = mantissa * 2**exponent, mantissa in [0.5, 1)
+    m = (mantissa * 2.0**53).astype(np.uint64)  # 53 significant bits, exactly
+    lowest = m & (~m + np.uint64(1))  # the lowest set bit (0 for a zero)
     with np.errstate(divide="ignore"):
         bits = 53.0 - np.log2(lowest.astype(np.float64))
-    return np.where(v == 0, 0.0, np.minimum(bits, float(cap)))
+    bits = np.where(v == 0, 0.0, np.minimum(bits, float(cap)))
+    return np.where(finite, bits, float(cap)).reshape(np.shape(values))
 
 
 def _spec(value: _Val) -> Any:

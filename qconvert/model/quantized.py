@@ -1,4 +1,4 @@
-"""The values weights take after their quantizers, for the cost model (which counts the non-zero ones).
+"""The values weights take after their quantizers, for the cost model (which counts the bits each needs).
 
 A QKeras quantizer called eagerly runs a few dozen small TensorFlow operations whatever the size of its
 input; for the seed's four layers that took longer than the rest of the cost model. QKeras's

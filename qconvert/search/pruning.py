@@ -63,11 +63,40 @@ def stop_margin(accuracy: float, n: int) -> float:
 
 def estimate_ebops(model: Any, sparsity: Mapping[str, float], target_ebops: float | None = None) -> float:
     """EBOPs of the converted, untrained ``model`` with each layer's weights pruned to its target sparsity
-    (layer name → fraction), capped at ``target_ebops`` (cost-aware training ends at or below it)."""
+    (layer name → fraction), capped at ``target_ebops`` (cost-aware training ends at or below it).
+
+    Magnitude pruning keeps the largest weights, which need more bits than the average one: a pruned layer
+    costs its share of the kernel's value bits that the magnitude mask keeps (``model`` is not changed)."""
     from ..model.cost import model_cost
 
-    estimate = sum(c.ebops * (1.0 - sparsity.get(name, 0.0)) for name, c in model_cost(model).items())
+    estimate = sum(c.ebops * _kept_bits(model, name, sparsity.get(name, 0.0)) for name, c in model_cost(model).items())
     return min(estimate, float(target_ebops)) if target_ebops is not None else estimate
+
+
+def _kept_bits(model: Any, name: str, sparsity: float) -> float:
+    """The fraction of the value bits of layer ``name``'s quantized kernel left after pruning its smallest
+    weights to ``sparsity`` (``1 - sparsity`` where the layer or its quantizer is not found)."""
+    if not sparsity:
+        return 1.0
+    import keras
+    import numpy as np
+
+    from ..model.cost import value_bits
+    from ..train.prune import magnitude_mask
+
+    layer = model
+    try:
+        for part in name.split("/"):
+            layer = layer.get_layer(part)
+    except (ValueError, AttributeError):
+        return 1.0 - sparsity
+    quantizer, kernel = getattr(layer, "kernel_quantizer_internal", None), getattr(layer, "kernel", None)
+    if quantizer is None or kernel is None:
+        return 1.0 - sparsity
+    weights = np.asarray(keras.ops.convert_to_numpy(kernel))
+    bits = value_bits(np.asarray(keras.ops.convert_to_numpy(quantizer(weights))), np.inf)
+    total = float(bits.sum())
+    return float((bits * magnitude_mask(weights, sparsity, None)).sum()) / total if total else 1.0 - sparsity
 
 
 def cost_bucket(ebops: float) -> int:

@@ -162,7 +162,8 @@ def cost_of(arrays: dict[tuple[str, str], np.ndarray], unit_cost: dict[tuple[str
 def make_mask_callback(model: Any, masks: dict[tuple[str, str], np.ndarray], *, unit_cost: Any = None,
                        target: float = math.inf, end_epoch: int = 0) -> Any:
     """A callback that keeps the values ``masks`` (by ``(layer, "kernel" | "bias")``, False: zero) at zero
-    after every training batch, so no EBOPs come back while fine-tuning.
+    after every training batch, so no pruned value comes back while fine-tuning (a kept value may still move
+    to one that needs more bits).
 
     When the count (each value's magnitude bits times ``unit_cost``) starts above ``target``, the masks also
     grow at the end of each epoch up to ``end_epoch`` (from 1), by :func:`greedy_prune` on the current values,

@@ -1,6 +1,6 @@
 """The differentiable EBOPs term: fixed-point quantization with learnable bit widths, and its cost.
 
-Effective bit operations (HGQ2's count; Sun et al., "Gradient-based Automatic Mixed
+Effective bit operations (HGQ2's formula; Sun et al., "Gradient-based Automatic Mixed
 Precision Quantization for Neural Networks On-Chip", arXiv:2405.00645) at the
 layer's declared widths::
 
@@ -75,7 +75,7 @@ def fixed_point(x: Any, integer: Any, fractional: Any, signed: bool) -> Any:
 
 
 def magnitude_bits(bits: Any, signed: bool) -> Any:
-    """Bits without the sign bit: what one value costs in EBOPs (``quantized_bits(6, 0)`` → 5)."""
+    """Bits without the sign bit: the most one value costs in EBOPs (``quantized_bits(6, 0)`` → 5)."""
     return bits - 1.0 if signed else bits
 
 

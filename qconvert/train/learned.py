@@ -202,8 +202,9 @@ class _LearnedWeights:
     def exact_ebops(self) -> float:
         """EBOPs at the rounded widths, counted as :func:`qconvert.model.cost.model_cost` counts them."""
         k, b = self.exact_quantized()
-        bias_bits = float(value_bits(b, np.inf).sum()) if b is not None else 0.0
-        return float(layer_ebops(self.uses, float(value_bits(k, np.inf).sum()), self.inputs.exact(), 1.0, bias_bits, 1.0))
+        kernel_bits = float(value_bits(k, self.kernel_format.rounded().magnitude).sum())
+        bias_bits = float(value_bits(b, self.bias_format.rounded().magnitude).sum()) if b is not None and self.bias_format else 0.0
+        return float(layer_ebops(self.uses, kernel_bits, self.inputs.exact(), 1.0, bias_bits, 1.0))
 
 
 class LearnedDense(_LearnedWeights, keras.layers.Dense):

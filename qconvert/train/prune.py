@@ -33,6 +33,7 @@ __all__ = [
     "PruneTarget",
     "kernel_sparsity",
     "kernel_variables",
+    "magnitude_mask",
     "make_pruning_callback",
     "prune_once",
     "prune_targets",
@@ -97,7 +98,7 @@ def kernel_variables(model: Any, path: tuple[str, ...]) -> list[Any]:
     return [v for attr in _KERNELS if (v := getattr(layer, attr, None)) is not None]
 
 
-def _magnitude_mask(weights: np.ndarray, sparsity: float, previous: np.ndarray | None) -> np.ndarray:
+def magnitude_mask(weights: np.ndarray, sparsity: float, previous: np.ndarray | None) -> np.ndarray:
     """Keep all but the ``round(sparsity * n)`` smallest |w| (ties broken by position); pruned stays pruned."""
     n_prune = round(sparsity * weights.size)
     flat = np.abs(weights).ravel()
@@ -150,7 +151,7 @@ def make_pruning_callback(targets: Iterable[PruneTarget]) -> Any:
                     continue
                 for i, var in enumerate(kernel_variables(self.model, t.path)):
                     key = (t.name, i)
-                    self.masks[key] = _magnitude_mask(np.asarray(keras.ops.convert_to_numpy(var)), level, self.masks[key])
+                    self.masks[key] = magnitude_mask(np.asarray(keras.ops.convert_to_numpy(var)), level, self.masks[key])
             self._apply()
             if logs is not None:  # into the history (and the training figure), checkpointed with it
                 for t in targets:
@@ -186,4 +187,4 @@ def prune_once(model: Any, targets: Iterable[tuple[tuple[str, ...], float]]) -> 
     for path, sparsity in targets:
         for var in kernel_variables(model, path):
             weights = np.asarray(keras.ops.convert_to_numpy(var))
-            var.assign(weights * _magnitude_mask(weights, sparsity, None))
+            var.assign(weights * magnitude_mask(weights, sparsity, None))

@@ -15,11 +15,13 @@
    (qconvert's own rewrite: an ordinary QKeras model), the searched weights loaded,
    and each value that quantizes to zero masked.
 3. **Fine-tune** (the other epochs): plain QAT (:func:`~qconvert.train.qat.fine_tune`)
-   at the fixed widths with the masks held, so the count can only stay ``<= T``.
-   Should it still exceed T (no search epoch reached it), the values that cost the
-   most EBOPs for their magnitude are pruned over the first half of the fine-tuning
-   (:func:`~qconvert.train.beta.greedy_prune`, Zhu & Gupta's schedule), and whatever
-   is left above T after the last epoch is pruned the same way at once.
+   at the fixed widths with the masks held: no zero comes back, but a value may move
+   to one that needs more bits, so the count can rise (on the jets by up to 16 %).
+   Should the count exceed T when fine-tuning starts (no search epoch reached it), the
+   values that cost the most EBOPs for their magnitude are pruned over the first half
+   of the fine-tuning (:func:`~qconvert.train.beta.greedy_prune`, Zhu & Gupta's
+   schedule); whatever is above T after the last epoch (the best epoch's weights) is
+   pruned the same way at once, so the saved model is always at ``<= T``.
 
 Method after HGQ (Sun et al., arXiv:2405.00645): surrogate gradients for bit widths,
 EBOPs as the cost, β adapted to the target; here with per-layer formats a QKeras
@@ -203,11 +205,14 @@ def train_to_target(model: Any, qmodel: Any, dataset: Dataset, target_ebops: flo
     widths = search.widths()
     arrays, unit_cost, floats = {}, {}, {}
     for name, layer in search.multiplies.items():
-        k, b = layer.exact_quantized()  # EBOPs per magnitude bit of a value: its input's bits times its uses
-        arrays[(name, "kernel")], unit_cost[(name, "kernel")] = k, layer.uses * layer.inputs.exact()
+        # EBOPs per magnitude bit of a value: its input's bits times its uses (none for a format of no magnitude
+        # bit, a 1-bit signed one: its values cost nothing, as model_cost counts them)
+        k, b = layer.exact_quantized()
+        has_bits = {role: float(w.magnitude > 0) for role, w in widths[name].items()}
+        arrays[(name, "kernel")], unit_cost[(name, "kernel")] = k, layer.uses * layer.inputs.exact() * has_bits["kernel"]
         floats[(name, "kernel")] = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
         if b is not None:
-            arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses
+            arrays[(name, "bias")], unit_cost[(name, "bias")] = b, layer.uses * has_bits["bias"]
             floats[(name, "bias")] = np.asarray(keras.ops.convert_to_numpy(layer.bias))
     searched = float(sum(search.exact_ebops().values()))
     masks = {key: a != 0 for key, a in arrays.items()}
