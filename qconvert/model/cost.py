@@ -28,7 +28,7 @@ built). HGQ2 learns a width per weight and counts those declared widths; a
 QKeras quantizer declares one width per layer. The count here is HGQ2's at the
 narrowest per-weight widths that hold the same values, so it is at most HGQ2's
 count of the same weights (``benchmarks/hgq2_route.py`` gives both for HGQ2's
-models: its own count is about 10-80 % higher there), and equal where every value uses
+models: its own count is 7-83 % higher there), and equal where every value uses
 its full width. It is also a proxy of what constant multipliers cost where the
 weights are constants of the logic (hls4ml's Latency at reuse factor 1, da4ml):
 a multiply by a power of two is a shift. Check: the seed's 6-bit jet tagger with
