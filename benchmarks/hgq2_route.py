@@ -29,7 +29,8 @@ EBOP per layer of ``ebops``, which HGQ2 truncates per layer, or the route fails)
 
 Printed (stdout, the last line), one JSON object: ``beta``, ``seed``, ``epochs``, ``batch_size``, ``lr``;
 ``test_accuracy``, ``val_accuracy`` (fractions); ``ebops`` (after the trace), ``ebops_recount`` and
-``ebops_values`` (above), ``ebops_training`` (HGQ2's running count at the last epoch); ``train_s``/``train_cpu_s`` (``fit`` alone, wall and process CPU seconds),
+``ebops_values`` (above), ``ebops_training`` (HGQ2's running count at the last epoch);
+``train_s``/``train_cpu_s`` (``fit`` alone, wall and process CPU seconds),
 ``epoch_s``/``epoch_cpu_s`` (the median epoch after the first, which compiles), ``first_epoch_s``;
 ``setup_s`` (imports, data, build: before ``fit``), ``trace_s`` (the final trace);
 ``wall_s``/``cpu_s`` (the whole script: imports, build, fit, trace, evaluation); ``versions``.

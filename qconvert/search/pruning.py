@@ -82,13 +82,11 @@ def _kept_bits(model: Any, name: str, sparsity: float) -> float:
     import numpy as np
 
     from ..model.cost import value_bits
-    from ..train.prune import magnitude_mask
+    from ..train.prune import find_layer, magnitude_mask
 
-    layer = model
     try:
-        for part in name.split("/"):
-            layer = layer.get_layer(part)
-    except (ValueError, AttributeError):
+        layer = find_layer(model, tuple(name.split("/")))
+    except ValueError:
         return 1.0 - sparsity
     quantizer, kernel = getattr(layer, "kernel_quantizer_internal", None), getattr(layer, "kernel", None)
     if quantizer is None or kernel is None:

@@ -31,6 +31,7 @@ from ..rules import PruneSpec
 
 __all__ = [
     "PruneTarget",
+    "find_layer",
     "kernel_sparsity",
     "kernel_variables",
     "magnitude_mask",
@@ -86,7 +87,8 @@ def scheduled_sparsity(target: PruneTarget, epoch: int) -> float:
     return target.sparsity * (1.0 - (1.0 - progress) ** 3)
 
 
-def _find(model: Any, path: tuple[str, ...]) -> Any:
+def find_layer(model: Any, path: tuple[str, ...]) -> Any:
+    """The layer at ``path`` (names from the outer model in); ValueError where there is none."""
     for name in path:
         model = model.get_layer(name)
     return model
@@ -94,7 +96,7 @@ def _find(model: Any, path: tuple[str, ...]) -> Any:
 
 def kernel_variables(model: Any, path: tuple[str, ...]) -> list[Any]:
     """The prunable kernel variables of the layer at ``path`` (kernel, depthwise_kernel, pointwise_kernel)."""
-    layer = _find(model, path)
+    layer = find_layer(model, path)
     return [v for attr in _KERNELS if (v := getattr(layer, attr, None)) is not None]
 
 
